@@ -1,0 +1,31 @@
+# make demo   ingest the bundled sample corpus and search it (creates .venv on first use)
+# make test   the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+# torch first and pinned: it resolves to the CPU build on this machine, and nothing later
+# can then pull the multi-GB CUDA one.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[test]'
+	touch $@
+
+demo: install
+	$(VENV)/bin/ragtune ingest sample/docs
+	$(VENV)/bin/ragtune search "How do I remove chunks of files I deleted?" -k 3
+
+test: install
+	$(VENV)/bin/pytest
+
+bench: install
+	$(PY) bench/ingest.py
+	$(PY) bench/retrieval.py
+
+clean:
+	rm -rf .ragtune

@@ -1,0 +1,170 @@
+"""The `ragtune` command: parse flags, call a stage's pure function, show its result.
+
+    ragtune ingest docs/ [--prune] [--json]
+    ragtune search "how do I prune deleted files?" -k 5
+
+Heavy libraries are imported inside the commands, so `ragtune --help` starts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    from core.config import ConfigError
+
+    try:
+        return args.run(args)
+    except ConfigError as e:
+        parser.error(str(e))
+    except KeyboardInterrupt:
+        print("ragtune: interrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as e:  # a missing model, a mismatched collection: one line, no traceback
+        print(f"ragtune: error: {e}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workdir", help="work directory (default: $RAGTUNE_WORKDIR or ./.ragtune)")
+    common.add_argument("--config", help="a YAML file to read instead of configs/<stage>.yaml")
+    index = argparse.ArgumentParser(add_help=False)
+    index.add_argument("--collection", help="Chroma collection name (default: docs)")
+    index.add_argument("--chroma", choices=["persistent", "http"], help="embedded Chroma on disk, or a `chroma run` server")
+    index.add_argument("--chroma-host", help="Chroma server host, with --chroma http")
+    index.add_argument("--chroma-port", type=int, help="Chroma server port, with --chroma http")
+    index.add_argument("--embedding-model", help="'packaged' (all-MiniLM-L6-v2) or a sentence-transformers folder")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print a machine-readable report")
+
+    parser = argparse.ArgumentParser(prog="ragtune", description="Documents in, a measured assistant out: prompting vs RAG vs fine-tuning.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", parents=[common, index, output], help="load, chunk and index files and folders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--chunk-size", type=int, help="chunk size in embedding tokens (default: 200)")
+    p.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tokens (default: 30)")
+    p.add_argument("--include", action="append", help="glob of files to take inside folders (repeatable)")
+    p.add_argument("--exclude", action="append", help="glob of files to leave out (repeatable)")
+    p.add_argument("--max-file-mb", type=float, help="refuse files larger than this (default: 100)")
+    p.add_argument("--prune", action="store_true", default=None, help="remove chunks of files gone from the folders given")
+    p.add_argument("--strict", action="store_true", default=None, help="exit non-zero if any file failed")
+    p.set_defaults(run=cmd_ingest)
+
+    p = sub.add_parser("search", parents=[common, index, output], help="retrieve the chunks that best match a query")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("-k", type=int, help="number of hits (default: 5)")
+    p.add_argument("--retrieval", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
+    p.set_defaults(run=cmd_search)
+    return parser
+
+
+def _index_overrides(args) -> dict:
+    keys = ("collection", "chroma", "chroma_host", "chroma_port", "embedding_model")
+    return {f"index.{k}": getattr(args, k) for k in keys}
+
+
+def cmd_ingest(args) -> int:
+    from core.config import load_config
+    from rag.config import IngestConfig
+    from rag.ingest import ingest
+
+    cfg = load_config(IngestConfig, {
+        "paths": args.paths, "workdir": args.workdir, "chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap,
+        "include": args.include, "exclude": args.exclude, "max_file_mb": args.max_file_mb,
+        "prune": args.prune, "strict": args.strict, **_index_overrides(args),
+    }, args.config)
+    bar = _Progress(disable=args.json)
+    report = ingest(cfg, on_file=bar.update)
+    bar.close()
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        for f in report.files:
+            if f.status in ("failed", "skipped", "pruned") or f.warnings:
+                print(f.line(), file=sys.stderr)
+        counts = ", ".join(f"{report.count(s)} {s}" for s in ("ok", "unchanged", "skipped", "failed", "pruned") if report.count(s))
+        print(f"{len(report.files)} files: {counts or 'none'}. Chunks: {report.chunks_added} added, "
+              f"{report.chunks_unchanged} unchanged, {report.chunks_removed} removed; "
+              f"{report.total_chunks} in collection '{report.collection}'. {report.elapsed_s:.1f} s")
+    ingested = report.count("ok") + report.count("unchanged")
+    if ingested == 0 and report.count("pruned") == 0:
+        print("ragtune: nothing was ingested", file=sys.stderr)
+        return 1
+    return 1 if cfg.strict and report.count("failed") else 0
+
+
+def cmd_search(args) -> int:
+    from core.config import load_config
+    from rag.config import SearchConfig
+    from rag.retrieve import Retriever
+
+    cfg = load_config(SearchConfig, {"workdir": args.workdir, "k": args.k, "retrieval": args.retrieval, **_index_overrides(args)}, args.config)
+    retriever = Retriever(cfg)
+    if retriever.index.count() == 0:
+        print(f"ragtune: collection '{cfg.index.collection}' is empty: run `ragtune ingest PATH` first", file=sys.stderr)
+        return 1
+    hits = retriever.search(args.query)
+    if args.json:
+        print(json.dumps({"query": args.query, "hits": [h.to_json() for h in hits]}, indent=2))
+        return 0
+    for h in hits:
+        c = h.chunk
+        where = f"p.{c.page}" if c.page else ""
+        where += (" " if where else "") + (f"§ {c.section}" if c.section else "")
+        snippet = " ".join(c.text.split())
+        print(f"{h.rank}. [{h.score:.4f}] {_short(c.source)} {where}".rstrip())
+        print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
+    return 0
+
+
+class _Progress:
+    """A tqdm bar over files, made on the first update (when the total is known)."""
+
+    def __init__(self, disable: bool):
+        self.bar, self.disable = None, disable
+
+    def update(self, report, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="file", desc="ingest", disable=self.disable, file=sys.stderr)
+        self.bar.set_postfix_str(f"{Path(report.path).name[:30]}: {report.status}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _short(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (weight-loading bars, telemetry notices) is not our user's business."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from core import offline
+
+    offline.setup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The small records passed between stages: Document -> Chunk -> Hit, and the ingest report.
+
+Every record carries its provenance (source file, its sha256, page, section), so any answer
+can be traced back to the text it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """One element of a loaded file: a paragraph, a title, a list item, a table or a JSON field."""
+
+    text: str
+    source: str  # absolute path of the file
+    sha256: str  # of the file's bytes
+    category: str  # unstructured's element category: Title, NarrativeText, ListItem, ...
+    section: str = ""  # title path, " > "-joined: "Guide > Install > From PyPI"
+    page: int | None = None  # 1-based, for PDF
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of one section of one file, sized in embedding-tokenizer tokens."""
+
+    id: str  # content hash of source + text: re-ingest upserts, never duplicates
+    text: str
+    source: str
+    sha256: str
+    section: str
+    index: int  # position of the chunk within its file
+    n_tokens: int
+    page: int | None = None  # first page the chunk covers
+    page_end: int | None = None  # last page the chunk covers
+    category: str = "NarrativeText"  # the category of its first element
+
+    def embed_text(self) -> str:
+        """What gets embedded and BM25-indexed: the section path gives a chunk its context."""
+        return f"{self.section}\n{self.text}" if self.section else self.text
+
+    def metadata(self) -> dict:
+        """Chroma metadata: flat scalars only, None left out."""
+        meta = {k: v for k, v in asdict(self).items() if k not in ("id", "text") and v is not None}
+        return meta
+
+    @classmethod
+    def from_store(cls, id: str, text: str, meta: dict) -> "Chunk":
+        known = {k: meta[k] for k in ("source", "sha256", "section", "index", "n_tokens", "page", "page_end", "category") if k in meta}
+        return cls(id=id, text=text, **known)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the ranks that made it."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+
+    def to_json(self) -> dict:
+        c = self.chunk
+        return {
+            "rank": self.rank, "score": round(self.score, 6), "chunk_id": c.id, "source": c.source,
+            "page": c.page, "section": c.section, "text": c.text,
+            "dense_rank": self.dense_rank, "lexical_rank": self.lexical_rank,
+        }
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file."""
+
+    path: str
+    status: str  # ok | unchanged | skipped | failed | pruned
+    reason: str = ""  # one line, for skipped and failed
+    warnings: list[str] = field(default_factory=list)
+    pages: int = 0
+    chunks_added: int = 0
+    chunks_unchanged: int = 0
+    chunks_removed: int = 0
+
+    def line(self) -> str:
+        """One line for the summary: `failed  docs/x.pdf: encrypted (password required)`."""
+        why = self.reason or "; ".join(self.warnings)
+        return f"{self.status:<9} {self.path}" + (f": {why}" if why else "")
+
+
+@dataclass
+class IngestReport:
+    """The result of one `ingest` run; `--json` prints it."""
+
+    collection: str
+    files: list[FileReport] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    total_chunks: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def chunks_added(self) -> int:
+        return sum(f.chunks_added for f in self.files)
+
+    @property
+    def chunks_unchanged(self) -> int:
+        return sum(f.chunks_unchanged for f in self.files)
+
+    @property
+    def chunks_removed(self) -> int:
+        return sum(f.chunks_removed for f in self.files)
+
+    def to_json(self) -> dict:
+        return {
+            "collection": self.collection,
+            "files": {s: [asdict(f) for f in self.files if f.status == s] for s in ("ok", "unchanged", "skipped", "failed", "pruned")},
+            "counts": {s: self.count(s) for s in ("ok", "unchanged", "skipped", "failed", "pruned")},
+            "chunks": {"added": self.chunks_added, "unchanged": self.chunks_unchanged, "removed": self.chunks_removed, "total": self.total_chunks},
+            "elapsed_s": round(self.elapsed_s, 3),
+        }

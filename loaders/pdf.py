@@ -1,0 +1,222 @@
+"""PDF through pdfium: pages, paragraphs and section titles, at hundreds of pages a second.
+
+Why not unstructured's PDF path: it needs `unstructured-inference` (timm, torchvision and a
+multi-GB torch) and ran at ~4 pages/s on a 16-page filing, against ~800 for raw pdfium.
+
+Sections come from the PDF's own outline (bookmarks) when it has one. Otherwise a line is a
+title when it is short, starts with a capital, does not end like a sentence or a table row,
+and is set larger than the body text, in bold, in capitals, or as `PART I` / `Item 7.` (the
+shape of SEC filings). We read one character's font data per line, not per character,
+so the cost stays near that of raw text extraction.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.records import Document
+from loaders import Loaded, LoadError
+
+PART_RE = re.compile(r"^part\s+[ivx]+\b", re.I)
+ITEM_RE = re.compile(r"^item\s+\d+[a-z]?\.", re.I)
+BULLET_RE = re.compile(r"^[•◦▪●\-–*]\s+")
+PAGE_NUMBER_RE = re.compile(r"^\W*(page\s*)?(\d+|[ivxlc]+)(\s*(of|/)\s*\d+)?\W*$", re.I)
+
+
+@dataclass
+class Line:
+    text: str
+    page: int
+    size: float  # rendered height of its first character's loose box, in points
+    bold: bool
+    top: float
+    bottom: float
+
+
+def load_pdf(path: Path, sha: str) -> Loaded:
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as e:
+        msg = str(e).lower()
+        if "password" in msg:
+            raise LoadError(path, "encrypted PDF (password required)") from None
+        raise LoadError(path, f"corrupt or unreadable PDF ({str(e).strip()})") from None
+    try:
+        pages = [_read_page(pdf[i], i + 1) for i in range(len(pdf))]
+        outline = [(" ".join(item.get_title().split()), item.get_dest().get_index() if item.get_dest() else None, item.level) for item in pdf.get_toc()]
+    finally:
+        pdf.close()
+    n_pages = len(pages)
+    empty = [i + 1 for i, lines in enumerate(pages) if not lines]
+    if n_pages and len(empty) == n_pages:
+        raise LoadError(path, f"no text layer on any of its {n_pages} pages (scanned or image-only PDF; OCR it first)")
+    warnings = [f"no text layer on page(s) {_ranges(empty)}"] if empty else []
+    _drop_running_lines(pages)
+    docs = list(_paragraphs(pages, outline, path, sha))
+    return Loaded(docs, pages=n_pages, warnings=warnings)
+
+
+def _read_page(page, number: int) -> list[Line]:
+    import pypdfium2.raw as raw
+
+    tp = page.get_textpage()
+    try:
+        text = tp.get_text_range()
+        count = tp.count_chars()
+        lines, pos = [], 0
+        for raw_line in re.split(r"(\r\n|\n|\r)", text):
+            if raw_line in ("\r\n", "\n", "\r"):
+                pos += len(raw_line)
+                continue
+            stripped = _clean(raw_line)
+            if stripped:
+                j = min(pos + len(raw_line) - len(raw_line.lstrip()), count - 1)
+                left, bottom, right, top = tp.get_charbox(j, loose=True)
+                weight = raw.FPDFText_GetFontWeight(tp, j)
+                lines.append(Line(stripped, number, round(top - bottom, 1), weight >= 600, top, bottom))
+            pos += len(raw_line)
+        return lines
+    finally:
+        tp.close()
+        page.close()
+
+
+def _clean(s: str) -> str:
+    # pdfium marks soft hyphens and unmapped glyphs with control characters.
+    return " ".join(s.replace("\x02", "").replace("\ufffe", "").replace("\x00", "").split())
+
+
+def _drop_running_lines(pages: list[list[Line]]) -> None:
+    """Remove page numbers and headers/footers that repeat on at least half the pages."""
+    edges = Counter()
+    for lines in pages:
+        for ln in {id(x): x for x in lines[:2] + lines[-2:]}.values():
+            edges[re.sub(r"\d+", "#", ln.text.lower())] += 1
+    threshold = max(3, len(pages) // 2)
+    for lines in pages:
+        keep = []
+        for i, ln in enumerate(lines):
+            at_edge = i < 2 or i >= len(lines) - 2
+            if at_edge and (PAGE_NUMBER_RE.match(ln.text) or edges[re.sub(r"\d+", "#", ln.text.lower())] >= threshold):
+                continue
+            keep.append(ln)
+        lines[:] = keep
+
+
+def _paragraphs(pages: list[list[Line]], outline: list[tuple], path: Path, sha: str):
+    levels = _outline_levels(pages, outline) if outline else _heuristic_levels(pages)
+    stack: list[tuple[int, str]] = []
+    para: list[Line] = []
+
+    def flush():
+        if para:
+            text = _join(para)
+            category = "ListItem" if BULLET_RE.match(para[0].text) else "NarrativeText"
+            yield Document(text=text, source=str(path), sha256=sha, category=category,
+                           section=" > ".join(t for _, t in stack), page=para[0].page)
+            para.clear()
+
+    for lines in pages:
+        # An outline entry that names a page but matches no line opens its section at the page top.
+        for level, title in levels.get(("page", lines[0].page if lines else None), []):
+            yield from flush()
+            _push(stack, level, title)
+        prev = None
+        for ln in lines:
+            level = levels.get(id(ln))
+            if level is not None:
+                yield from flush()
+                _push(stack, level, ln.text)
+                yield Document(text=ln.text, source=str(path), sha256=sha, category="Title",
+                               section=" > ".join(t for _, t in stack), page=ln.page)
+                prev = None
+                continue
+            new_para = prev is None or BULLET_RE.match(ln.text) or (prev.bottom - ln.top) > 0.6 * max(ln.size, 1.0)
+            if new_para:
+                yield from flush()
+            para.append(ln)
+            prev = ln
+        yield from flush()  # paragraphs stop at page ends so each keeps one page number
+
+
+def _push(stack: list[tuple[int, str]], level: int, title: str) -> None:
+    while stack and stack[-1][0] >= level:
+        stack.pop()
+    stack.append((level, title))
+
+
+def _join(lines: list[Line]) -> str:
+    out = lines[0].text
+    for ln in lines[1:]:
+        # Re-join a word hyphenated across a line break ("informa-" + "tion").
+        if out.endswith("-") and len(out) > 1 and out[-2].isalpha() and ln.text[:1].islower():
+            out = out[:-1] + ln.text
+        else:
+            out += " " + ln.text
+    return out
+
+
+def _outline_levels(pages: list[list[Line]], outline: list[tuple]) -> dict:
+    """Title lines from the PDF's bookmarks: matched by text on their page."""
+    levels: dict = {}
+    for title, index, level in outline:
+        if index is None or index >= len(pages):
+            continue
+        key = title.lower()
+        match = next((ln for ln in pages[index] if ln.text.lower() == key and id(ln) not in levels), None)
+        if match is not None:
+            levels[id(match)] = level
+        else:
+            levels.setdefault(("page", index + 1), []).append((level, title))
+    return levels
+
+
+def _heuristic_levels(pages: list[list[Line]]) -> dict:
+    body = _body_size(pages)
+    candidates = [ln for lines in pages for ln in lines if _looks_like_title(ln, body)]
+    # PART > Item > larger type (bigger first) > body-size bold or capitals.
+    sizes = sorted({ln.size for ln in candidates if ln.size >= body * 1.15}, reverse=True)
+    rank = {s: i for i, s in enumerate(sizes)}
+    levels = {}
+    for ln in candidates:
+        if PART_RE.match(ln.text):
+            levels[id(ln)] = 0
+        elif ITEM_RE.match(ln.text):
+            levels[id(ln)] = 1
+        else:
+            levels[id(ln)] = 2 + rank.get(ln.size, len(sizes))
+    return levels
+
+
+def _body_size(pages: list[list[Line]]) -> float:
+    sizes = Counter()
+    for lines in pages:
+        for ln in lines:
+            sizes[ln.size] += len(ln.text)
+    return sizes.most_common(1)[0][0] if sizes else 0.0
+
+
+def _looks_like_title(ln: Line, body: float) -> bool:
+    t = ln.text
+    words = t.split()
+    if not (2 <= len(t) <= 120 and len(words) <= 14) or sum(c.isalpha() for c in t) < 2:
+        return False
+    if not (t[0].isupper() or t[0].isdigit()) or BULLET_RE.match(t):
+        return False
+    if PART_RE.match(t) or ITEM_RE.match(t):
+        return not re.search(r"\d\s*$", t) or bool(re.fullmatch(r"item\s+\d+[a-z]?\.?", t, re.I))
+    if t[-1] in ".,;:" or re.search(r"[\d%)$]\s*$", t):
+        return False  # a sentence, or a table-of-contents or table row ending in a number
+    letters = [c for c in t if c.isalpha()]
+    caps = sum(c.isupper() for c in letters) / len(letters) > 0.9 and len(letters) >= 4
+    return ln.size >= body * 1.15 or ln.bold or caps
+
+
+def _ranges(pages: list[int]) -> str:
+    return ", ".join(str(p) for p in pages[:10]) + (f" and {len(pages) - 10} more" if len(pages) > 10 else "")

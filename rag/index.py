@@ -1,0 +1,116 @@
+"""The Chroma collection and the manifest of ingested files that keeps it consistent.
+
+The collection stores chunks keyed by content-hash ids, so writing a chunk twice is an
+upsert, never a duplicate. The manifest (a JSON file under the work dir, replaced atomically
+after each file) records each file's sha256 and chunk ids. A file whose sha256 is unchanged
+is skipped; a changed file's chunks are upserted and then its stale ones deleted, found by
+`source` in Chroma itself, so even an ingest killed half-way leaves nothing behind on re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from core import offline
+from core.records import Chunk
+from rag.config import IndexConfig
+
+
+class Index:
+    """One collection, embedded on disk (`PersistentClient`) or on a `chroma run` server (`HttpClient`)."""
+
+    def __init__(self, cfg: IndexConfig, workdir: Path):
+        offline.setup()
+        import chromadb
+        from chromadb.config import Settings
+
+        self.cfg = cfg
+        settings = Settings(anonymized_telemetry=False)
+        if cfg.chroma == "http":
+            self.client = chromadb.HttpClient(host=cfg.chroma_host, port=cfg.chroma_port, settings=settings)
+            self.key = f"{cfg.chroma_host}-{cfg.chroma_port}-{cfg.collection}"
+        else:
+            self.client = chromadb.PersistentClient(path=str(workdir / "chroma"), settings=settings)
+            self.key = cfg.collection
+        # We pass vectors ourselves: Chroma's default embedder would try to download a model.
+        self.collection = self.client.get_or_create_collection(
+            cfg.collection, embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedding_model": cfg.embedding_model},
+        )
+        built_with = (self.collection.metadata or {}).get("embedding_model")
+        if built_with and built_with != cfg.embedding_model:
+            raise RuntimeError(f"collection {cfg.collection!r} was built with embedding model {built_with!r}, not {cfg.embedding_model!r}; use another --collection")
+        self.manifest_path = workdir / "manifests" / f"{self.key}.json"
+        self.lexical_dir = workdir / "lexical" / self.key
+
+    def upsert(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        step = self.client.get_max_batch_size()
+        for i in range(0, len(chunks), step):
+            part = chunks[i : i + step]
+            self.collection.upsert(
+                ids=[c.id for c in part], embeddings=vectors[i : i + step],
+                documents=[c.text for c in part], metadatas=[c.metadata() for c in part],
+            )
+
+    def ids_for_source(self, source: str) -> set[str]:
+        return set(self.collection.get(where={"source": source}, include=[])["ids"])
+
+    def delete(self, ids: set[str] | list[str]) -> None:
+        ids = list(ids)
+        step = self.client.get_max_batch_size()
+        for i in range(0, len(ids), step):
+            self.collection.delete(ids=ids[i : i + step])
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def query(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
+        """Nearest chunks by cosine similarity, best first."""
+        n = min(n, self.count())
+        if n == 0:
+            return []
+        res = self.collection.query(query_embeddings=[vector], n_results=n, include=["documents", "metadatas", "distances"])
+        return [
+            (Chunk.from_store(i, d, m), 1.0 - dist)
+            for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
+        ]
+
+    def get(self, ids: list[str]) -> dict[str, Chunk]:
+        if not ids:
+            return {}
+        res = self.collection.get(ids=ids, include=["documents", "metadatas"])
+        return {i: Chunk.from_store(i, d, m) for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])}
+
+    def all_chunks(self, page: int = 5000) -> Iterator[Chunk]:
+        """Every chunk, paged, for rebuilding the lexical index."""
+        offset = 0
+        while True:
+            res = self.collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            if not res["ids"]:
+                return
+            for i, d, m in zip(res["ids"], res["documents"], res["metadatas"]):
+                yield Chunk.from_store(i, d, m)
+            offset += len(res["ids"])
+
+    # The manifest -----------------------------------------------------------------------
+
+    def load_manifest(self) -> dict:
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"version": "", "files": {}}
+
+    def save_manifest(self, manifest: dict) -> None:
+        """Atomic: a kill -9 leaves either the old manifest or the new one, never half of one."""
+        manifest["version"] = uuid.uuid4().hex  # tells the lexical index it is stale
+        self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.manifest_path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.manifest_path)

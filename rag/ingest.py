@@ -1,0 +1,113 @@
+"""`ingest(cfg) -> IngestReport`: files and folders into the index, safe to re-run and to kill.
+
+Per file: check it and hash it; skip it if the manifest has the same sha256; otherwise load,
+chunk, embed and upsert it, delete its chunks that are no longer produced, then record it in
+the manifest. Each file is finished (index and manifest) before the next starts, so a killed
+run loses at most the file it was on, and a re-run redoes that file to the same ids.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock
+
+from core.records import FileReport, IngestReport
+from loaders import LoadError, check_file, load_file, supported, walk
+from rag import lexical
+from rag.chunking import chunk_documents, make_splitter
+from rag.config import IngestConfig, workdir_path
+from rag.embed import embed, load_embedder
+from rag.index import Index
+
+
+def ingest(cfg: IngestConfig, on_file: Callable[[FileReport, int, int], None] | None = None) -> IngestReport:
+    """Ingest `cfg.paths` into the collection.
+
+    Args:
+        cfg: the ingest config.
+        on_file: called after each file with its report, the files done and the total, for progress.
+    Returns:
+        the report: every file's status and reason, chunk counts and the elapsed time.
+    """
+    t0 = time.perf_counter()
+    workdir = workdir_path(cfg.workdir)
+    # One writer at a time: a second `ingest` on the same work dir waits instead of interleaving.
+    with FileLock(str(workdir / "ingest.lock")):
+        index = Index(cfg.index, workdir)
+        report = IngestReport(collection=cfg.index.collection)
+        manifest = index.load_manifest()
+        entries = list(walk(cfg.paths, cfg.include, cfg.exclude))
+        files = [e for e in entries if isinstance(e, Path)]
+        report.files += [FileReport(e.path, "failed", e.reason) for e in entries if isinstance(e, LoadError)]
+        pipeline = None
+        for n, path in enumerate(files, 1):
+            if not supported(path):
+                fr = FileReport(str(path), "skipped", f"unsupported file type '{path.suffix or path.name}'")
+            else:
+                if pipeline is None:
+                    pipeline = _Pipeline(cfg)
+                fr = _ingest_file(path, cfg, index, manifest, pipeline)
+            report.files.append(fr)
+            if on_file:
+                on_file(fr, n, len(files))
+        if cfg.prune:
+            report.files += _prune(cfg, index, manifest, {str(p) for p in files})
+        # The lexical index follows the manifest version; rebuild it if it is stale for any reason.
+        lexical.load(index, manifest.get("version", ""))
+        report.total_chunks = index.count()
+    report.elapsed_s = time.perf_counter() - t0
+    return report
+
+
+class _Pipeline:
+    """The embedder and splitter, loaded once per run and only if some file needs them."""
+
+    def __init__(self, cfg: IngestConfig):
+        self.model = load_embedder(cfg.index.embedding_model)
+        self.tokenizer = self.model.tokenizer
+        self.splitter = make_splitter(self.tokenizer, cfg.chunk_size, cfg.chunk_overlap)
+        self.batch_size = cfg.index.embed_batch_size
+
+
+def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pipe: _Pipeline) -> FileReport:
+    source = str(path)
+    max_bytes = int(cfg.max_file_mb * 1e6)
+    try:
+        sha = check_file(path, max_bytes)
+        known = manifest["files"].get(source)
+        if known and known["sha256"] == sha:
+            return FileReport(source, "unchanged", pages=known.get("pages", 0), chunks_unchanged=len(known["ids"]))
+        loaded = load_file(path, max_bytes, sha=sha)
+        chunks = chunk_documents(loaded.documents, pipe.splitter, pipe.tokenizer)
+        if not chunks:
+            raise LoadError(path, "no text to index after chunking")
+    except LoadError as e:
+        return FileReport(source, "failed", e.reason)
+    before = index.ids_for_source(source)
+    new_ids = {c.id for c in chunks}
+    fresh = [c for c in chunks if c.id not in before]
+    index.upsert(fresh, embed(pipe.model, [c.embed_text() for c in fresh], pipe.batch_size))
+    stale = before - new_ids
+    index.delete(stale)
+    manifest["files"][source] = {"sha256": sha, "ids": sorted(new_ids), "pages": loaded.pages, "ingested_at": time.time()}
+    index.save_manifest(manifest)
+    return FileReport(source, "ok", warnings=loaded.warnings, pages=loaded.pages,
+                      chunks_added=len(fresh), chunks_unchanged=len(new_ids) - len(fresh), chunks_removed=len(stale))
+
+
+def _prune(cfg: IngestConfig, index: Index, manifest: dict, seen: set[str]) -> list[FileReport]:
+    """Drop files under the given folders that are gone (or now excluded) from index and manifest."""
+    roots = [Path(p).expanduser().resolve() for p in cfg.paths if Path(p).expanduser().is_dir()]
+    reports = []
+    for source in sorted(manifest["files"]):
+        if source in seen or not any(Path(source).is_relative_to(r) for r in roots):
+            continue
+        ids = index.ids_for_source(source) | set(manifest["files"][source]["ids"])
+        index.delete(ids)
+        del manifest["files"][source]
+        index.save_manifest(manifest)
+        reports.append(FileReport(source, "pruned", "no longer in the folder", chunks_removed=len(ids)))
+    return reports

@@ -1,0 +1,89 @@
+"""BM25 over the same chunks, for hybrid retrieval: exact names and numbers that dense vectors blur.
+
+The index is rebuilt from Chroma after every ingest that changed something and saved under
+the work dir, stamped with the manifest version it was built from; a search that finds the
+stamp stale (say an ingest was killed) rebuilds it before answering.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from rag.index import Index
+
+TOKEN_RE = re.compile(r"\w+", re.UNICODE)
+# A short English stop list: the function words that carry no retrieval signal.
+STOPWORDS = frozenset(
+    "a an and are as at be but by for from has have he her his i in is it its of on or she that the "
+    "their them they this to was were what when where which who whom why will with how did does do "
+    "not no so than then there these those we you your our us can could would should may might".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    return [t for t in TOKEN_RE.findall(text.lower()) if t not in STOPWORDS]
+
+
+class Lexical:
+    def __init__(self, retriever, ids: list[str]):
+        self.retriever, self.ids = retriever, ids
+
+    def search(self, query: str, n: int) -> list[tuple[str, float]]:
+        tokens = tokenize(query)
+        if not tokens or not self.ids:
+            return []
+        vocab = self.retriever.vocab_dict
+        q = [[t for t in tokens if t in vocab]]
+        if not q[0]:
+            return []
+        docs, scores = self.retriever.retrieve(q, k=min(n, len(self.ids)), show_progress=False, n_threads=1)
+        return [(self.ids[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+def _bm25s():
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
+    return bm25s
+
+
+def build(index: Index, version: str) -> Lexical:
+    bm25s = _bm25s()
+
+    chunks = list(index.all_chunks())
+    ids = [c.id for c in chunks]
+    retriever = bm25s.BM25()
+    if chunks:
+        retriever.index([tokenize(c.embed_text()) for c in chunks], show_progress=False)
+    out = index.lexical_dir
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if chunks:
+        retriever.save(str(tmp))
+    (tmp / "ids.json").write_text(json.dumps({"version": version, "ids": ids}))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return Lexical(retriever, ids)
+
+
+def load(index: Index, version: str) -> Lexical:
+    """The saved BM25 index if it matches `version`, else a fresh one."""
+    bm25s = _bm25s()
+
+    meta_path = Path(index.lexical_dir) / "ids.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta["version"] == version:
+            if not meta["ids"]:
+                return Lexical(bm25s.BM25(), [])
+            return Lexical(bm25s.BM25.load(str(index.lexical_dir)), meta["ids"])
+    except (FileNotFoundError, KeyError, ValueError, OSError):
+        pass
+    return build(index, version)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -121,11 +120,11 @@ def check_file(path: Path, max_bytes: int) -> str:
         raise LoadError(path, "empty file")
     if size > max_bytes:
         raise LoadError(path, f"{size / 1e6:.1f} MB is above the size limit of {max_bytes / 1e6:.1f} MB (--max-file-mb)")
-    if not os.access(path, os.R_OK):
-        raise LoadError(path, "permission denied (file is not readable)")
     try:
         with open(path, "rb") as f:
             head = f.read(8192)
+    except PermissionError:
+        raise LoadError(path, "permission denied (file is not readable)") from None
     except OSError as e:
         raise LoadError(path, f"cannot read ({e.strerror})") from None
     suffix = path.suffix.lower()

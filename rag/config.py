@@ -19,8 +19,11 @@ class IndexConfig:
     chroma_port: int
     embedding_model: str  # "packaged" or a sentence-transformers folder / HF id
     embed_batch_size: int
+    embed_precision: str  # auto | fp32 | bf16
 
     def __post_init__(self):
+        if self.embed_precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"--embed-precision must be auto, fp32 or bf16, got {self.embed_precision!r}")
         if self.chroma not in ("persistent", "http"):
             raise ConfigError(f"--chroma must be persistent or http, got {self.chroma!r}")
         if not (3 <= len(self.collection) <= 512) or not self.collection.replace("-", "").replace("_", "").replace(".", "").isalnum():

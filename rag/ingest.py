@@ -17,9 +17,9 @@ from filelock import FileLock
 from core.records import FileReport, IngestReport
 from loaders import LoadError, check_file, load_file, supported, walk
 from rag import lexical
-from rag.chunking import chunk_documents, make_splitter
+from rag.chunking import chunk_documents, make_chunker
 from rag.config import IngestConfig, workdir_path
-from rag.embed import embed, load_embedder
+from rag.embed import load_embedder
 from rag.index import Index
 
 
@@ -66,10 +66,8 @@ class _Pipeline:
     """The embedder and splitter, loaded once per run and only if some file needs them."""
 
     def __init__(self, cfg: IngestConfig):
-        self.model = load_embedder(cfg.index.embedding_model)
-        self.tokenizer = self.model.tokenizer
-        self.splitter = make_splitter(self.tokenizer, cfg.chunk_size, cfg.chunk_overlap)
-        self.batch_size = cfg.index.embed_batch_size
+        self.embedder = load_embedder(cfg.index.embedding_model, cfg.index.embed_precision, cfg.index.embed_batch_size)
+        self.chunker = make_chunker(self.embedder.tokenizer, cfg.chunk_size, cfg.chunk_overlap)
 
 
 def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pipe: _Pipeline) -> FileReport:
@@ -81,7 +79,7 @@ def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pi
         if known and known["sha256"] == sha:
             return FileReport(source, "unchanged", pages=known.get("pages", 0), chunks_unchanged=len(known["ids"]))
         loaded = load_file(path, max_bytes, sha=sha)
-        chunks = chunk_documents(loaded.documents, pipe.splitter, pipe.tokenizer)
+        chunks = chunk_documents(loaded.documents, pipe.chunker)
         if not chunks:
             raise LoadError(path, "no text to index after chunking")
     except LoadError as e:
@@ -89,7 +87,7 @@ def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pi
     before = index.ids_for_source(source)
     new_ids = {c.id for c in chunks}
     fresh = [c for c in chunks if c.id not in before]
-    index.upsert(fresh, embed(pipe.model, [c.embed_text() for c in fresh], pipe.batch_size))
+    index.upsert(fresh, pipe.embedder.embed([c.embed_text() for c in fresh]))
     stale = before - new_ids
     index.delete(stale)
     manifest["files"][source] = {"sha256": sha, "ids": sorted(new_ids), "pages": loaded.pages, "ingested_at": time.time()}

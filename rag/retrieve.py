@@ -11,7 +11,7 @@ from __future__ import annotations
 from core.records import Hit
 from rag import lexical
 from rag.config import SearchConfig, workdir_path
-from rag.embed import embed, load_embedder
+from rag.embed import load_embedder
 from rag.index import Index
 
 
@@ -21,7 +21,7 @@ class Retriever:
     def __init__(self, cfg: SearchConfig):
         self.cfg = cfg
         self.index = Index(cfg.index, workdir_path(cfg.workdir))
-        self.model = load_embedder(cfg.index.embedding_model)
+        self.embedder = load_embedder(cfg.index.embedding_model, cfg.index.embed_precision, cfg.index.embed_batch_size)
         self.lexical = lexical.load(self.index, self.index.load_manifest().get("version", "")) if cfg.retrieval != "dense" else None
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
@@ -29,7 +29,7 @@ class Retriever:
         n = max(self.cfg.candidates, k)
         dense, lex = [], []
         if self.cfg.retrieval != "lexical":
-            dense = self.index.query(embed(self.model, [query], 1)[0], n)
+            dense = self.index.query(self.embedder.embed([query])[0], n)
         if self.lexical is not None:
             lex = self.lexical.search(query, n)
         if self.cfg.retrieval == "dense":

@@ -110,7 +110,7 @@ def cmd_search(args) -> int:
 
     cfg = load_config(SearchConfig, {"workdir": args.workdir, "k": args.k, "retrieval": args.retrieval, **_index_overrides(args)}, args.config)
     retriever = Retriever(cfg)
-    if retriever.index.count() == 0:
+    if retriever.size == 0:
         print(f"ragtune: collection '{cfg.index.collection}' is empty: run `ragtune ingest PATH` first", file=sys.stderr)
         return 1
     hits = retriever.search(args.query)

@@ -66,8 +66,9 @@ def main() -> None:
             vecs = rng.standard_normal((n, 384)).astype(np.float32)
             index.upsert(chunks, vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
         manifest = index.load_manifest()
-        index.save_manifest(manifest)
-        lexical.build(index, index.load_manifest()["version"])
+        if not manifest["version"]:
+            index.save_manifest(manifest)
+        lexical.load(index, index.load_manifest()["version"])  # builds BM25 unless a kept store has it
         print(f"built {index.count()} chunks in {time.perf_counter() - t:.0f} s")
 
         retriever = Retriever(cfg)

@@ -69,10 +69,13 @@ class SearchConfig:
     candidates: int  # per retriever, before fusion
     rrf_k: int  # reciprocal-rank-fusion constant: 1 / (rrf_k + rank)
     lexical_weight: float  # dense weight is 1
+    query_encoder: str  # onnx | torch
     index: IndexConfig = field(default=None)
 
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)
+        if self.query_encoder not in ("onnx", "torch"):
+            raise ConfigError(f"--query-encoder must be onnx or torch, got {self.query_encoder!r}")
         if self.retrieval not in ("hybrid", "dense", "lexical"):
             raise ConfigError(f"--retrieval must be hybrid, dense or lexical, got {self.retrieval!r}")
         if self.k < 1:

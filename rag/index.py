@@ -72,9 +72,8 @@ class Index:
         return self.collection.count()
 
     def query(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
-        """Nearest chunks by cosine similarity, best first."""
-        n = min(n, self.count())
-        if n == 0:
+        """Nearest chunks by cosine similarity, best first; `n` must not exceed `count()`."""
+        if n <= 0:
             return []
         res = self.collection.query(query_embeddings=[vector], n_results=n, include=["documents", "metadatas", "distances"])
         return [

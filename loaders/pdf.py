@@ -35,6 +35,7 @@ class Line:
     bold: bool
     top: float
     bottom: float
+    level: int | None = None  # set for a section title: 0 is the outermost
 
 
 def load_pdf(path: Path, sha: str) -> Loaded:
@@ -110,7 +111,7 @@ def _drop_running_lines(pages: list[list[Line]]) -> None:
 
 
 def _paragraphs(pages: list[list[Line]], outline: list[tuple], path: Path, sha: str):
-    levels = _outline_levels(pages, outline) if outline else _heuristic_levels(pages)
+    page_top = _mark_outline_titles(pages, outline) if outline else _mark_heuristic_titles(pages)
     stack: list[tuple[int, str]] = []
     para: list[Line] = []
 
@@ -124,15 +125,14 @@ def _paragraphs(pages: list[list[Line]], outline: list[tuple], path: Path, sha: 
 
     for lines in pages:
         # An outline entry that names a page but matches no line opens its section at the page top.
-        for level, title in levels.get(("page", lines[0].page if lines else None), []):
+        for level, title in page_top.get(lines[0].page if lines else None, []):
             yield from flush()
             _push(stack, level, title)
         prev = None
         for ln in lines:
-            level = levels.get(id(ln))
-            if level is not None:
+            if ln.level is not None:
                 yield from flush()
-                _push(stack, level, ln.text)
+                _push(stack, ln.level, ln.text)
                 yield Document(text=ln.text, source=str(path), sha256=sha, category="Title",
                                section=" > ".join(t for _, t in stack), page=ln.page)
                 prev = None
@@ -162,36 +162,37 @@ def _join(lines: list[Line]) -> str:
     return out
 
 
-def _outline_levels(pages: list[list[Line]], outline: list[tuple]) -> dict:
-    """Title lines from the PDF's bookmarks: matched by text on their page."""
-    levels: dict = {}
+def _mark_outline_titles(pages: list[list[Line]], outline: list[tuple]) -> dict[int, list[tuple[int, str]]]:
+    """Mark the lines that the PDF's bookmarks name on their page; return the bookmarks that
+    match no line, by page, to open their section at the top of it."""
+    page_top: dict[int, list[tuple[int, str]]] = {}
     for title, index, level in outline:
         if index is None or index >= len(pages):
             continue
         key = title.lower()
-        match = next((ln for ln in pages[index] if ln.text.lower() == key and id(ln) not in levels), None)
+        match = next((ln for ln in pages[index] if ln.text.lower() == key and ln.level is None), None)
         if match is not None:
-            levels[id(match)] = level
+            match.level = level
         else:
-            levels.setdefault(("page", index + 1), []).append((level, title))
-    return levels
+            page_top.setdefault(index + 1, []).append((level, title))
+    return page_top
 
 
-def _heuristic_levels(pages: list[list[Line]]) -> dict:
+def _mark_heuristic_titles(pages: list[list[Line]]) -> dict:
+    """Mark title lines by their look; there are no page-top sections without an outline."""
     body = _body_size(pages)
     candidates = [ln for lines in pages for ln in lines if _looks_like_title(ln, body)]
     # PART > Item > larger type (bigger first) > body-size bold or capitals.
     sizes = sorted({ln.size for ln in candidates if ln.size >= body * 1.15}, reverse=True)
     rank = {s: i for i, s in enumerate(sizes)}
-    levels = {}
     for ln in candidates:
         if PART_RE.match(ln.text):
-            levels[id(ln)] = 0
+            ln.level = 0
         elif ITEM_RE.match(ln.text):
-            levels[id(ln)] = 1
+            ln.level = 1
         else:
-            levels[id(ln)] = 2 + rank.get(ln.size, len(sizes))
-    return levels
+            ln.level = 2 + rank.get(ln.size, len(sizes))
+    return {}
 
 
 def _body_size(pages: list[list[Line]]) -> float:

@@ -33,7 +33,11 @@ class Index:
         self.cfg = cfg
         settings = Settings(anonymized_telemetry=False)
         if cfg.chroma == "http":
-            self.client = chromadb.HttpClient(host=cfg.chroma_host, port=cfg.chroma_port, settings=settings)
+            try:
+                self.client = chromadb.HttpClient(host=cfg.chroma_host, port=cfg.chroma_port, settings=settings)
+            except Exception as e:  # refused, timed out, not a Chroma: one line, not a traceback
+                raise RuntimeError(f"cannot reach a Chroma server at {cfg.chroma_host}:{cfg.chroma_port} "
+                                   f"({type(e).__name__}); start one with `chroma run --host {cfg.chroma_host} --port {cfg.chroma_port}`") from None
             self.key = f"{cfg.chroma_host}-{cfg.chroma_port}-{cfg.collection}"
         else:
             self.client = chromadb.PersistentClient(path=str(workdir / "chroma"), settings=settings)

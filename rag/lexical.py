@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -62,14 +63,17 @@ def build(index: Index, version: str) -> Lexical:
     if chunks:
         retriever.index([tokenize(c.embed_text()) for c in chunks], show_progress=False)
     out = index.lexical_dir
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")  # a search may rebuild while another does
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     if chunks:
         retriever.save(str(tmp))
     (tmp / "ids.json").write_text(json.dumps({"version": version, "ids": ids}))
     shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:  # another process put its (equally fresh) build there first
+        shutil.rmtree(tmp, ignore_errors=True)
     return Lexical(retriever, ids)
 
 

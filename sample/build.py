@@ -1,4 +1,4 @@
-"""python sample/build.py
+"""python sample/build.py [OUT_DIR]
 
 Build ragtune's bundled sample corpus: the user guide in sample/src/*.md
 (one Markdown file per chapter) is rendered into sample/docs/, each chapter
@@ -258,10 +258,11 @@ FORMATS = {
 }
 
 
-def main():
-    OUT.mkdir(exist_ok=True)
+def main(out=OUT):
+    out = Path(out)
+    out.mkdir(exist_ok=True)
     # Remove earlier outputs so a renamed chapter leaves no stale file behind.
-    for old in OUT.glob("[0-9][0-9]-*"):
+    for old in out.glob("[0-9][0-9]-*"):
         old.unlink()
     for src in sorted(SRC.glob("*.md")):
         prefix = src.name[:2]
@@ -271,11 +272,13 @@ def main():
         blocks = parse(src.read_text(encoding="utf-8"))
         if not blocks or blocks[0][0] != "h1":
             raise SystemExit(f"{src.name}: a chapter must start with a '# ' title")
-        target = OUT / (src.stem + ext)
+        target = out / (src.stem + ext)
         writer(src, blocks, target)
-        print(f"{src.name} -> {target.relative_to(HERE.parent)} "
+        print(f"{src.name} -> {target} "
               f"({word_count(blocks)} words, {target.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(*sys.argv[1:2])  # an optional output folder, for the test that rebuilds and compares

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 CLI = [sys.executable, str(ROOT / "cli.py")]
 
@@ -45,4 +45,9 @@ def test_usage_errors_are_one_line(tmp_path):
     assert bad_value.returncode == 2 and "--chunk-size must be at least 16" in bad_value.stderr
     empty = run("search", "anything", "--workdir", str(tmp_path / "empty"))
     assert empty.returncode == 1 and "is empty: run `ragtune ingest PATH` first" in empty.stderr
-    assert "Traceback" not in bad_flag.stderr + bad_value.stderr + empty.stderr
+    unknown = run("frobnicate")
+    assert unknown.returncode == 2 and "invalid choice: 'frobnicate'" in unknown.stderr
+    no_server = run("search", "x", "--chroma", "http", "--chroma-port", str(free_port()), "--workdir", str(tmp_path / "w"))
+    assert no_server.returncode == 1 and "cannot reach a Chroma server" in no_server.stderr
+    outputs = bad_flag.stderr + bad_value.stderr + empty.stderr + unknown.stderr + no_server.stderr
+    assert "Traceback" not in outputs

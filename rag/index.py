@@ -1,9 +1,9 @@
 """The Chroma collection and the manifest of ingested files that keeps it consistent.
 
 The collection stores chunks keyed by content-hash ids, so writing a chunk twice is an
-upsert, never a duplicate. The manifest (a JSON file under the work dir, replaced atomically
-after each file) records each file's sha256 and chunk ids. A file whose sha256 is unchanged
-is skipped; a changed file's chunks are upserted and then its stale ones deleted, found by
+upsert, never a duplicate. The manifest (a JSON file under the work dir, always replaced
+atomically) records each file's sha256 and chunk count. A file whose sha256 is unchanged is
+skipped; a changed file's chunks are upserted and then its stale ones deleted, found by
 `source` in Chroma itself, so even an ingest killed half-way leaves nothing behind on re-run.
 """
 

@@ -1,9 +1,11 @@
 """`ingest(cfg) -> IngestReport`: files and folders into the index, safe to re-run and to kill.
 
 Per file: check it and hash it; skip it if the manifest has the same sha256; otherwise load,
-chunk, embed and upsert it, delete its chunks that are no longer produced, then record it in
-the manifest. Each file is finished (index and manifest) before the next starts, so a killed
-run loses at most the file it was on, and a re-run redoes that file to the same ids.
+chunk, embed and upsert it, delete its chunks that are no longer produced (found by `source`
+in Chroma itself), then record it in the manifest. The manifest is saved at most once a
+second (rewriting it after every file is quadratic on a big folder): a killed run redoes the
+files it had not recorded, to the same ids, so a re-run ends with exactly the chunks of an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from rag.chunking import chunk_documents, make_chunker
 from rag.config import IngestConfig, workdir_path
 from rag.embed import load_embedder
 from rag.index import Index
+
+
+MANIFEST_EVERY_S = 1.0
 
 
 def ingest(cfg: IngestConfig, on_file: Callable[[FileReport, int, int], None] | None = None) -> IngestReport:
@@ -43,6 +48,7 @@ def ingest(cfg: IngestConfig, on_file: Callable[[FileReport, int, int], None] | 
         files = [e for e in entries if isinstance(e, Path)]
         report.files += [FileReport(e.path, "failed", e.reason) for e in entries if isinstance(e, LoadError)]
         pipeline = None
+        saved_at, dirty = time.monotonic(), False
         for n, path in enumerate(files, 1):
             if not supported(path):
                 fr = FileReport(str(path), "skipped", f"unsupported file type '{path.suffix or path.name}'")
@@ -50,11 +56,19 @@ def ingest(cfg: IngestConfig, on_file: Callable[[FileReport, int, int], None] | 
                 if pipeline is None:
                     pipeline = _Pipeline(cfg)
                 fr = _ingest_file(path, cfg, index, manifest, pipeline)
+                dirty |= fr.status == "ok"
+                if dirty and time.monotonic() - saved_at > MANIFEST_EVERY_S:
+                    index.save_manifest(manifest)
+                    saved_at, dirty = time.monotonic(), False
             report.files.append(fr)
             if on_file:
                 on_file(fr, n, len(files))
         if cfg.prune:
-            report.files += _prune(cfg, index, manifest, {str(p) for p in files})
+            pruned = _prune(cfg, index, manifest, {str(p) for p in files})
+            report.files += pruned
+            dirty |= bool(pruned)
+        if dirty:
+            index.save_manifest(manifest)
         # The lexical index follows the manifest version; rebuild it if it is stale for any reason.
         lexical.load(index, manifest.get("version", ""))
         report.total_chunks = index.count()
@@ -77,7 +91,7 @@ def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pi
         sha = check_file(path, max_bytes)
         known = manifest["files"].get(source)
         if known and known["sha256"] == sha:
-            return FileReport(source, "unchanged", pages=known.get("pages", 0), chunks_unchanged=len(known["ids"]))
+            return FileReport(source, "unchanged", pages=known["pages"], chunks_unchanged=known["chunks"])
         loaded = load_file(path, max_bytes, sha=sha)
         chunks = chunk_documents(loaded.documents, pipe.chunker)
         if not chunks:
@@ -90,8 +104,7 @@ def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pi
     index.upsert(fresh, pipe.embedder.embed([c.embed_text() for c in fresh]))
     stale = before - new_ids
     index.delete(stale)
-    manifest["files"][source] = {"sha256": sha, "ids": sorted(new_ids), "pages": loaded.pages, "ingested_at": time.time()}
-    index.save_manifest(manifest)
+    manifest["files"][source] = {"sha256": sha, "chunks": len(new_ids), "pages": loaded.pages, "ingested_at": time.time()}
     return FileReport(source, "ok", warnings=loaded.warnings, pages=loaded.pages,
                       chunks_added=len(fresh), chunks_unchanged=len(new_ids) - len(fresh), chunks_removed=len(stale))
 
@@ -103,9 +116,8 @@ def _prune(cfg: IngestConfig, index: Index, manifest: dict, seen: set[str]) -> l
     for source in sorted(manifest["files"]):
         if source in seen or not any(Path(source).is_relative_to(r) for r in roots):
             continue
-        ids = index.ids_for_source(source) | set(manifest["files"][source]["ids"])
+        ids = index.ids_for_source(source)
         index.delete(ids)
         del manifest["files"][source]
-        index.save_manifest(manifest)
         reports.append(FileReport(source, "pruned", "no longer in the folder", chunks_removed=len(ids)))
     return reports

@@ -22,13 +22,13 @@ CLI = [sys.executable, str(ROOT / "cli.py")]
 def test_kill_9_mid_ingest_then_rerun_gives_exactly_the_uninterrupted_chunks(tmp_path, sample_docs):
     docs = tmp_path / "docs"
     shutil.copytree(sample_docs, docs)
-    for i in range(6):  # more files, so the kill lands between the first and the last
+    for i in range(12):  # more files, so the kill lands between the first and the last
         shutil.copy(sample_docs / "01-overview.md", docs / f"copy-{i}.md")
         with open(docs / f"copy-{i}.md", "a") as f:
             f.write(f"\n\n## Copy {i}\n\nThis copy is number {i}.\n")
     clean = ingest(ingest_cfg(tmp_path / "clean", [docs]))
     expected = collection_ids(tmp_path / "clean")
-    assert clean.count("ok") == 13
+    assert clean.count("ok") == 19
 
     wd = tmp_path / "killed"
     manifest = wd / "manifests" / "docs.json"
@@ -46,7 +46,7 @@ def test_kill_9_mid_ingest_then_rerun_gives_exactly_the_uninterrupted_chunks(tmp
     assert proc.poll() is None, "the ingest ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 2 <= done < 13
+    assert 2 <= done < 19
     partial = collection_ids(wd)
     assert 0 < len(partial) < len(expected)
 

@@ -42,8 +42,7 @@ class Chunk:
 
     def metadata(self) -> dict:
         """Chroma metadata: flat scalars only, None left out."""
-        meta = {k: v for k, v in asdict(self).items() if k not in ("id", "text") and v is not None}
-        return meta
+        return {k: v for k, v in asdict(self).items() if k not in ("id", "text") and v is not None}
 
     @classmethod
     def from_store(cls, id: str, text: str, meta: dict) -> "Chunk":

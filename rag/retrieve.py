@@ -56,8 +56,3 @@ class Retriever:
             Hit(chunks[cid], scores[cid], r, dense_rank.get(cid), lex_rank.get(cid))
             for r, cid in enumerate((c for c in top if c in chunks), 1)
         ]
-
-
-def search(query: str, cfg: SearchConfig, k: int | None = None) -> list[Hit]:
-    """One-off search; keep a `Retriever` to search many times."""
-    return Retriever(cfg).search(query, k)

@@ -93,7 +93,10 @@ def _build(cls: type, data: dict, source: str, prefix: str = "") -> Any:
             # A nested config (the index settings) has a YAML file of its own; the stage's
             # file may override part of it.
             base = _read_yaml(CONFIG_DIR / typ.config_file)
-            base.update(data.get(name) or {})
+            section = data.get(name) or {}
+            if not isinstance(section, dict):
+                raise ConfigError(f"{source}: `{prefix}{name}` must be a mapping of settings, got {section!r}")
+            base.update(section)
             kwargs[name] = _build(typ, base, source, prefix + name + ".")
         elif name in data:
             kwargs[name] = _coerce(data[name], typ, prefix + name)

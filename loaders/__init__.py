@@ -111,7 +111,8 @@ def file_sha256(path: Path) -> str:
 
 
 def check_file(path: Path, max_bytes: int) -> str:
-    """The checks every format shares; returns the file's sha256 or raises LoadError."""
+    """The cheap checks every format shares (size, readability, magic bytes); returns the
+    file's sha256 or raises LoadError. `load_file()` checks the text encoding."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -132,10 +133,8 @@ def check_file(path: Path, max_bytes: int) -> str:
         raise LoadError(path, "not a PDF (no %PDF- header)")
     if suffix == ".docx" and not head.startswith(b"PK\x03\x04"):
         raise LoadError(path, "not a DOCX (not a zip archive)")
-    if suffix in TEXT_SUFFIXES:
-        if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-            raise LoadError(path, "binary data, not text (NUL bytes)")
-        read_text(path)  # raises on a wrong encoding
+    if suffix in TEXT_SUFFIXES and b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LoadError(path, "binary data, not text (NUL bytes)")
     try:
         return file_sha256(path)
     except OSError as e:
@@ -171,6 +170,8 @@ def load_file(path: Path, max_bytes: int, sha: str | None = None) -> Loaded:
     if loader is None:
         raise LoadError(path, f"unsupported file type '{path.suffix or path.name}'")
     sha = sha or check_file(path, max_bytes)
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        read_text(path)  # a wrong encoding is an error, not mojibake; checked before any parser guesses
     try:
         loaded = loader(path, sha)
     except LoadError:

@@ -111,7 +111,11 @@ def _drop_running_lines(pages: list[list[Line]]) -> None:
 
 
 def _paragraphs(pages: list[list[Line]], outline: list[tuple], path: Path, sha: str):
-    page_top = _mark_outline_titles(pages, outline) if outline else _mark_heuristic_titles(pages)
+    if outline:
+        page_top = _mark_outline_titles(pages, outline)
+    else:
+        page_top = {}
+        _mark_heuristic_titles(pages)
     stack: list[tuple[int, str]] = []
     para: list[Line] = []
 
@@ -178,8 +182,8 @@ def _mark_outline_titles(pages: list[list[Line]], outline: list[tuple]) -> dict[
     return page_top
 
 
-def _mark_heuristic_titles(pages: list[list[Line]]) -> dict:
-    """Mark title lines by their look; there are no page-top sections without an outline."""
+def _mark_heuristic_titles(pages: list[list[Line]]) -> None:
+    """Mark title lines by their look: type size, weight, capitals, SEC headings."""
     body = _body_size(pages)
     candidates = [ln for lines in pages for ln in lines if _looks_like_title(ln, body)]
     # PART > Item > larger type (bigger first) > body-size bold or capitals.
@@ -192,7 +196,6 @@ def _mark_heuristic_titles(pages: list[list[Line]]) -> dict:
             ln.level = 1
         else:
             ln.level = 2 + rank.get(ln.size, len(sizes))
-    return {}
 
 
 def _body_size(pages: list[list[Line]]) -> float:

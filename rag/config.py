@@ -85,6 +85,12 @@ class SearchConfig:
 
 
 def workdir_path(workdir: str | Path) -> Path:
+    """The work dir, created if needed."""
     path = Path(workdir)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"--workdir {path}: exists and is not a directory") from None
+    except OSError as e:
+        raise ConfigError(f"--workdir {path}: cannot create it ({e.strerror})") from None
     return path

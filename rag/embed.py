@@ -118,7 +118,8 @@ class OnnxQueryEncoder:
 
 
 def _slug(model) -> str:
-    """A file name that changes when the weights do."""
+    """A file name per model: its architecture and first weights. Not every weight is hashed
+    (that would cost ~0.2 s per search process); the probe check in `build()` catches the rest."""
     import hashlib
 
     first = next(model.parameters())

@@ -77,17 +77,22 @@ def build(index: Index, version: str) -> Lexical:
     return Lexical(retriever, ids)
 
 
+def is_fresh(index: Index, version: str) -> bool:
+    """Whether the saved BM25 index was built from this manifest version (reads only its stamp)."""
+    try:
+        return json.loads((Path(index.lexical_dir) / "ids.json").read_text())["version"] == version
+    except (FileNotFoundError, KeyError, ValueError, OSError):
+        return False
+
+
 def load(index: Index, version: str) -> Lexical:
     """The saved BM25 index if it matches `version`, else a fresh one."""
     bm25s = _bm25s()
 
-    meta_path = Path(index.lexical_dir) / "ids.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-        if meta["version"] == version:
-            if not meta["ids"]:
-                return Lexical(bm25s.BM25(), [])
-            return Lexical(bm25s.BM25.load(str(index.lexical_dir)), meta["ids"])
-    except (FileNotFoundError, KeyError, ValueError, OSError):
-        pass
+    if is_fresh(index, version):
+        try:
+            ids = json.loads((Path(index.lexical_dir) / "ids.json").read_text())["ids"]
+            return Lexical(bm25s.BM25.load(str(index.lexical_dir)) if ids else bm25s.BM25(), ids)
+        except (FileNotFoundError, KeyError, ValueError, OSError):
+            pass  # removed or damaged between the two reads: rebuild
     return build(index, version)

@@ -23,8 +23,10 @@ class Retriever:
         workdir = workdir_path(cfg.workdir)
         self.index = Index(cfg.index, workdir)
         self.embedder = load_embedder(cfg.index.embedding_model, cfg.index.embed_precision, cfg.index.embed_batch_size)
-        onnx = OnnxQueryEncoder.build(self.embedder, workdir) if cfg.query_encoder == "onnx" else None
-        self.encode_query = onnx or (lambda text: self.embedder.embed([text])[0])
+        self.encode_query = None
+        if cfg.retrieval != "lexical":
+            onnx = OnnxQueryEncoder.build(self.embedder, workdir) if cfg.query_encoder == "onnx" else None
+            self.encode_query = onnx or (lambda text: self.embedder.embed([text])[0])
         # Counting costs ~7 ms at 100k chunks, a third of the query budget: count once.
         self.size = self.index.count()
         self.lexical = lexical.load(self.index, self.index.load_manifest().get("version", "")) if cfg.retrieval != "dense" else None

@@ -49,5 +49,8 @@ def test_usage_errors_are_one_line(tmp_path):
     assert unknown.returncode == 2 and "invalid choice: 'frobnicate'" in unknown.stderr
     no_server = run("search", "x", "--chroma", "http", "--chroma-port", str(free_port()), "--workdir", str(tmp_path / "w"))
     assert no_server.returncode == 1 and "cannot reach a Chroma server" in no_server.stderr
-    outputs = bad_flag.stderr + bad_value.stderr + empty.stderr + unknown.stderr + no_server.stderr
+    (tmp_path / "a-file").write_text("x")
+    workdir_is_file = run("search", "x", "--workdir", str(tmp_path / "a-file"))
+    assert workdir_is_file.returncode == 2 and "exists and is not a directory" in workdir_is_file.stderr
+    outputs = bad_flag.stderr + bad_value.stderr + empty.stderr + unknown.stderr + no_server.stderr + workdir_is_file.stderr
     assert "Traceback" not in outputs

@@ -44,6 +44,13 @@ def test_unknown_key_in_a_user_yaml_file(tmp_path):
         load_config(IngestConfig, path=bad)
 
 
+def test_nested_section_must_be_a_mapping(tmp_path):
+    bad = tmp_path / "search.yaml"
+    bad.write_text((CONFIG_DIR / "search.yaml").read_text().replace("index: {}", "index: 5"))
+    with pytest.raises(ConfigError, match="`index` must be a mapping"):
+        load_config(SearchConfig, path=bad)
+
+
 def test_workdir_comes_from_flag_then_env_then_default(monkeypatch):
     monkeypatch.setenv("RAGTUNE_WORKDIR", "/tmp/from-env")
     assert resolve_workdir(None) == Path("/tmp/from-env")

@@ -47,6 +47,21 @@ def test_pdf_sections_follow_the_type_size(tmp_path):
     assert by_text["Usage"].category == "Title"
 
 
+def test_pdf_with_some_pages_lacking_text_warns_and_keeps_the_rest(tmp_path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", "", 11)
+    pdf.multi_cell(0, 6, "The first page has a real text layer with words on it.")
+    pdf.add_page()
+    pdf.rect(20, 20, 100, 100, style="F")  # a scanned page: a picture, no text
+    pdf.output(str(tmp_path / "half.pdf"))
+    loaded = load_file(tmp_path / "half.pdf", MB)
+    assert loaded.warnings == ["no text layer on page(s) 2"]
+    assert [d.page for d in loaded.documents] == [1]
+
+
 def test_json_is_flattened_with_section_paths(tmp_path):
     p = tmp_path / "g.json"
     p.write_text(json.dumps({"title": "Guide", "sections": [{"heading": "Install", "text": "Run pip."}, {"heading": "Use", "text": "Run it."}]}))

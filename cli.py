@@ -2,6 +2,8 @@
 
     ragtune ingest docs/ [--prune] [--json]
     ragtune search "how do I prune deleted files?" -k 5
+    ragtune ask "how do I prune deleted files?" --mode rag [--json]
+    ragtune serve --port 8000
 
 Heavy libraries are imported inside the commands, so `ragtune --help` starts at once.
 """
@@ -65,6 +67,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help="number of hits (default: 5)")
     p.add_argument("--retrieval", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
     p.set_defaults(run=cmd_search)
+
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id or a local folder")
+    model.add_argument("--trust-remote-code", action="store_true", default=None, help="allow Python code shipped with the model (off by default)")
+    model.add_argument("--dtype", choices=["auto", "fp32", "bf16"], help="weights' precision (default: auto)")
+    model.add_argument("--adapter", help="PEFT adapter folder for ft/ft-rag (default: newest under <workdir>/adapters)")
+    model.add_argument("--prompts", help="YAML file of prompt templates (default: configs/prompts.yaml)")
+    model.add_argument("--rag-answer", choices=["generate", "copy", "auto"], help="rag modes: free text, or a span copied from the context")
+    model.add_argument("-k", type=int, help="chunks retrieved for the rag modes (default: 3)")
+    decoding = argparse.ArgumentParser(add_help=False)
+    decoding.add_argument("--temperature", type=float, help="0 = greedy (default), up to 2")
+    decoding.add_argument("--top-k", type=int, help="sample among the k likeliest tokens; 0 = off")
+    decoding.add_argument("--top-p", type=float, help="nucleus sampling, in (0, 1]")
+    decoding.add_argument("--max-new-tokens", type=int, help="generated tokens at most (default: 128)")
+    decoding.add_argument("--repetition-penalty", type=float, help=">1 discourages repeats (default: 1)")
+    decoding.add_argument("--seed", type=int, help="makes sampling reproducible")
+    decoding.add_argument("--stop", action="append", help="a string that ends the answer (repeatable)")
+
+    p = sub.add_parser("ask", parents=[common, index, model, decoding, output], help="answer a question in one of the four modes")
+    p.add_argument("question", metavar="QUESTION")
+    p.add_argument("--mode", choices=["base", "rag", "ft", "ft-rag"], help="default: rag")
+    p.set_defaults(run=cmd_ask)
+
+    p = sub.add_parser("serve", parents=[common, index, model, decoding], help="an OpenAI-compatible API over the four modes")
+    p.add_argument("--host", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, help="default: 8000")
+    p.add_argument("--api-key-env", metavar="NAME", help="env var holding the API key clients must send")
+    p.set_defaults(run=cmd_serve)
     return parser
 
 
@@ -124,6 +154,49 @@ def cmd_search(args) -> int:
         snippet = " ".join(c.text.split())
         print(f"{h.rank}. [{h.score:.4f}] {_short(c.source)} {where}".rstrip())
         print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
+    return 0
+
+
+def _ask_overrides(args) -> dict:
+    out = {"workdir": args.workdir, "adapter": args.adapter, "k": args.k, "prompts": args.prompts, "rag_answer": args.rag_answer,
+           "model.model": args.model, "model.trust_remote_code": args.trust_remote_code, "model.dtype": args.dtype,
+           **{f"search.{k}": v for k, v in _index_overrides(args).items()}}
+    for name in ("temperature", "top_k", "top_p", "max_new_tokens", "repetition_penalty", "seed", "stop"):
+        out[f"decoding.{name}"] = getattr(args, name)
+    return out
+
+
+def cmd_ask(args) -> int:
+    from core.config import load_config
+    from engine.answer import Answerer
+    from engine.config import AskConfig
+
+    cfg = load_config(AskConfig, {**_ask_overrides(args), "mode": args.mode}, args.config)
+    answerer = Answerer(cfg)
+    if args.json:
+        print(json.dumps(answerer.answer(args.question, cfg.mode).to_json(), indent=2, ensure_ascii=False))
+        return 0
+    stream = answerer.stream(args.question, cfg.mode)
+    try:
+        while True:
+            print(next(stream), end="", flush=True)
+    except StopIteration as done:
+        answer = done.value
+    print()
+    for s in answer.sources:
+        where = " ".join(x for x in (f"p.{s.page}" if s.page else "", f"§ {s.section}" if s.section else "") if x)
+        print(f"[{s.rank}] {_short(s.source)} {where}".rstrip(), file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from core.config import load_config
+    from engine.config import ServeConfig
+    from engine.server import serve
+
+    overrides = {f"ask.{k}": v for k, v in _ask_overrides(args).items()}
+    cfg = load_config(ServeConfig, {"host": args.host, "port": args.port, "api_key_env": args.api_key_env, **overrides}, args.config)
+    serve(cfg)
     return 0
 
 

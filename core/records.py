@@ -120,3 +120,45 @@ class IngestReport:
             "chunks": {"added": self.chunks_added, "unchanged": self.chunks_unchanged, "removed": self.chunks_removed, "total": self.total_chunks},
             "elapsed_s": round(self.elapsed_s, 3),
         }
+
+
+@dataclass(frozen=True)
+class Source:
+    """A chunk an answer was given, as the user sees it: where it is and how it ranked."""
+
+    chunk_id: str
+    source: str
+    page: int | None
+    section: str
+    score: float
+    rank: int
+    text: str
+
+    @classmethod
+    def from_hit(cls, hit: Hit) -> "Source":
+        c = hit.chunk
+        return cls(c.id, c.source, c.page, c.section, round(hit.score, 6), hit.rank, c.text)
+
+
+@dataclass
+class Answer:
+    """One question answered in one mode; `ragtune ask --json` prints it."""
+
+    question: str
+    mode: str  # base | rag | ft | ft-rag
+    text: str
+    sources: list[Source] = field(default_factory=list)  # the chunks in the prompt, best first
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str = "stop"
+    first_token_s: float | None = None
+    model: str = ""
+    adapter: str | None = None
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["latency_s"] = round(self.latency_s, 4)
+        if self.first_token_s is not None:
+            out["first_token_s"] = round(self.first_token_s, 4)
+        return out

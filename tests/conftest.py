@@ -74,3 +74,40 @@ def free_port() -> int:
 
 def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One cache dir per test session for converted models (the packaged GGUF converts once)."""
+    path = tmp_path_factory.mktemp("model-cache")
+    os.environ["RAGTUNE_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer random-weight Llama with the packaged model's tokenizer and chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from engine.model import packaged_gguf
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    gguf = packaged_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+                         initializer_range=0.2)  # 0.02 would greedily repeat one newline forever
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def ask_cfg(workdir: Path, model: Path | str, **overrides):
+    from core.config import load_config
+    from engine.config import AskConfig
+
+    return load_config(AskConfig, {"workdir": str(workdir), "model.model": str(model), **overrides})

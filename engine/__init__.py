@@ -1,0 +1,1 @@
+"""The model engine: load a model once, prompt it, generate batched or streamed, switch adapters."""

@@ -1,0 +1,154 @@
+"""`Answerer`: a question in, an `Answer` out, in any of the four modes.
+
+    base    the model alone                      ft      the model with its LoRA adapter
+    rag     the model reading retrieved chunks   ft-rag  the adapter reading retrieved chunks
+
+The CLI, the API, evaluation and the app all answer through this, so a mode means the same
+prompt everywhere. Retrieval and the adapter are loaded on first need: `base` never opens
+the index, and `rag` never reads an adapter.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from core.records import Answer, Hit, Source
+from engine import prompts as P
+from engine.config import AskConfig, DecodingConfig
+from engine.generate import Engine, Generation
+
+ADAPTER_MODES = ("ft", "ft-rag")
+RAG_MODES = ("rag", "ft-rag")
+
+
+@dataclass
+class Prepared:
+    """A prompt ready for the model, with the chunks it holds."""
+
+    prompt: str
+    hits: list[Hit]
+    processor: object | None = None  # copy decoding's logits processor, for the rag modes
+
+
+def newest_adapter(workdir: Path) -> Path | None:
+    """The most recently written adapter under <workdir>/adapters, if any."""
+    found = [p.parent for p in (Path(workdir) / "adapters").glob("*/adapter_config.json")]
+    return max(found, key=lambda p: (p / "adapter_config.json").stat().st_mtime) if found else None
+
+
+class Answerer:
+    def __init__(self, cfg: AskConfig, engine: Engine | None = None, retriever=None):
+        self.cfg = cfg
+        self.templates = P.load_templates(cfg.prompts)
+        self.engine = engine or Engine(cfg.model)
+        self._retriever = retriever
+        self.copy = cfg.rag_answer == "copy" or (cfg.rag_answer == "auto" and self.engine.n_params <= cfg.copy_max_params * 1e6)
+
+    # What can answer --------------------------------------------------------------------
+
+    def adapter_for(self, mode: str) -> Path | None:
+        """The adapter the `ft` modes use: `--adapter`, else the newest one trained here."""
+        if mode not in ADAPTER_MODES:
+            return None
+        if self.engine.adapter_path is not None and (self.cfg.adapter is None or Path(self.cfg.adapter).expanduser() == self.engine.adapter_path):
+            return self.engine.adapter_path
+        path = Path(self.cfg.adapter).expanduser() if self.cfg.adapter else newest_adapter(self.cfg.workdir)
+        if path is None:
+            raise RuntimeError(f"mode {mode} needs an adapter: pass --adapter DIR, or train one with `ragtune train` "
+                               f"(none under {self.cfg.workdir / 'adapters'})")
+        self.engine.load_adapter(path)
+        return path
+
+    def unavailable(self) -> dict[str, str]:
+        """Modes that cannot answer now, with the reason (no adapter, empty index)."""
+        out = {}
+        for mode in ADAPTER_MODES:
+            try:
+                self.adapter_for(mode)
+            except RuntimeError as e:
+                out[mode] = str(e)
+        try:
+            if self.retriever.size == 0:
+                for mode in RAG_MODES:
+                    out.setdefault(mode, f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first")
+        except RuntimeError as e:
+            for mode in RAG_MODES:
+                out.setdefault(mode, str(e))
+        return out
+
+    @property
+    def retriever(self):
+        if self._retriever is None:
+            from rag.retrieve import Retriever
+
+            self._retriever = Retriever(self.cfg.search)
+        return self._retriever
+
+    # Answering --------------------------------------------------------------------------
+
+    def prepare(self, question: str, mode: str, k: int | None = None, history: list[dict] | None = None,
+                system: str | None = None, hits: list[Hit] | None = None) -> Prepared:
+        """The prompt for one question: retrieval, budgeting and the chat template.
+
+        `history` holds earlier turns of a chat; `hits` skips retrieval (evaluation shares
+        one retrieval across the rag modes).
+        """
+        if not question.strip():
+            raise ValueError("the question is empty")
+        if mode not in RAG_MODES:
+            messages = P.base_messages(question, self.templates, system)
+            return Prepared(self.engine.render(_with_history(messages, history)), [])
+        if hits is None:
+            if self.retriever.size == 0:
+                raise RuntimeError(f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first")
+            hits = self.retriever.search(question, k or self.cfg.k)
+        messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system)
+        prepared = Prepared(self.engine.render(_with_history(messages, history)), used)
+        if self.copy and used:
+            from engine.copy import CopyProcessor
+
+            prepared.processor = CopyProcessor(self.engine.tokenizer, [P.escape(h.chunk.text) for h in used], self.templates.abstain)
+        return prepared
+
+    def answer(self, question: str, mode: str | None = None, decoding: DecodingConfig | None = None, k: int | None = None) -> Answer:
+        return self.answer_batch([question], mode, decoding, k)[0]
+
+    def answer_batch(self, questions: list[str], mode: str | None = None, decoding: DecodingConfig | None = None,
+                     k: int | None = None, hits: list[list[Hit]] | None = None) -> list[Answer]:
+        """Many questions in one mode, generated in batches (evaluation, synthesis)."""
+        mode = mode or self.cfg.mode
+        decoding = decoding or self.cfg.decoding
+        adapter = self.adapter_for(mode)
+        t0 = time.perf_counter()
+        prepared = [self.prepare(q, mode, k, hits=hits[i] if hits else None) for i, q in enumerate(questions)]
+        gens = self.engine.generate([p.prompt for p in prepared], decoding, adapter=adapter is not None,
+                                    batch_size=self.cfg.batch_size, processors=[p.processor for p in prepared])
+        per_question = (time.perf_counter() - t0) / max(len(questions), 1)
+        return [self._answer(q, mode, p, g, adapter, per_question if len(questions) > 1 else None)
+                for q, p, g in zip(questions, prepared, gens)]
+
+    def stream(self, question: str, mode: str | None = None, decoding: DecodingConfig | None = None, k: int | None = None,
+               history: list[dict] | None = None, system: str | None = None) -> Iterator[str]:
+        """Yield the answer's text as it comes; the generator's return value is the `Answer`."""
+        mode = mode or self.cfg.mode
+        adapter = self.adapter_for(mode)
+        t0 = time.perf_counter()
+        p = self.prepare(question, mode, k, history, system)
+        gen = yield from self.engine.stream(p.prompt, decoding or self.cfg.decoding, adapter=adapter is not None, processor=p.processor)
+        gen.latency_s = time.perf_counter() - t0
+        return self._answer(question, mode, p, gen, adapter, None)
+
+    def _answer(self, question: str, mode: str, p: Prepared, g: Generation, adapter: Path | None, latency: float | None) -> Answer:
+        return Answer(question, mode, g.text, [Source.from_hit(h) for h in p.hits], g.prompt_tokens, g.generated_tokens,
+                      g.latency_s if latency is None else latency, g.finish_reason, g.first_token_s,
+                      self.cfg.model.model, str(adapter) if adapter else None)
+
+
+def _with_history(messages: list[dict], history: list[dict] | None) -> list[dict]:
+    """Earlier chat turns go between the system prompt and the new question."""
+    if not history:
+        return messages
+    return messages[:1] + [m for m in history if m["role"] in ("user", "assistant")] + messages[1:]

@@ -1,0 +1,121 @@
+"""The typed configs of the answering stages: model, decoding, `ask` and `serve`.
+
+Defaults live in configs/{model,decoding,ask,serve}.yaml; flags override them, and every
+validation error names the flag (`--top-p must be in (0, 1]`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.config import ConfigError, resolve_workdir
+from rag.config import SearchConfig
+
+MODES = ("base", "rag", "ft", "ft-rag")
+MAX_NEW_TOKENS = 4096  # far above any answer; a guard against `max_tokens: 10**9`
+
+
+@dataclass
+class ModelConfig:
+    """Which model to load, and how."""
+
+    config_file = "model.yaml"
+    model: str  # "packaged" | an HF id | a local folder
+    trust_remote_code: bool
+    dtype: str  # auto | fp32 | bf16
+    cache_dir: str | None  # where the packaged GGUF becomes an HF folder
+    threads: int  # 0 = one per core
+
+    def __post_init__(self):
+        if self.dtype not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"--dtype must be auto, fp32 or bf16, got {self.dtype!r}")
+        if not self.model:
+            raise ConfigError("--model must not be empty")
+        if self.threads < 0:
+            raise ConfigError(f"--threads must be 0 (one per core) or more, got {self.threads}")
+
+
+@dataclass
+class DecodingConfig:
+    """How tokens are chosen. Temperature 0 is greedy."""
+
+    config_file = "decoding.yaml"
+    temperature: float
+    top_k: int
+    top_p: float
+    max_new_tokens: int
+    repetition_penalty: float
+    seed: int | None
+    stop: list[str]
+
+    def __post_init__(self):
+        if not 0 <= self.temperature <= 2:
+            raise ConfigError(f"--temperature must be between 0 and 2, got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"--top-k must be 0 (off) or more, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
+            raise ConfigError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS}, got {self.max_new_tokens}")
+        if not 0 < self.repetition_penalty <= 10:
+            raise ConfigError(f"--repetition-penalty must be in (0, 10], got {self.repetition_penalty}")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed must be a non-negative integer, got {self.seed}")
+        self.stop = [s.encode().decode("unicode_escape") if "\\" in s else s for s in self.stop]  # "\n" typed in a shell
+        if any(not s for s in self.stop) or len(self.stop) > 16:
+            raise ConfigError(f"--stop takes 1 to 16 non-empty strings, got {self.stop!r}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class AskConfig:
+    """`ragtune ask QUESTION --mode base|rag|ft|ft-rag`; also what the server and the app answer with."""
+
+    config_file = "ask.yaml"
+    workdir: str | None
+    mode: str
+    adapter: str | None  # a PEFT adapter folder; null = the newest under <workdir>/adapters
+    k: int  # chunks retrieved for the rag modes
+    prompts: str  # a YAML file of prompt templates, in configs/ or a path
+    context_tokens: int  # token budget of the retrieved context in the prompt
+    rag_answer: str  # generate | copy | auto: how the rag modes produce an answer
+    copy_max_params: int  # `auto` copies for models up to this size (in millions of parameters)
+    batch_size: int  # questions per batch in `answer_batch`
+    model: ModelConfig = field(default=None)
+    decoding: DecodingConfig = field(default=None)
+    search: SearchConfig = field(default=None)
+
+    def __post_init__(self):
+        self.workdir = resolve_workdir(self.workdir)
+        self.search.workdir = self.workdir
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.k < 1:
+            raise ConfigError(f"-k must be at least 1, got {self.k}")
+        if self.context_tokens < 32:
+            raise ConfigError(f"--context-tokens must be at least 32, got {self.context_tokens}")
+        if self.rag_answer not in ("generate", "copy", "auto"):
+            raise ConfigError(f"--rag-answer must be generate, copy or auto, got {self.rag_answer!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
+class ServeConfig:
+    """`ragtune serve`: an OpenAI-compatible API over the four modes."""
+
+    config_file = "serve.yaml"
+    host: str
+    port: int
+    api_key_env: str | None  # name of the env var holding the key; null = no key
+    max_queue: int  # requests waiting for the model before new ones get 503
+    ask: AskConfig = field(default=None)
+
+    def __post_init__(self):
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be between 0 and 65535, got {self.port}")
+        if self.max_queue < 1:
+            raise ConfigError(f"--max-queue must be at least 1, got {self.max_queue}")

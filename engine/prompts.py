@@ -1,0 +1,131 @@
+"""Chat messages for each mode, from the templates in configs/prompts.yaml.
+
+The RAG prompt puts each retrieved chunk inside `<document>` tags with its source, as data:
+tag-like text inside a chunk is escaped so a chunk cannot close its own tag, and the system
+prompt says never to follow instructions found there. Chunks are fitted into a token budget,
+dropping the lowest-ranked first. Everything here is pure: it needs only a token counter.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from core.config import CONFIG_DIR, ConfigError
+from core.records import Hit
+
+
+@dataclass(frozen=True)
+class Example:
+    """A worked example shown before the question (few-shot)."""
+
+    question: str
+    answer: str
+    context: str = ""  # for rag examples: the document text
+
+
+@dataclass(frozen=True)
+class PromptTemplates:
+    system: str
+    rag_system: str
+    rag_user: str
+    document: str
+    order: str = "best_last"
+    examples: tuple[Example, ...] = field(default_factory=tuple)
+    abstain: str = "I don't know"
+
+    def __post_init__(self):
+        if self.order not in ("best_last", "best_first"):
+            raise ConfigError(f"prompts: `order` must be best_last or best_first, got {self.order!r}")
+        for name, needed in (("rag_user", ("{context}", "{question}")), ("document", ("{text}",))):
+            missing = [p for p in needed if p not in getattr(self, name)]
+            if missing:
+                raise ConfigError(f"prompts: `{name}` must contain {' and '.join(missing)}")
+
+
+def load_templates(name: str) -> PromptTemplates:
+    """`prompts.yaml` (looked up in configs/) or a path to a YAML file of templates."""
+    path = Path(name) if os.sep in name or Path(name).exists() else CONFIG_DIR / name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"--prompts {name}: file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--prompts {path}: not valid YAML ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--prompts {path}: expected a mapping of templates")
+    try:
+        examples = tuple(Example(**e) for e in data.pop("examples", None) or [])
+        return PromptTemplates(examples=examples, **data)
+    except TypeError as e:
+        raise ConfigError(f"--prompts {path}: {e}") from None
+
+
+def base_messages(question: str, t: PromptTemplates, system: str | None = None) -> list[dict]:
+    """Plain prompting: the system prompt, the examples, the question."""
+    messages = [{"role": "system", "content": system or t.system}]
+    for ex in t.examples:
+        messages += [{"role": "user", "content": ex.question}, {"role": "assistant", "content": ex.answer}]
+    return messages + [{"role": "user", "content": question}]
+
+
+def rag_messages(question: str, hits: list[Hit], t: PromptTemplates, count_tokens: Callable[[str], int],
+                 budget: int, system: str | None = None) -> tuple[list[dict], list[Hit]]:
+    """The RAG prompt and the hits that fit into `budget` tokens of context.
+
+    Hits come best first. The lowest-ranked are dropped until the rest fit; if even the
+    best one alone is too long, its text is cut to fit (never a chunk of nothing).
+    """
+    used = list(hits)
+    docs = [render_document(t, n, h) for n, h in enumerate(used, 1)]
+    sizes = [count_tokens(d) for d in docs]
+    while len(used) > 1 and sum(sizes) > budget:
+        used.pop(), docs.pop(), sizes.pop()
+    if used and sizes[0] > budget:
+        docs[0] = _cut_to_budget(t, used[0], count_tokens, budget)
+    ordered = docs[::-1] if t.order == "best_last" else docs
+    messages = [{"role": "system", "content": system or t.rag_system}]
+    for ex in t.examples:
+        if ex.context:
+            ctx = t.document.format(n=1, source="example", text=escape(ex.context))
+            messages += [{"role": "user", "content": t.rag_user.format(context=ctx, question=ex.question)},
+                         {"role": "assistant", "content": ex.answer}]
+    context = "\n\n".join(ordered)
+    messages.append({"role": "user", "content": t.rag_user.format(context=context, question=question)})
+    return messages, used
+
+
+def render_document(t: PromptTemplates, n: int, hit: Hit, text: str | None = None) -> str:
+    return t.document.format(n=n, source=source_marker(hit), text=escape(hit.chunk.text if text is None else text))
+
+
+def source_marker(hit: Hit) -> str:
+    """`guide.pdf p.3 § Install` : the file name, page and section a chunk came from."""
+    c = hit.chunk
+    out = Path(c.source).name
+    if c.page:
+        out += f" p.{c.page}"
+    if c.section:
+        out += f" § {c.section.split(' > ')[-1]}"
+    return escape(out).replace('"', "'")
+
+
+def escape(text: str) -> str:
+    """A chunk cannot open or close a tag: `<` and `>` become look-alike brackets."""
+    return text.replace("<", "‹").replace(">", "›")
+
+
+def _cut_to_budget(t: PromptTemplates, hit: Hit, count_tokens: Callable[[str], int], budget: int) -> str:
+    words = hit.chunk.text.split()
+    lo, hi = 0, len(words)
+    while lo < hi:  # the most words that fit, by bisection: ~8 token counts, not one per word
+        mid = (lo + hi + 1) // 2
+        if count_tokens(render_document(t, 1, hit, " ".join(words[:mid]))) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return render_document(t, 1, hit, " ".join(words[:lo]))

@@ -1,0 +1,1 @@
+"""Scoring answers against gold answers; the four-mode evaluation builds on this."""

@@ -1,0 +1,28 @@
+"""Answer scores: SQuAD exact match and F1 (torchmetrics' maintained implementation), and contains.
+
+SQuAD normalisation lowercases, drops punctuation and the articles a/an/the, and takes the
+best score over the gold answers; F1 is token overlap. `contains` asks whether any gold
+answer, normalised, appears inside the (normalised) prediction: lenient to verbose answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Score:
+    exact: float  # 0 or 100
+    f1: float  # 0-100
+    contains: bool
+
+
+def score(prediction: str, answers: list[str]) -> Score:
+    from torchmetrics.functional.text.squad import _normalize_text
+    from torchmetrics.functional.text import squad
+
+    out = squad(preds=[{"prediction_text": prediction, "id": "q"}],
+                target=[{"answers": {"answer_start": [0] * len(answers), "text": answers}, "id": "q"}])
+    pred = _normalize_text(prediction)
+    contains = any(_normalize_text(a) and _normalize_text(a) in pred for a in answers)
+    return Score(float(out["exact_match"]), float(out["f1"]), contains)

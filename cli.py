@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--dtype", choices=["auto", "fp32", "bf16"], help="weights' precision (default: auto)")
     model.add_argument("--adapter", help="PEFT adapter folder for ft/ft-rag (default: newest under <workdir>/adapters)")
     model.add_argument("--prompts", help="YAML file of prompt templates (default: configs/prompts.yaml)")
-    model.add_argument("--rag-answer", choices=["generate", "copy", "auto"], help="rag modes: free text, or a span copied from the context")
+    model.add_argument("--rag-answer", choices=["generate", "spans", "copy", "auto"],
+                       help="rag modes: free text, the likeliest span of the context, or copy-constrained text (default: auto)")
     model.add_argument("-k", type=int, help="chunks retrieved for the rag modes (default: 3)")
     decoding = argparse.ArgumentParser(add_help=False)
     decoding.add_argument("--temperature", type=float, help="0 = greedy (default), up to 2")
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, help="default: 8000")
     p.add_argument("--api-key-env", metavar="NAME", help="env var holding the API key clients must send")
+    p.add_argument("--max-queue", type=int, help="requests waiting for the model before new ones get 503 (default: 64)")
     p.set_defaults(run=cmd_serve)
     return parser
 
@@ -161,8 +163,10 @@ def _ask_overrides(args) -> dict:
     out = {"workdir": args.workdir, "adapter": args.adapter, "k": args.k, "prompts": args.prompts, "rag_answer": args.rag_answer,
            "model.model": args.model, "model.trust_remote_code": args.trust_remote_code, "model.dtype": args.dtype,
            **{f"search.{k}": v for k, v in _index_overrides(args).items()}}
-    for name in ("temperature", "top_k", "top_p", "max_new_tokens", "repetition_penalty", "seed", "stop"):
+    for name in ("temperature", "top_k", "top_p", "max_new_tokens", "repetition_penalty", "seed"):
         out[f"decoding.{name}"] = getattr(args, name)
+    if args.stop:  # `--stop '\n'` typed in a shell means a newline
+        out["decoding.stop"] = [s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop]
     return out
 
 
@@ -195,7 +199,8 @@ def cmd_serve(args) -> int:
     from engine.server import serve
 
     overrides = {f"ask.{k}": v for k, v in _ask_overrides(args).items()}
-    cfg = load_config(ServeConfig, {"host": args.host, "port": args.port, "api_key_env": args.api_key_env, **overrides}, args.config)
+    cfg = load_config(ServeConfig, {"host": args.host, "port": args.port, "api_key_env": args.api_key_env,
+                                         "max_queue": args.max_queue, **overrides}, args.config)
     serve(cfg)
     return 0
 

@@ -26,11 +26,10 @@ SQUAD = ROOT.parent / "shared" / "eval" / "squad"
 # name -> overrides of configs/ask.yaml. "generate" is the baseline: free generation.
 VARIANTS = {
     "generate-k3": {"rag_answer": "generate", "k": 3},
-    "copy-k1": {"rag_answer": "copy", "k": 1},
     "copy-k3": {"rag_answer": "copy", "k": 3},
-    "copy-k5": {"rag_answer": "copy", "k": 5},
-    "copy-k3-best-first": {"rag_answer": "copy", "k": 3, "template": "order=best_first"},
-    "generate-k1": {"rag_answer": "generate", "k": 1},
+    "spans-k1": {"rag_answer": "spans", "k": 1},
+    "spans-k3": {"rag_answer": "spans", "k": 3},
+    "spans-k1-best-first": {"rag_answer": "spans", "k": 1, "template": "order=best_first"},
     "default": {},
 }
 

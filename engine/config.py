@@ -61,7 +61,6 @@ class DecodingConfig:
             raise ConfigError(f"--repetition-penalty must be in (0, 10], got {self.repetition_penalty}")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed must be a non-negative integer, got {self.seed}")
-        self.stop = [s.encode().decode("unicode_escape") if "\\" in s else s for s in self.stop]  # "\n" typed in a shell
         if any(not s for s in self.stop) or len(self.stop) > 16:
             raise ConfigError(f"--stop takes 1 to 16 non-empty strings, got {self.stop!r}")
 
@@ -81,8 +80,8 @@ class AskConfig:
     k: int  # chunks retrieved for the rag modes
     prompts: str  # a YAML file of prompt templates, in configs/ or a path
     context_tokens: int  # token budget of the retrieved context in the prompt
-    rag_answer: str  # generate | copy | auto: how the rag modes produce an answer
-    copy_max_params: int  # `auto` copies for models up to this size (in millions of parameters)
+    rag_answer: str  # generate | spans | copy | auto: how the rag modes produce an answer
+    small_model_params: int  # `auto` picks spans for models up to this size (millions of parameters)
     batch_size: int  # questions per batch in `answer_batch`
     model: ModelConfig = field(default=None)
     decoding: DecodingConfig = field(default=None)
@@ -97,8 +96,8 @@ class AskConfig:
             raise ConfigError(f"-k must be at least 1, got {self.k}")
         if self.context_tokens < 32:
             raise ConfigError(f"--context-tokens must be at least 32, got {self.context_tokens}")
-        if self.rag_answer not in ("generate", "copy", "auto"):
-            raise ConfigError(f"--rag-answer must be generate, copy or auto, got {self.rag_answer!r}")
+        if self.rag_answer not in ("generate", "spans", "copy", "auto"):
+            raise ConfigError(f"--rag-answer must be generate, spans, copy or auto, got {self.rag_answer!r}")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
 

@@ -42,7 +42,7 @@ class Engine:
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         self.base_path, self.n_params = loaded.path, loaded.n_params
         self.adapter_path: Path | None = None
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()  # not an RLock: a stream may be resumed from another thread
         if adapter:
             self.load_adapter(adapter)
 
@@ -124,6 +124,7 @@ class Engine:
                 idx = order[start : start + batch_size]
                 t0 = time.perf_counter()
                 batch = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                self._check_fits(batch["input_ids"].shape[1], decoding)
                 extra = {}
                 if processors and any(processors[i] is not None for i in idx):
                     from engine.copy import BatchProcessor
@@ -157,6 +158,7 @@ class Engine:
         t0 = time.perf_counter()
         with self.lock, self.using(adapter):
             batch = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+            self._check_fits(batch["input_ids"].shape[1], decoding)
             tokens: queue.Queue = queue.Queue()
             cancel = _Cancel()
             failure: list[BaseException] = []
@@ -186,7 +188,7 @@ class Engine:
                 while (piece := tokens.get()) is not None:
                     generated.extend(piece)
                     text, stopped = self._cut(self.tokenizer.decode(generated, skip_special_tokens=True).lstrip(), decoding.stop)
-                    ready = text if stopped else _hold_back(text, decoding.stop)
+                    ready = text.rstrip() if stopped else _hold_back(text, decoding.stop)
                     if len(ready) > len(sent):
                         first = first if first is not None else time.perf_counter() - t0
                         yield ready[len(sent):]
@@ -206,6 +208,11 @@ class Engine:
 
     # Helpers ------------------------------------------------------------------------------
 
+    def _check_fits(self, prompt_tokens: int, d: DecodingConfig) -> None:
+        if prompt_tokens + d.max_new_tokens > self.max_context:
+            raise ValueError(f"the prompt is {prompt_tokens} tokens; with max_new_tokens {d.max_new_tokens} it exceeds "
+                             f"the model's context of {self.max_context} tokens")
+
     def _generate_kwargs(self, d: DecodingConfig) -> dict:
         kw = dict(max_new_tokens=d.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
                   eos_token_id=self.tokenizer.eos_token_id, repetition_penalty=d.repetition_penalty)
@@ -222,7 +229,8 @@ class Engine:
         ended = eos in new_ids
         if ended:
             new_ids = new_ids[: new_ids.index(eos) + 1]  # the rest is padding
-        text, stopped = self._cut(self.tokenizer.decode(new_ids, skip_special_tokens=True), d.stop)
+        # lstrip before cutting, as the stream does: a stop string "\n" must not cut a leading newline
+        text, stopped = self._cut(self.tokenizer.decode(new_ids, skip_special_tokens=True).lstrip(), d.stop)
         reason = "stop" if ended or stopped or len(new_ids) < d.max_new_tokens else "length"
         return Generation(text.strip(), prompt_tokens, len(new_ids), reason, elapsed)
 
@@ -250,7 +258,7 @@ class _QueueStreamer:
 
 def _hold_back(text: str, stop: list[str]) -> str:
     """Text safe to show: drop a tail that could still grow into a stop string, or half a UTF-8 character."""
-    text = text.rstrip("\ufffd")
+    text = text.rstrip("\ufffd").rstrip()  # trailing spaces wait: the final answer is stripped
     for s in stop:
         for n in range(min(len(s) - 1, len(text)), 0, -1):
             if text.endswith(s[:n]):

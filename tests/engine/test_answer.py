@@ -1,0 +1,155 @@
+"""The four modes on a tiny model over the sample corpus: spans, copy decoding, adapters, `ragtune ask`."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, ask_cfg, ingest_cfg
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, sample_docs):
+    from rag.ingest import ingest
+
+    wd = tmp_path_factory.mktemp("answer")
+    ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
+    return wd
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_model, tmp_path_factory):
+    """A LoRA adapter with random (not zero) weights, so ft answers differ from base ones."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("adapter")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def answerer(workdir, tiny_model):
+    from engine.answer import Answerer
+
+    return Answerer(ask_cfg(workdir, tiny_model, **{"decoding.max_new_tokens": 8}))
+
+
+def test_span_scores_from_the_packed_pass_equal_one_pass_per_span(answerer):
+    import torch
+
+    from engine.spans import score_spans
+
+    e = answerer.engine
+    prompt = e.render([{"role": "user", "content": "Which stage trains the adapter?"}])
+    spans = ["ragtune train", "LoRA", "the adapter folder", "42"]
+    packed = score_spans(e.model, e.tokenizer, prompt, spans)
+    for s in packed:
+        ids = e.tokenizer(prompt + s.text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        n = len(e.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        ids = torch.cat([ids, torch.tensor([[e.tokenizer.eos_token_id]])], 1)
+        with torch.inference_mode():
+            logp = torch.log_softmax(e.model(ids).logits[0].float(), -1)
+        naive = sum(logp[i - 1, ids[0, i]].item() for i in range(n, ids.shape[1]))
+        assert s.logprob == pytest.approx(naive, abs=1e-3), s.text
+
+
+def test_candidate_spans_skip_the_question_s_own_words():
+    from engine.spans import candidate_spans
+
+    spans = candidate_spans(["The Normans were led by Rollo in 911, and they settled Normandy."], "Who led the Normans?", "I don't know")
+    assert "Rollo" in spans and "911" in spans and "I don't know" in spans
+    assert "The Normans" not in spans
+
+
+def test_rag_answers_are_spans_of_their_sources(answerer):
+    a = answerer.answer("How is the adapter trained?", "rag")
+    assert a.sources and a.mode == "rag" and a.prompt_tokens > 0
+    context = " ".join(" ".join(s.text.split()) for s in a.sources).lower()
+    assert a.text.lower() in context or a.text == "I don't know"
+    assert '<document id="1"' in answerer.prepare("How is the adapter trained?", "rag").prompt
+
+
+def test_copy_decoding_only_writes_text_found_in_the_context(answerer):
+    copying = answerer
+    copying.rag_answer = "copy"
+    try:
+        for q in ("How is the adapter trained?", "What does ingest do?", "Which formats are read?"):
+            a = copying.answer(q, "rag")
+            context = " ".join(" ".join(s.text.split()) for s in a.sources).lower()
+            assert a.text and (" ".join(a.text.split()).lower() in context or "i don't know".startswith(a.text.lower()))
+    finally:
+        copying.rag_answer = "spans"
+
+
+def test_adapter_switches_on_and_off_in_one_process(workdir, tiny_model, adapter):
+    from engine.answer import Answerer
+
+    a = Answerer(ask_cfg(workdir, tiny_model, adapter=str(adapter), **{"decoding.max_new_tokens": 8}))
+    base = a.answer("What does ingest do?", "base").text
+    base_params = {id(p) for p in a.engine.model.parameters()}
+    ft = a.answer("What does ingest do?", "ft")
+    assert ft.adapter == str(adapter) and ft.text != base
+    assert a.answer("What does ingest do?", "base").text == base  # the adapter is off again
+    # The adapter's weights were added; the base weights are the very same tensors, loaded once.
+    assert {id(p) for n, p in a.engine.model.named_parameters() if "lora_" not in n} == base_params
+    assert a.answer("What does ingest do?", "ft-rag").sources
+
+
+def test_newest_adapter_is_the_default(workdir, tiny_model, adapter):
+    import shutil
+
+    from engine.answer import Answerer
+
+    shutil.copytree(adapter, workdir / "adapters" / "run-1")
+    try:
+        a = Answerer(ask_cfg(workdir, tiny_model))
+        assert a.adapter_for("ft") == workdir / "adapters" / "run-1"
+        assert a.unavailable() == {}
+    finally:
+        shutil.rmtree(workdir / "adapters")
+
+
+def test_missing_or_foreign_adapters_get_clear_errors(workdir, tiny_model, adapter, tmp_path):
+    import shutil
+
+    from engine.answer import Answerer
+
+    a = Answerer(ask_cfg(workdir, tiny_model))
+    with pytest.raises(RuntimeError, match="mode ft needs an adapter: pass --adapter DIR, or train one"):
+        a.answer("q", "ft")
+    assert set(a.unavailable()) == {"ft", "ft-rag"}
+    with pytest.raises(RuntimeError, match="no such folder"):
+        a.engine.load_adapter(tmp_path / "nowhere")
+    foreign = tmp_path / "foreign"
+    shutil.copytree(adapter, foreign)
+    config = json.loads((foreign / "adapter_config.json").read_text())
+    (foreign / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "meta-llama/Llama-3-8B"}))
+    with pytest.raises(RuntimeError, match="trained on base model 'meta-llama/Llama-3-8B'"):
+        a.engine.load_adapter(foreign)
+
+
+CLI = [sys.executable, str(ROOT / "cli.py")]
+
+
+def test_ask_cli_json_and_streamed_text(workdir, tiny_model):
+    common = ["--workdir", str(workdir), "--model", str(tiny_model), "--max-new-tokens", "6"]
+    out = subprocess.run(CLI + ["ask", "How is the adapter trained?", "--mode", "rag", "--json", *common], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    a = json.loads(out.stdout)
+    assert set(a) >= {"text", "sources", "prompt_tokens", "generated_tokens", "latency_s"}
+    assert {"chunk_id", "source", "page", "section", "score"} <= set(a["sources"][0])
+    base = subprocess.run(CLI + ["ask", "hello", "--mode", "base", *common], capture_output=True, text=True, timeout=300)
+    assert base.returncode == 0 and base.stdout.strip()
+    no_adapter = subprocess.run(CLI + ["ask", "hello", "--mode", "ft", *common], capture_output=True, text=True, timeout=300)
+    assert no_adapter.returncode == 1 and "mode ft needs an adapter" in no_adapter.stderr
+    no_model = subprocess.run(CLI + ["ask", "hello", "--model", str(workdir / "no-model"), "--workdir", str(workdir)], capture_output=True, text=True, timeout=300)
+    assert no_model.returncode == 1 and "no-model: no such folder" in no_model.stderr
+    bad_flag = subprocess.run(CLI + ["ask", "hello", "--temperature", "5", *common], capture_output=True, text=True, timeout=300)
+    assert bad_flag.returncode == 2 and "--temperature must be between 0 and 2" in bad_flag.stderr
+    assert "Traceback" not in no_adapter.stderr + no_model.stderr + bad_flag.stderr

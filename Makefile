@@ -1,4 +1,4 @@
-# make demo   ingest the bundled sample corpus and search it (creates .venv on first use)
+# make demo   ingest the bundled sample corpus, search it and ask it (creates .venv on first use)
 # make test   the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,6 +20,8 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/ragtune ingest sample/docs
 	$(VENV)/bin/ragtune search "How do I remove chunks of files I deleted?" -k 3
+	$(VENV)/bin/ragtune ask "Which flag removes chunks of files I deleted?" --mode rag
+	$(VENV)/bin/ragtune ask "Which flag removes chunks of files I deleted?" --mode base
 
 test: install
 	$(VENV)/bin/pytest
@@ -27,6 +29,8 @@ test: install
 bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/retrieval.py
+	$(PY) bench/generate.py
+	$(PY) bench/rag_quality.py --variants generate-k3,copy-k3,spans-k1-no-examples,default
 
 clean:
 	rm -rf .ragtune

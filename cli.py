@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--prompts", help="YAML file of prompt templates (default: configs/prompts.yaml)")
     model.add_argument("--rag-answer", choices=["generate", "spans", "copy", "auto"],
                        help="rag modes: free text, the likeliest span of the context, or copy-constrained text (default: auto)")
-    model.add_argument("-k", type=int, help="chunks retrieved for the rag modes (default: 3)")
+    model.add_argument("-k", type=int, help="chunks retrieved for the rag modes (default: 1)")
     decoding = argparse.ArgumentParser(add_help=False)
     decoding.add_argument("--temperature", type=float, help="0 = greedy (default), up to 2")
     decoding.add_argument("--top-k", type=int, help="sample among the k likeliest tokens; 0 = off")

@@ -29,7 +29,7 @@ VARIANTS = {
     "copy-k3": {"rag_answer": "copy", "k": 3},
     "spans-k1": {"rag_answer": "spans", "k": 1},
     "spans-k3": {"rag_answer": "spans", "k": 3},
-    "spans-k1-best-first": {"rag_answer": "spans", "k": 1, "template": "order=best_first"},
+    "spans-k1-no-examples": {"rag_answer": "spans", "k": 1, "template": "examples=()"},
     "default": {},
 }
 
@@ -73,7 +73,8 @@ def main() -> None:
         if template:
             from dataclasses import replace
 
-            answerer.templates = replace(answerer.templates, **dict(kv.split("=", 1) for kv in template.split(";")))
+            fields = dict(kv.split("=", 1) for kv in template.split(";"))
+            answerer.templates = replace(answerer.templates, **{k: () if v == "()" else v for k, v in fields.items()})
         t0 = time.perf_counter()
         answers = answerer.answer_batch(questions, "rag")
         per_q = (time.perf_counter() - t0) / len(questions)

@@ -104,6 +104,8 @@ def run(cmd: list[str]) -> None:
 
 def make_adapter(out: Path) -> tuple[str, Path]:
     """A LoRA adapter as `ragtune train` would save it (untrained: B is zero, so memory is all it tells)."""
+    import warnings
+
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -114,7 +116,9 @@ def make_adapter(out: Path) -> tuple[str, Path]:
     path = resolve(load_config(ModelConfig, {}))
     model = AutoModelForCausalLM.from_pretrained(path)
     lora = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
-    get_peft_model(model, lora).save_pretrained(out)
+    with warnings.catch_warnings():  # transformers' deprecation notice inside peft, not ours to act on
+        warnings.simplefilter("ignore", FutureWarning)
+        get_peft_model(model, lora).save_pretrained(out)
     return path, out
 
 
@@ -162,8 +166,9 @@ def serve_and_measure(workdir: Path, adapter: Path, requests: int) -> tuple[dict
                         sys.exit(f"{mode}: HTTP {r.status_code}: {r.text[:500]}")
                     if body["stream"] and not r.text.rstrip().endswith("data: [DONE]"):
                         sys.exit(f"{mode}: a streamed answer did not end with [DONE]: {r.text[-300:]}")
-                print(f"{mode:<7} {requests} answers, last {answer_text(r)[:60]!r}")
-        mem = memory(server.pid)
+                mem = memory(server.pid)
+                print(f"{mode:<7} {requests} answers, VmHWM {mem['VmHWM']:5.0f} MiB, VmRSS {mem['VmRSS']:5.0f} MiB, "
+                      f"last answer {answer_text(r)[:40]!r}")
         children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
         if children:
             print(f"note: the server has child processes {children}, not counted")

@@ -161,7 +161,8 @@ class Answerer:
         spans = candidate_spans([h.chunk.text for h in p.hits], question, self.templates.abstain)
         with self.engine.lock, self.engine.using(adapter):
             scored = score_spans(self.engine.model, self.engine.tokenizer, p.prompt, spans)
-        best = max(scored, key=lambda s: s.logprob)
+        abstain = self.templates.abstain
+        best = max(scored, key=lambda s: s.logprob + (self.cfg.abstain_margin if s.text != abstain else 0.0))
         return Generation(best.text, self.engine.count_tokens(p.prompt), best.tokens, "stop", time.perf_counter() - t0)
 
     def _answer(self, question: str, mode: str, p: Prepared, g: Generation, adapter: Path | None, latency: float | None) -> Answer:

@@ -82,6 +82,7 @@ class AskConfig:
     context_tokens: int  # token budget of the retrieved context in the prompt
     rag_answer: str  # generate | spans | copy | auto: how the rag modes produce an answer
     small_model_params: int  # `auto` picks spans for models up to this size (millions of parameters)
+    abstain_margin: float  # spans: "I don't know" must beat the best span by this many nats
     batch_size: int  # questions per batch in `answer_batch`
     model: ModelConfig = field(default=None)
     decoding: DecodingConfig = field(default=None)

@@ -4,14 +4,19 @@ import pytest
 
 from conftest import ROOT
 from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
+from engine.config import AskConfig, DecodingConfig, ModelConfig, ServeConfig
 from rag.config import IndexConfig, IngestConfig, SearchConfig
 
-STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig}
+STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig, "model.yaml": ModelConfig,
+          "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig}
 
 
 def test_every_yaml_file_builds_its_config_class():
+    from engine.prompts import PromptTemplates, load_templates
+
     files = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
-    assert files == sorted(STAGES), "a YAML file in configs/ has no config class checked here"
+    assert files == sorted([*STAGES, "prompts.yaml"]), "a YAML file in configs/ has no config class checked here"
+    assert isinstance(load_templates("prompts.yaml"), PromptTemplates)
     for name, cls in STAGES.items():
         cfg = load_config(cls)
         assert isinstance(cfg, cls)

@@ -96,3 +96,12 @@ def test_stream_holds_back_a_stop_string(engine, prompts):
 def test_bad_decoding_values_name_the_flag(flag, value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]")):
         dec(**{flag: value})
+
+
+def test_a_prompt_beyond_the_context_is_refused(engine, prompts):
+    with pytest.raises(ValueError, match="exceeds the model's context of 2048 tokens"):
+        engine.generate(prompts[:1], dec(max_new_tokens=2040))
+    with pytest.raises(ValueError, match="exceeds the model's context"):
+        next(engine.stream(prompts[0], dec(max_new_tokens=2040)))
+    assert engine.lock.acquire(timeout=1)  # a refused stream does not keep the model
+    engine.lock.release()

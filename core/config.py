@@ -49,7 +49,7 @@ def load_config(cls: type[T], overrides: Mapping[str, Any] | None = None, path: 
         ConfigError: unknown key, wrong type or invalid value; the message names the flag.
     """
     path = Path(path) if path else CONFIG_DIR / cls.config_file
-    data = _read_yaml(path)
+    data = read_yaml(path)
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
@@ -61,7 +61,8 @@ def to_dict(cfg: Any) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
+    """A YAML file of settings, as a mapping; a one-line ConfigError if it is missing or malformed."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -92,7 +93,7 @@ def _build(cls: type, data: dict, source: str, prefix: str = "") -> Any:
         if dataclasses.is_dataclass(typ):
             # A nested config (the index settings) has a YAML file of its own; the stage's
             # file may override part of it.
-            base = _read_yaml(CONFIG_DIR / typ.config_file)
+            base = read_yaml(CONFIG_DIR / typ.config_file)
             section = data.get(name) or {}
             if not isinstance(section, dict):
                 raise ConfigError(f"{source}: `{prefix}{name}` must be a mapping of settings, got {section!r}")

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
-from core.config import CONFIG_DIR, ConfigError
+from core.config import CONFIG_DIR, ConfigError, read_yaml
 from core.records import Hit
 
 
@@ -51,13 +49,9 @@ def load_templates(name: str) -> PromptTemplates:
     """`prompts.yaml` (looked up in configs/) or a path to a YAML file of templates."""
     path = Path(name) if os.sep in name or Path(name).exists() else CONFIG_DIR / name
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"--prompts {name}: file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--prompts {path}: not valid YAML ({type(e).__name__})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--prompts {path}: expected a mapping of templates")
+        data = read_yaml(path)
+    except ConfigError as e:
+        raise ConfigError(f"--prompts {e}") from None
     try:
         examples = tuple(Example(**e) for e in data.pop("examples", None) or [])
         return PromptTemplates(examples=examples, **data)

@@ -72,5 +72,5 @@ def test_templates_come_from_configs_and_are_checked(tmp_path):
     bad.write_text("system: s\nrag_system: r\nrag_user: 'no placeholders'\ndocument: '{text}'\n")
     with pytest.raises(ConfigError, match="`rag_user` must contain {context} and {question}"):
         P.load_templates(str(bad))
-    with pytest.raises(ConfigError, match="--prompts nowhere.yaml: file not found"):
+    with pytest.raises(ConfigError, match="--prompts .*nowhere.yaml: config file not found"):
         P.load_templates("nowhere.yaml")

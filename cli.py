@@ -186,7 +186,7 @@ def cmd_ask(args) -> int:
             print(next(stream), end="", flush=True)
     except StopIteration as done:
         answer = done.value
-    print()
+    print(flush=True)  # before the sources, which go to stderr
     for s in answer.sources:
         where = " ".join(x for x in (f"p.{s.page}" if s.page else "", f"§ {s.section}" if s.section else "") if x)
         print(f"[{s.rank}] {_short(s.source)} {where}".rstrip(), file=sys.stderr)

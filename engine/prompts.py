@@ -60,10 +60,15 @@ def load_templates(name: str) -> PromptTemplates:
 
 
 def base_messages(question: str, t: PromptTemplates, system: str | None = None) -> list[dict]:
-    """Plain prompting: the system prompt, the examples, the question."""
+    """Plain prompting: the system prompt, the examples that have no context, the question.
+
+    Examples with a context belong to the RAG prompt: shown without their document, their
+    answers leak into unrelated answers (measured: base answers then quote the example).
+    """
     messages = [{"role": "system", "content": system or t.system}]
     for ex in t.examples:
-        messages += [{"role": "user", "content": ex.question}, {"role": "assistant", "content": ex.answer}]
+        if not ex.context:
+            messages += [{"role": "user", "content": ex.question}, {"role": "assistant", "content": ex.answer}]
     return messages + [{"role": "user", "content": question}]
 
 

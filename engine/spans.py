@@ -14,10 +14,14 @@ more forward pass of their total length, not 50 passes over the prompt.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 MAX_SPAN_WORDS = 12  # longer noun phrases are rarely answers, and cost scoring time
+# What spaCy's English model does not see as a phrase but technical documents answer with:
+# `code`, --flags, and "quoted names".
+TECHNICAL = re.compile(r"`([^`\n]{1,80})`|(?<![\w-])(--?[A-Za-z][\w-]*)|\"([^\"\n]{1,80})\"|“([^”\n]{1,80})”")
 
 
 @dataclass(frozen=True)
@@ -38,23 +42,23 @@ def _nlp():
 
 
 def candidate_spans(texts: list[str], question: str, abstain: str | None = None) -> list[str]:
-    """Named entities, noun phrases and numbers in `texts`, in order of first appearance.
+    """Named entities, noun phrases, numbers, `code`, --flags and "quoted" text in `texts`.
 
     Spans made only of the question's own words are left out: "Who led the Normans?" is not
     answered by "the Normans".
     """
     asked = {w.strip("?,.!;:\"'").lower() for w in question.split()}
     out: dict[str, None] = {}
-    for doc in _nlp().pipe([" ".join(t.split()) for t in texts]):
-        spans = sorted(list(doc.ents) + list(doc.noun_chunks), key=lambda s: s.start)
-        for span in spans:
-            text = span.text.strip(" ,.;:\"'()")
-            words = text.lower().split()
-            if text and len(words) <= MAX_SPAN_WORDS and not {w.strip("\"',.") for w in words} <= asked:
-                out.setdefault(text, None)
-        for tok in doc:
-            if tok.like_num:
-                out.setdefault(tok.text, None)
+    texts = [" ".join(t.split()) for t in texts]
+    for text, doc in zip(texts, _nlp().pipe(texts)):
+        found = [s.text for s in sorted(list(doc.ents) + list(doc.noun_chunks), key=lambda s: s.start)]
+        found += [tok.text for tok in doc if tok.like_num]
+        found += [next(g for g in m.groups() if g) for m in TECHNICAL.finditer(text)]
+        for span in found:
+            span = span.strip(" ,.;:\"'()`")
+            words = span.lower().split()
+            if span and len(words) <= MAX_SPAN_WORDS and not {w.strip("\"',.") for w in words} <= asked:
+                out.setdefault(span, None)
     if abstain:
         out.setdefault(abstain, None)
     return list(out)

@@ -65,6 +65,8 @@ def test_candidate_spans_skip_the_question_s_own_words():
     spans = candidate_spans(["The Normans were led by Rollo in 911, and they settled Normandy."], "Who led the Normans?", "I don't know")
     assert "Rollo" in spans and "911" in spans and "I don't know" in spans
     assert "The Normans" not in spans
+    technical = candidate_spans(['Pass `--prune` to drop them, or set the option "keep stale" with --keep.'], "Which flag drops them?")
+    assert {"--prune", "keep stale", "--keep"} <= set(technical)
 
 
 def test_rag_answers_are_spans_of_their_sources(answerer):

@@ -74,3 +74,14 @@ def test_templates_come_from_configs_and_are_checked(tmp_path):
         P.load_templates(str(bad))
     with pytest.raises(ConfigError, match="--prompts .*nowhere.yaml: config file not found"):
         P.load_templates("nowhere.yaml")
+
+
+def test_base_prompts_leave_out_examples_that_need_a_document(t):
+    from dataclasses import replace
+
+    with_plain = replace(t, examples=t.examples + (P.Example("Say hi.", "hi"),))
+    messages = P.base_messages("What is 2 + 2?", with_plain)
+    assert [m["content"] for m in messages[1:]] == ["Say hi.", "hi", "What is 2 + 2?"]
+    assert any(e.context for e in t.examples), "the shipped examples are RAG examples"
+    rag = P.rag_messages("q", [hit(1, "text")], t, words, 500)[0]
+    assert len(rag) == 2 + 2 * len(t.examples)

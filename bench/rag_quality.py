@@ -67,7 +67,7 @@ def main() -> None:
     print(f"{len(sample)} questions (seed {args.seed}), model {args.model} ({engine.n_params / 1e6:.0f}M params)\n")
     print(f"{'variant':<24} {'EM':>6} {'F1':>6} {'contains':>9} {'abstain':>8} {'words':>6} {'s/q':>6}")
     for name in args.variants.split(","):
-        overrides = dict(VARIANTS.get(name) or _parse(name))
+        overrides = dict(VARIANTS[name] if name in VARIANTS else _parse(name))
         template = overrides.pop("template", None)  # template fields: "order=best_first;abstain=..."
         cfg = load_config(AskConfig, {"workdir": args.workdir, "model.model": args.model, **overrides})
         answerer = Answerer(cfg, engine, retriever)

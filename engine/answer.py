@@ -159,19 +159,10 @@ class Answerer:
 
         t0 = time.perf_counter()
         spans = candidate_spans([h.chunk.text for h in p.hits], question, self.templates.abstain)
-        lam = self.cfg.span_calibration
-        # PMI calibration: the same context asked nothing tells how likely a span is anyway.
-        blank = self.prepare("?", "rag", hits=p.hits).prompt if lam else None
         with self.engine.lock, self.engine.using(adapter):
             scored = score_spans(self.engine.model, self.engine.tokenizer, p.prompt, spans)
-            prior = score_spans(self.engine.model, self.engine.tokenizer, blank, spans) if lam else None
         abstain = self.templates.abstain
-
-        def value(i: int) -> float:
-            v = scored[i].logprob - (lam * prior[i].logprob if lam else 0.0)
-            return v + (self.cfg.abstain_margin if spans[i] != abstain else 0.0)
-
-        best = scored[max(range(len(spans)), key=value)]
+        best = max(scored, key=lambda s: s.logprob + (self.cfg.abstain_margin if s.text != abstain else 0.0))
         return Generation(best.text, self.engine.count_tokens(p.prompt), best.tokens, "stop", time.perf_counter() - t0)
 
     def _answer(self, question: str, mode: str, p: Prepared, g: Generation, adapter: Path | None, latency: float | None) -> Answer:

@@ -83,7 +83,6 @@ class AskConfig:
     rag_answer: str  # generate | spans | copy | auto: how the rag modes produce an answer
     small_model_params: int  # `auto` picks spans for models up to this size (millions of parameters)
     abstain_margin: float  # spans: "I don't know" must beat the best span by this many nats
-    span_calibration: float  # spans: subtract this times log P(span | context, no question); 0 = off
     batch_size: int  # questions per batch in `answer_batch`
     model: ModelConfig = field(default=None)
     decoding: DecodingConfig = field(default=None)

@@ -1,10 +1,11 @@
 """Span answers: the model picks, by likelihood, the best answer among spans of its context.
 
-A 135M model asked freely for an answer paraphrases, rambles or answers from memory (F1 ~7
-on SQuAD dev with the gold chunk retrieved). It ranks better than it writes: scored as
-log P(span, then end-of-answer | prompt), the right span among the context's named entities,
-noun phrases and numbers wins often enough for F1 ~30 (bench/rag_quality.py). Counting
-the end-of-answer token matters: it is what makes "Rollo" beat "Rollo, who swore fealty".
+A 135M model asked freely for an answer paraphrases, rambles or answers from memory. It ranks
+better than it writes: scored as log P(span, then end-of-answer | prompt), the right span among
+the context's named entities, noun phrases and numbers wins more often. On 200 SQuAD dev
+questions (bench/rag_quality.py) span answers scored F1 22.3 against 12.0 for free generation.
+Counting the end-of-answer token matters (F1 28.2 with it, 11.3 without, on 60 questions): it
+is what makes "Rollo" beat "Rollo, who swore fealty".
 
 The prompt is run once and its KV cache reused; all candidates then go through the model
 packed into one sequence, each attending only to the prompt and to itself (a block-diagonal

@@ -146,6 +146,11 @@ def main() -> None:
         print(f"{label:<40}{n / t:>10.2f}{sum(g.generated_tokens for g in outs[name]) / t:>10.1f}{t_base / t:>8.2f}{f'{agree}/{n}':>19}")
     print(f"  each run, s: fp32 {' '.join(f'{t:.1f}' for t in times['fp32'])} | bf16 {' '.join(f'{t:.1f}' for t in times['bf16'])}")
 
+    # How far apart the two dtypes are: fed fp32's own unbatched answers, does each model pick the
+    # same next token that fp32 picked? (fp32 itself should agree ~100%; a miss is a near-tie.)
+    agree = {name: next_token_agreement(engine.model, tok, prompts, base_ids) for name, engine in (("fp32", fp32), ("bf16", bf16))}
+    print(f"  next-token agreement with fp32's unbatched answers, teacher-forced over {sum(map(len, base_ids))} tokens: "
+          f"fp32 {100 * agree['fp32']:.1f}%, bf16 {100 * agree['bf16']:.1f}%")
     for q, batched, alone in differ[worst][:5]:
         print(f"  differs at batch {worst}: {q[:40]!r}: batched {batched[:32]!r}, unbatched {alone[:32]!r}")
     ratio = t_base / speed[best]
@@ -198,6 +203,22 @@ def timed(fn, repeats: int):
 def until_eos(ids: list[int], eos: int) -> list[int]:
     """New tokens up to and including EOS, counted as `Engine` counts them."""
     return ids[: ids.index(eos) + 1] if eos in ids else ids
+
+
+def next_token_agreement(model, tok, prompts: list[str], answers: list[list[int]]) -> float:
+    """Share of answer positions where `model`'s argmax is the answer's token, given the answer so far."""
+    import torch
+
+    hits = total = 0
+    with torch.inference_mode():
+        for p, ids in zip(prompts, answers):
+            x = tok(p, return_tensors="pt", add_special_tokens=False)["input_ids"]
+            full = torch.cat([x, torch.tensor([ids])], dim=1)
+            # The logits at position i predict token i + 1: the answer's tokens are predicted from width - 1 on.
+            picked = model(full).logits[0, x.shape[1] - 1 : -1].argmax(-1)
+            hits += int((picked == torch.tensor(ids)).sum())
+            total += len(ids)
+    return hits / max(total, 1)
 
 
 def drain(stream):

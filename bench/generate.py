@@ -8,15 +8,17 @@ is absent), asked in base mode (the chat template with the system prompt of conf
 greedy. Reported:
 1. answers/s and generated tokens/s of plain `model.generate`, one question at a time (the
    baseline), on the very model object of the fp32 `Engine`; then `Engine.generate` at each
-   --batch-sizes (target: >= 4x the baseline's answers/s); then fp32 against bf16 weights at
-   the best batch size, run alternately so that both meet the same machine. Greedy batched
-   answers must equal the unbatched ones for >= 90% of questions: left padding shifts the
-   numerics a little, and a near-tie between two tokens can then flip.
+   --batch-sizes (target: >= 4x the baseline's answers/s); then bf16 weights at the best batch
+   size, and how often bf16 picks fp32's next token. Greedy batched answers must equal the
+   unbatched ones for >= 90% of questions: left padding shifts the numerics a little, and a
+   near-tie between two tokens can then flip.
 2. Streaming through `Engine.stream`, one answer at a time: time to first token (p50, p95)
-   and decode tokens/s, fp32 and bf16 alternately.
-Figures are medians over --repeats runs. The last line says how much CPU other processes took
-during the run: torch's 2 threads wait on each other, so a process busy on one of the 2 cores
-slows generation several-fold, and figures from such a run are not comparable.
+   and decode tokens/s, fp32 and bf16 alternately (answer by answer: the machine's drift hits
+   both alike). So the two dtypes are compared twice, batched and streamed.
+Figures are medians over --repeats runs; the default run takes ~6 minutes on 2 idle cores.
+The last line says how much CPU other processes took meanwhile: torch's 2 threads spin-wait on
+each other, so one busy process slows generation ~10x (a 32-token answer: 1.3 s idle, 14 s
+beside another job), and figures from such a run are not comparable.
 """
 
 from __future__ import annotations
@@ -66,10 +68,12 @@ BUILTIN_QUESTIONS = [
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # --quick changes the defaults only: 16 questions, batch sizes 8 and 16, one repeat, 4 streamed answers.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--quick", action="store_true")
+    quick = pre.parse_known_args()[0].quick
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a ~1-minute run: 16 questions, batch sizes 8,16, one repeat")
-    quick = ap.parse_known_args()[0].quick
     ap.add_argument("--questions", type=int, default=16 if quick else 64)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--batch-sizes", default="8,16" if quick else "8,16,32,64")
@@ -111,7 +115,8 @@ def main() -> None:
         return out
 
     fp32.generate(prompts[:2], decoding, batch_size=2)  # warm-up: the first call pays one-off allocations
-    t_base, base_ids = timed(unbatched, args.repeats)
+    runs, base_ids = timed(unbatched, args.repeats)
+    t_base = statistics.median(runs)
     base_texts = [tok.decode(ids, skip_special_tokens=True).strip() for ids in base_ids]
     base_tokens = sum(len(ids) for ids in base_ids)
     n = len(prompts)
@@ -119,42 +124,36 @@ def main() -> None:
     print(f"{'model.generate, unbatched (baseline)':<40}{n / t_base:>10.2f}{base_tokens / t_base:>10.1f}{1:>8.2f}")
 
     # Engine.generate at each batch size; every run's answers are checked against the baseline's.
-    speed, same, differ = {}, {}, {}
+    seconds, same, differ = {}, {}, {}
     for bs in batch_sizes:
-        t, gens = timed(lambda: fp32.generate(prompts, decoding, batch_size=bs), args.repeats)
+        runs, gens = timed(lambda: fp32.generate(prompts, decoding, batch_size=bs), args.repeats)
         differ[bs] = [(q, g.text, b) for q, g, b in zip(questions, gens, base_texts) if g.text != b]
-        speed[bs], same[bs] = t, n - len(differ[bs])
+        t, seconds[bs], same[bs] = statistics.median(runs), runs, n - len(differ[bs])
         print(f"{f'Engine.generate fp32, batch {bs}':<40}{n / t:>10.2f}{sum(g.generated_tokens for g in gens) / t:>10.1f}"
               f"{t_base / t:>8.2f}{f'{same[bs]}/{n}':>19}")
-    best = min(speed, key=speed.get)
+    best = min(seconds, key=lambda bs: statistics.median(seconds[bs]))
     worst = min(same, key=same.get)
+    t32 = statistics.median(seconds[best])
 
-    # fp32 against bf16 at the best batch size, alternately: the machine's drift hits both alike.
+    # bf16 weights at the best batch size (the 2-core test machine has AVX512-BF16, no AMX).
     bf16 = Engine(load_config(ModelConfig, {"dtype": "bf16"}))
     bf16.generate(prompts[:2], decoding, batch_size=2)
-    times = {"fp32": [], "bf16": []}
-    outs = {}
-    for _ in range(args.repeats):
-        for name, engine in (("fp32", fp32), ("bf16", bf16)):
-            t0 = time.perf_counter()
-            outs[name] = engine.generate(prompts, decoding, batch_size=best)
-            times[name].append(time.perf_counter() - t0)
-    t32, t16 = (statistics.median(times[k]) for k in ("fp32", "bf16"))
-    for name, t in (("fp32", t32), ("bf16", t16)):
-        agree = sum(g.text == b for g, b in zip(outs[name], base_texts))
-        label = f"Engine.generate {name}, batch {best}, alternating"
-        print(f"{label:<40}{n / t:>10.2f}{sum(g.generated_tokens for g in outs[name]) / t:>10.1f}{t_base / t:>8.2f}{f'{agree}/{n}':>19}")
-    print(f"  each run, s: fp32 {' '.join(f'{t:.1f}' for t in times['fp32'])} | bf16 {' '.join(f'{t:.1f}' for t in times['bf16'])}")
+    runs, gens = timed(lambda: bf16.generate(prompts, decoding, batch_size=best), args.repeats)
+    t16 = statistics.median(runs)
+    agree = sum(g.text == b for g, b in zip(gens, base_texts))
+    print(f"{f'Engine.generate bf16, batch {best}':<40}{n / t16:>10.2f}{sum(g.generated_tokens for g in gens) / t16:>10.1f}"
+          f"{t_base / t16:>8.2f}{f'{agree}/{n}':>19}")
+    print(f"  each run at batch {best}, s: fp32 {' '.join(f'{t:.1f}' for t in seconds[best])} | bf16 {' '.join(f'{t:.1f}' for t in runs)}")
 
     # How far apart the two dtypes are: fed fp32's own unbatched answers, does each model pick the
     # same next token that fp32 picked? (fp32 itself should agree ~100%; a miss is a near-tie.)
-    agree = {name: next_token_agreement(engine.model, tok, prompts, base_ids) for name, engine in (("fp32", fp32), ("bf16", bf16))}
+    agreement = {name: next_token_agreement(e.model, tok, prompts, base_ids) for name, e in (("fp32", fp32), ("bf16", bf16))}
     print(f"  next-token agreement with fp32's unbatched answers, teacher-forced over {sum(map(len, base_ids))} tokens: "
-          f"fp32 {100 * agree['fp32']:.1f}%, bf16 {100 * agree['bf16']:.1f}%")
+          f"fp32 {100 * agreement['fp32']:.1f}%, bf16 {100 * agreement['bf16']:.1f}%")
     for q, batched, alone in differ[worst][:5]:
         print(f"  differs at batch {worst}: {q[:40]!r}: batched {batched[:32]!r}, unbatched {alone[:32]!r}")
-    ratio = t_base / speed[best]
-    print(f"best batch size: {best} ({n / speed[best]:.2f} answers/s)")
+    ratio = t_base / t32
+    print(f"best batch size: {best} ({n / t32:.2f} answers/s)")
     print(f"target batched >= 4x unbatched: {'MET' if ratio >= 4 else 'MISSED'} ({ratio:.2f}x at batch {best})")
     print(f"target >= 90% of greedy answers unchanged by batching (fp32): {'MET' if same[worst] >= 0.9 * n else 'MISSED'} "
           f"(worst: {same[worst]}/{n} at batch {worst}, {n - same[worst]} differ)")
@@ -190,14 +189,14 @@ def sample_questions(n: int) -> tuple[list[str], str]:
     return random.Random(0).sample(rows, n), f"SQuAD dev, seed 0, of {len(rows)}"
 
 
-def timed(fn, repeats: int):
-    """Median seconds of `fn()` over `repeats` runs, and the last run's result."""
+def timed(fn, repeats: int) -> tuple[list[float], object]:
+    """Seconds of each of `repeats` runs of `fn()`, and the last run's result."""
     times, out = [], None
     for _ in range(repeats):
         t = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+    return times, out
 
 
 def until_eos(ids: list[int], eos: int) -> list[int]:

@@ -3,13 +3,14 @@
     python bench/serve_memory.py [--requests 3] [--keep]
 
 In a temporary work dir: `ragtune ingest sample/docs`, a fresh LoRA adapter for the packaged
-model (r 16 on q/k/v/o, as `ragtune train` makes them), then `ragtune serve --adapter` as a
-subprocess. After --requests answers in each of the four modes (the last one streamed), the
-server's VmHWM (peak resident memory) and VmRSS are read from /proc/<pid>/status.
+model (r 16, alpha 32 on q/k/v/o), then `ragtune serve --adapter` as a subprocess. After
+--requests answers in each of the four modes (the last one streamed), the server's VmHWM
+(peak resident memory) and VmRSS are read from /proc/<pid>/status.
 Reference processes, measured the same way after one 16-token answer:
   - bare: `AutoModelForCausalLM.from_pretrained` of the same folder, fp32 (the baseline);
   - engine: ragtune's `Engine` with the adapter, one answer with it and one without.
-The server on top of the engine holds the retrieval stack: the embedding model, Chroma, BM25.
+On top of the engine, the server holds the retrieval stack (the embedding model in torch and
+in ONNX Runtime, Chroma, BM25) and the HTTP server, and the rag modes' prompts are ~10x longer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import offline  # noqa: E402
+from engine.config import MODES  # noqa: E402
 
 offline.setup()
-MODES = ("base", "rag", "ft", "ft-rag")
 QUESTIONS = ["How do I ingest a folder of documents?", "What does --prune do?", "Which file formats can ragtune read?",
              "Where does ragtune keep its state?"]
 
@@ -92,7 +92,7 @@ def main() -> None:
     for name, mem in rows:
         print(f"{name:<58}{mem['VmHWM']:>8.0f}{mem['VmRSS']:>8.0f}{mem['VmHWM'] / bare['VmHWM']:>11.2f}x")
     print(f"server above bare: {server['VmHWM'] - bare['VmHWM']:+.0f} MiB peak; of which engine + adapter "
-          f"{engine['VmHWM'] - bare['VmHWM']:+.0f} MiB, retrieval stack and HTTP server {server['VmHWM'] - engine['VmHWM']:+.0f} MiB")
+          f"{engine['VmHWM'] - bare['VmHWM']:+.0f} MiB, retrieval, HTTP and rag prompts {server['VmHWM'] - engine['VmHWM']:+.0f} MiB")
     print("request latency, median s: " + ", ".join(f"{m} {statistics.median(latencies[m]):.2f}" for m in MODES))
 
 

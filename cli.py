@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ragtune: interrupted", file=sys.stderr)
         return 130
-    except RuntimeError as e:  # a missing model, a mismatched collection: one line, no traceback
+    except (RuntimeError, ValueError) as e:  # a missing model, an empty question, a prompt too long: one line
         print(f"ragtune: error: {e}", file=sys.stderr)
         return 1
 

@@ -42,6 +42,7 @@ class Engine:
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         self.base_path, self.n_params = loaded.path, loaded.n_params
         self.adapter_path: Path | None = None
+        self._adapters_loaded = 0
         self.lock = threading.Lock()  # not an RLock: a stream may be resumed from another thread
         if adapter:
             self.load_adapter(adapter)
@@ -71,24 +72,28 @@ class Engine:
         config_file = path / "adapter_config.json"
         if not config_file.exists():
             raise RuntimeError(f"--adapter {path}: " + ("no such folder" if not path.exists() else "not a PEFT adapter (no adapter_config.json)"))
-        base = json.loads(config_file.read_text()).get("base_model_name_or_path") or ""
+        try:
+            base = json.loads(config_file.read_text()).get("base_model_name_or_path") or ""
+        except (ValueError, AttributeError):
+            raise RuntimeError(f"--adapter {path}: adapter_config.json is not a JSON object") from None
         ours = model_lib.model_identity(self.base_path)
         if base and base not in ours and Path(base).name not in ours:
             raise RuntimeError(f"--adapter {path}: trained on base model {base!r}, but the loaded model is {self.base_path!r}; pass --model {base}")
         from peft import PeftModel
 
         with self.lock:
+            name = f"adapter{self._adapters_loaded}"  # a fresh name: the old adapter goes only once the new one loaded
             try:
                 if isinstance(self.model, PeftModel):
-                    self.model.load_adapter(str(path), adapter_name="next", is_trainable=False)
-                    self.model.delete_adapter("default")
-                    self.model.load_adapter(str(path), adapter_name="default", is_trainable=False)
-                    self.model.set_adapter("default")
-                    self.model.delete_adapter("next")
+                    old = self.model.active_adapter
+                    self.model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+                    self.model.set_adapter(name)
+                    self.model.delete_adapter(old)
                 else:
-                    self.model = PeftModel.from_pretrained(self.model, str(path), is_trainable=False)
+                    self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
             except (RuntimeError, ValueError, KeyError) as e:  # shape mismatch: another architecture
                 raise RuntimeError(f"--adapter {path}: does not fit the loaded model {self.base_path} ({model_lib._first_line(e)})") from None
+            self._adapters_loaded += 1
             self.model.eval()
             self.adapter_path = path
 

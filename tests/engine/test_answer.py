@@ -155,3 +155,24 @@ def test_ask_cli_json_and_streamed_text(workdir, tiny_model):
     bad_flag = subprocess.run(CLI + ["ask", "hello", "--temperature", "5", *common], capture_output=True, text=True, timeout=300)
     assert bad_flag.returncode == 2 and "--temperature must be between 0 and 2" in bad_flag.stderr
     assert "Traceback" not in no_adapter.stderr + no_model.stderr + bad_flag.stderr
+
+
+def test_a_second_adapter_replaces_the_first_and_bad_ones_fail_in_one_line(workdir, tiny_model, adapter, tmp_path):
+    import shutil
+
+    from engine.answer import Answerer
+
+    a = Answerer(ask_cfg(workdir, tiny_model, adapter=str(adapter), **{"decoding.max_new_tokens": 8}))
+    first = a.answer("What does ingest do?", "ft").text
+    copy = tmp_path / "copy"
+    shutil.copytree(adapter, copy)
+    a.engine.load_adapter(copy)
+    assert len(a.engine.model.peft_config) == 1 and a.engine.adapter_path == copy
+    a.cfg.adapter = str(copy)
+    assert a.answer("What does ingest do?", "ft").text == first  # same weights, loaded under a new name
+    (copy / "adapter_config.json").write_text("{not json")
+    with pytest.raises(RuntimeError, match="adapter_config.json is not a JSON object"):
+        a.engine.load_adapter(copy)
+    empty = subprocess.run(CLI + ["ask", " ", "--mode", "base", "--workdir", str(workdir), "--model", str(tiny_model)],
+                           capture_output=True, text=True, timeout=300)
+    assert empty.returncode == 1 and "the question is empty" in empty.stderr and "Traceback" not in empty.stderr

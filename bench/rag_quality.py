@@ -25,12 +25,14 @@ SQUAD = ROOT.parent / "shared" / "eval" / "squad"
 
 # name -> overrides of configs/ask.yaml. "generate-k3" is the baseline: free generation from the
 # top 3 chunks, capped at 32 tokens (a short-answer prompt; longer answers are rambling, F1 ~0).
+LM_ONLY = {"spans.evidence_weight": 0, "spans.type_weight": 0, "spans.echo_weight": 0, "spans.rank_weight": 0}
 VARIANTS = {
     "generate-k3": {"rag_answer": "generate", "k": 3, "decoding.max_new_tokens": 32},
     "copy-k3": {"rag_answer": "copy", "k": 3, "decoding.max_new_tokens": 32},
+    "lm-only-k1": {"rag_answer": "spans", "k": 1, **LM_ONLY, "spans.abstain_margin": 0},  # the model's likelihood alone
     "spans-k1": {"rag_answer": "spans", "k": 1},
-    "spans-k3": {"rag_answer": "spans", "k": 3},
-    "spans-k1-no-examples": {"rag_answer": "spans", "k": 1, "template": "examples=()"},
+    "spans-k2": {"rag_answer": "spans", "k": 2},
+    "spans-no-examples": {"rag_answer": "spans", "template": "examples=()"},
     "default": {},
 }
 

@@ -31,6 +31,7 @@ class Prepared:
     prompt: str
     hits: list[Hit]
     processor: object | None = None  # copy decoding's logits processor, for the rag modes
+    chunk_prompts: list[str] | None = None  # span answers: one prompt per chunk, each holding it alone
 
 
 def newest_adapter(workdir: Path) -> Path | None:
@@ -108,6 +109,10 @@ class Answerer:
             hits = self.retriever.search(question, k or self.cfg.k)
         messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system)
         prepared = Prepared(self.engine.render(_with_history(messages, history)), used)
+        if self._picks_span(mode):
+            prepared.chunk_prompts = [self.engine.render(_with_history(P.rag_messages(question, [h], self.templates, self.engine.count_tokens,
+                                                                                      self.cfg.context_tokens, system)[0], history))
+                                      for h in used]
         if self.rag_answer == "copy" and used:
             from engine.copy import CopyProcessor
 
@@ -154,16 +159,33 @@ class Answerer:
         return mode in RAG_MODES and self.rag_answer == "spans"
 
     def _pick_span(self, question: str, p: Prepared, adapter: bool) -> Generation:
-        """The likeliest candidate span of the context (engine/spans.py); "I don't know" is a candidate."""
-        from engine.spans import candidate_spans, score_spans
+        """The best candidate span of the retrieved chunks (engine/spans.py), or "I don't know".
+
+        Each chunk's spans are scored by the model in a prompt holding that chunk alone; the
+        abstain answer competes in the top chunk's prompt.
+        """
+        from engine import spans as S
 
         t0 = time.perf_counter()
-        spans = candidate_spans([h.chunk.text for h in p.hits], question, self.templates.abstain)
+        cfg, abstain = self.cfg.spans, self.templates.abstain
+        ranked, prompt_tokens, says_abstain, top_best = [], 0, None, -float("inf")
         with self.engine.lock, self.engine.using(adapter):
-            scored = score_spans(self.engine.model, self.engine.tokenizer, p.prompt, spans)
-        abstain = self.templates.abstain
-        best = max(scored, key=lambda s: s.logprob + (self.cfg.abstain_margin if s.text != abstain else 0.0))
-        return Generation(best.text, self.engine.count_tokens(p.prompt), best.tokens, "stop", time.perf_counter() - t0)
+            for r, (hit, prompt) in enumerate(zip(p.hits, p.chunk_prompts or [])):
+                cands = S.candidate_spans(hit.chunk.text, question, r)
+                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + [abstain] * (r == 0))
+                if r == 0:
+                    says_abstain = scored.pop()
+                    top_best = max((s.logprob for s in scored), default=top_best)
+                ranked += S.rank(cands, scored, cfg)
+                prompt_tokens += self.engine.count_tokens(prompt)
+        ranked.sort(key=lambda t: -t[0])
+        unsupported = not ranked or max(c.evidence for _, c, _ in ranked) == 0
+        if unsupported or (says_abstain is not None and says_abstain.logprob > top_best + cfg.abstain_margin):
+            text, tokens = abstain, says_abstain.tokens if says_abstain else self.engine.count_tokens(abstain)
+        else:
+            _, best, scored = ranked[0]
+            text, tokens = best.text, scored.tokens
+        return Generation(text, prompt_tokens, tokens, "stop", time.perf_counter() - t0)
 
     def _answer(self, question: str, mode: str, p: Prepared, g: Generation, adapter: Path | None, latency: float | None) -> Answer:
         return Answer(question, mode, g.text, [Source.from_hit(h) for h in p.hits], g.prompt_tokens, g.generated_tokens,

@@ -70,6 +70,18 @@ class DecodingConfig:
 
 
 @dataclass
+class SpanConfig:
+    """How span answers are chosen: weights of the checks added to the model's log-prob (engine/spans.py)."""
+
+    config_file = "spans.yaml"
+    evidence_weight: float  # x the share of the question's content words in the span's sentence
+    type_weight: float  # for a span of the entity type the question asks for
+    echo_weight: float  # x the share of the span's content words that the question already says (a penalty)
+    rank_weight: float  # x its chunk's rank, 0 for the top chunk (a penalty)
+    abstain_margin: float  # "I don't know" must beat the top chunk's best span by this many nats
+
+
+@dataclass
 class AskConfig:
     """`ragtune ask QUESTION --mode base|rag|ft|ft-rag`; also what the server and the app answer with."""
 
@@ -82,8 +94,8 @@ class AskConfig:
     context_tokens: int  # token budget of the retrieved context in the prompt
     rag_answer: str  # generate | spans | copy | auto: how the rag modes produce an answer
     small_model_params: int  # `auto` picks spans for models up to this size (millions of parameters)
-    abstain_margin: float  # spans: "I don't know" must beat the best span by this many nats
     batch_size: int  # questions per batch in `answer_batch`
+    spans: SpanConfig = field(default=None)
     model: ModelConfig = field(default=None)
     decoding: DecodingConfig = field(default=None)
     search: SearchConfig = field(default=None)

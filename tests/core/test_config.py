@@ -4,11 +4,11 @@ import pytest
 
 from conftest import ROOT
 from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
-from engine.config import AskConfig, DecodingConfig, ModelConfig, ServeConfig
+from engine.config import AskConfig, DecodingConfig, ModelConfig, ServeConfig, SpanConfig
 from rag.config import IndexConfig, IngestConfig, SearchConfig
 
 STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig, "model.yaml": ModelConfig,
-          "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig}
+          "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig, "spans.yaml": SpanConfig}
 
 
 def test_every_yaml_file_builds_its_config_class():

@@ -59,14 +59,38 @@ def test_span_scores_from_the_packed_pass_equal_one_pass_per_span(answerer):
         assert s.logprob == pytest.approx(naive, abs=1e-3), s.text
 
 
-def test_candidate_spans_skip_the_question_s_own_words():
+def test_candidate_spans_skip_the_question_s_own_words_and_know_their_sentence():
     from engine.spans import candidate_spans
 
-    spans = candidate_spans(["The Normans were led by Rollo in 911, and they settled Normandy."], "Who led the Normans?", "I don't know")
-    assert "Rollo" in spans and "911" in spans and "I don't know" in spans
-    assert "The Normans" not in spans
-    technical = candidate_spans(['Pass `--prune` to drop them, or set the option "keep stale" with --keep.'], "Which flag drops them?")
-    assert {"--prune", "keep stale", "--keep"} <= set(technical)
+    text = "The Normans were led by Rollo in 911. Paris is far away from the sea."
+    spans = {c.text: c for c in candidate_spans(text, "Who led the Normans?")}
+    assert "Rollo" in spans and "911" in spans and "The Normans" not in spans
+    assert spans["Rollo"].evidence == 1.0 and spans["Paris"].evidence == 0.0  # "led" and "Normans" are in Rollo's sentence
+    assert spans["Rollo"].typed and not spans["911"].typed  # "who" asks for a person, not a date
+    technical = candidate_spans('Pass `--prune` to drop them, or set the option "keep stale" with --keep.', "Which flag drops them?")
+    assert {"--prune", "keep stale", "--keep"} <= {c.text for c in technical}
+
+
+def test_spans_are_ranked_by_evidence_and_type_over_small_likelihood_gaps():
+    from engine.config import SpanConfig
+    from engine.spans import Candidate, ScoredSpan, expected_types, rank
+
+    assert "DATE" in expected_types("In what year did it open?") and "PERSON" in expected_types("Who built it?")
+    assert expected_types("What is the tower made of?") == set()
+    cfg = SpanConfig(evidence_weight=16, type_weight=4, echo_weight=4, rank_weight=3, abstain_margin=2)
+    likely = Candidate("the sea", evidence=0.0)
+    right = Candidate("Rollo", evidence=0.5, typed=True)
+    echoing = Candidate("the Norman leader Rollo", evidence=0.5, typed=True, echo=1.0)
+    later = Candidate("Rollo of Normandy", rank=2, evidence=0.5, typed=True)
+    scored = [ScoredSpan(c.text, lp, 2) for c, lp in zip([likely, right, echoing, later], [-3.0, -6.0, -5.0, -4.0])]
+    order = [c.text for _, c, _ in rank([likely, right, echoing, later], scored, cfg)]
+    assert order == ["Rollo", "the Norman leader Rollo", "Rollo of Normandy", "the sea"]  # beat by -5 and -4
+    assert [c.text for _, c, _ in rank([likely, right], scored[:2], SpanConfig(0, 0, 0, 0, 0))] == ["the sea", "Rollo"]
+
+
+def test_a_question_no_chunk_speaks_to_is_not_answered_from_the_context(answerer):
+    a = answerer.answer("Zebra xylophone quokka?", "rag")
+    assert a.text == "I don't know" and a.sources  # chunks were retrieved, none shares a word with it
 
 
 def test_rag_answers_are_spans_of_their_sources(answerer):

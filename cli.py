@@ -4,6 +4,7 @@
     ragtune search "how do I prune deleted files?" -k 5
     ragtune ask "how do I prune deleted files?" --mode rag [--json]
     ragtune serve --port 8000
+    ragtune synth [--generator extractive|local|openai] [--json]
 
 Heavy libraries are imported inside the commands, so `ragtune --help` starts at once.
 """
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--prompts", help="YAML file of prompt templates (default: configs/prompts.yaml)")
     model.add_argument("--rag-answer", choices=["generate", "spans", "copy", "auto"],
                        help="rag modes: free text, the likeliest span of the context, or copy-constrained text (default: auto)")
-    model.add_argument("-k", type=int, help="chunks retrieved for the rag modes (default: 1)")
+    model.add_argument("-k", type=int, help="chunks retrieved for the rag modes (default: 2)")
     decoding = argparse.ArgumentParser(add_help=False)
     decoding.add_argument("--temperature", type=float, help="0 = greedy (default), up to 2")
     decoding.add_argument("--top-k", type=int, help="sample among the k likeliest tokens; 0 = off")
@@ -97,6 +98,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key-env", metavar="NAME", help="env var holding the API key clients must send")
     p.add_argument("--max-queue", type=int, help="requests waiting for the model before new ones get 503 (default: 64)")
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("synth", parents=[common, index, output], help="synthetic instruction pairs from the indexed chunks, RAFT-style")
+    p.add_argument("--generator", help="extractive (spaCy, no LLM; default), local (the engine's model) or openai (an endpoint)")
+    p.add_argument("--out", help="dataset folder (default: <workdir>/datasets/<generator>-<settings hash>)")
+    p.add_argument("--pairs-per-chunk", type=int, help="facts asked about per chunk (default: 4)")
+    p.add_argument("--paraphrases", type=int, help="extra wordings per fact (default: 2)")
+    p.add_argument("--distractors", type=int, help="K hard distractors per RAFT row (default: 3)")
+    p.add_argument("--oracle-p", type=float, help="P: share of RAFT rows holding the oracle chunk (default: 0.8)")
+    p.add_argument("--eval-fraction", type=float, help="F: share of chunks held out for evaluation (default: 0.1)")
+    p.add_argument("--split-by", choices=["chunk", "document"], help="hold out whole chunks (default) or whole documents")
+    p.add_argument("--seed", type=int, help="default: 0")
+    p.add_argument("--format", choices=["messages", "alpaca", "sharegpt"], help="also export the rows in this format (default: messages only)")
+    p.add_argument("--cot", action="store_true", default=None, help="RAFT answers open with the quoted supporting sentence")
+    p.add_argument("--noise", type=float, help="share of train questions that also get a noisy copy (default: 0)")
+    p.add_argument("--noise-kinds", help="comma-separated: delete,insert,swap,case,order")
+    p.add_argument("--round-trip", action="store_true", default=None, help="keep only pairs the engine answers alike from their chunk")
+    p.add_argument("--model", help="local: HF id or folder (default: packaged); openai: the endpoint's model name")
+    p.add_argument("--base-url", help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", metavar="NAME", help="openai: env var holding the API key")
+    p.add_argument("--concurrency", type=int, help="openai: requests in flight (default: 4)")
+    p.add_argument("--timeout", type=float, help="openai: seconds per request (default: 60)")
+    p.add_argument("--retries", type=int, help="openai: retries with backoff (default: 3)")
+    p.set_defaults(run=cmd_synth)
     return parser
 
 
@@ -203,6 +227,55 @@ def cmd_serve(args) -> int:
                                          "max_queue": args.max_queue, **overrides}, args.config)
     serve(cfg)
     return 0
+
+
+def cmd_synth(args) -> int:
+    from core.config import load_config
+    from synth.config import SynthConfig
+    from synth.pipeline import synthesize
+
+    keys = ("generator", "out", "pairs_per_chunk", "paraphrases", "distractors", "oracle_p", "eval_fraction", "split_by", "seed",
+            "format", "cot", "noise", "noise_kinds", "round_trip", "model", "base_url", "api_key_env", "concurrency", "timeout", "retries")
+    cfg = load_config(SynthConfig, {"workdir": args.workdir, **{k: getattr(args, k) for k in keys},
+                                    **{f"search.{k}": v for k, v in _index_overrides(args).items()}}, args.config)
+    bars = _StageBars(disable=args.json)
+    try:
+        card = synthesize(cfg, progress=bars.update)
+    finally:
+        bars.close()
+    if args.json:
+        print(json.dumps(card, indent=2, ensure_ascii=False, default=str))
+        return 0
+    pairs, chunks, dropped = card["pairs"], card["chunks"], {k: v for k, v in card["filtered"].items() if v}
+    print(f"{pairs['total']} pairs ({pairs.get('train', 0)} train, {pairs.get('eval', 0)} eval; {pairs['groups']} facts) "
+          f"from {chunks['with_pairs']} of {chunks['total']} chunks ({100 * chunks['coverage']:.0f}% coverage), "
+          f"{card['drafts']} drafts. {card['elapsed_s']:.1f} s, {card['pairs_per_s']:.0f} pairs/s")
+    print(f"Grounded before filters: {100 * card['grounding_rate_before_filters']:.1f}%. "
+          f"Dropped: {', '.join(f'{v} {k}' for k, v in dropped.items()) or 'none'}. "
+          f"Largest eval-train question similarity: {card['leakage']['max_eval_train_similarity']:.3f}")
+    print(f"Dataset: {_short(card['path'])}")
+    return 0
+
+
+class _StageBars:
+    """One tqdm bar per stage of a long job, made when the stage first reports its total."""
+
+    UNITS = {"generate": "chunk", "distractors": "fact"}
+
+    def __init__(self, disable: bool):
+        self.bars, self.disable = {}, disable
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, unit=self.UNITS.get(stage, "it"), desc=stage, disable=self.disable, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
 
 
 class _Progress:

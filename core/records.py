@@ -162,3 +162,45 @@ class Answer:
         if self.first_token_s is not None:
             out["first_token_s"] = round(self.first_token_s, 4)
         return out
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A question and answer a generator drew from one chunk, before filtering.
+
+    Drafts of one chunk that ask the same fact share `group` (the original and its paraphrases).
+    A generator that could not parse its model's output returns a Draft with `error` set, so
+    malformed output is counted, not silently lost.
+    """
+
+    question: str
+    answer: str
+    group: int = 0  # the fact's number within its chunk
+    evidence: str = ""  # the sentence that supports the answer, if the generator knows it
+    kind: str = "original"  # original | paraphrase
+    error: str = ""  # why the generator's output was unusable; the pair is then dropped
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A kept question-answer pair with everything needed to trace it to its text."""
+
+    id: str  # hash of the oracle chunk id, the question and the answer
+    question: str
+    answer: str
+    chunk_id: str  # the oracle chunk
+    source: str
+    page: int | None
+    section: str
+    generator: str
+    settings: dict  # the generator's settings (model, temperature, ...)
+    group: str  # paraphrase group: "<chunk id>:<n>"; its pairs ask the same fact
+    kind: str  # original | paraphrase | noise
+    split: str  # train | eval
+    evidence: str = ""
+    distractors: tuple[str, ...] = ()  # chunk ids the retriever returned for the question, oracle excluded
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["distractors"] = list(self.distractors)
+        return out

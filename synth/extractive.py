@@ -1,0 +1,301 @@
+"""`--generator extractive`: questions from the chunk's own sentences, with spaCy and no LLM.
+
+For each declarative sentence, the main clause is found in the dependency parse, an answer
+span is chosen in it (a named entity, a date, a number with its noun, the subject or the
+object) and the clause is turned into a wh-question about that span:
+
+    "In 1889 the tower was completed by the company of Gustave Eiffel."
+      answer "1889"                      -> "When was the tower completed by the company of Gustave Eiffel?"
+      answer "the company of Gustave Eiffel" -> "Who was the tower completed by in 1889?"
+
+The question keeps the sentence's own words, so it is grounded and checkable; the answer is
+a span of the chunk, so the span scorer (engine/spans.py) can pick it at answer time.
+Paraphrases re-word the same fact (Ovadia et al. 2023: knowledge needs several wordings):
+the answer left in place ("The tower was completed in what year?"), an embedded question
+("Do you know when the tower was completed ...?") and a framed one ("According to the
+documents, when ...?").
+
+Only the main clause is used: "X did A, and Y did B" yields questions about "X did A"; the
+second clause would need its own inversion, and a wrong one reads badly.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from core.records import Chunk, Draft
+
+# Clauses hanging off the root that are not part of the main statement.
+SUBCLAUSES = {"conj", "cc", "advcl", "ccomp", "parataxis", "punct", "mark", "preconj", "xcomp", "csubj", "dep", "intj", "discourse"}
+# Prepositions whose object's wh-word replaces the whole phrase: "in 1889" -> "when".
+PLACE_PREPS = {"in", "at", "near", "inside", "within", "on"}
+TIME_PREPS = {"in", "on", "at", "during", "by", "since", "until", "before", "after", "from"}
+PRONOUNS = {"it", "he", "she", "they", "this", "that", "these", "those", "we", "i", "you", "which", "who", "its", "there"}
+# Answers we prefer to ask about first: specific facts before generic noun phrases.
+PRIORITY = {"DATE": 0, "CARDINAL": 0, "QUANTITY": 0, "MONEY": 0, "PERCENT": 0, "PERSON": 1, "GPE": 1, "LOC": 1,
+            "ORG": 1, "NORP": 1, "FAC": 1, "EVENT": 1, "WORK_OF_ART": 1, "PRODUCT": 1, "LAW": 1, "TIME": 1,
+            "subject": 2, "object": 3}
+MIN_SENT_TOKENS, MAX_SENT_TOKENS = 5, 60
+
+
+@dataclass
+class Fact:
+    """One answer span of one sentence and the questions that ask for it."""
+
+    answer: str
+    questions: list[str]  # the main wording first, then paraphrases
+    evidence: str
+    priority: int
+    sentence: int
+
+
+class ExtractiveGenerator:
+    name = "extractive"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.settings = {"pairs_per_chunk": cfg.pairs_per_chunk, "paraphrases": cfg.paraphrases, "spacy": "en_core_web_sm"}
+        self._nlp = None
+
+    @property
+    def nlp(self):
+        if self._nlp is None:
+            import spacy
+
+            from core import offline
+
+            self._nlp = spacy.load(offline.spacy_model_path())
+        return self._nlp
+
+    def generate(self, chunks: list[Chunk]) -> list[list[Draft]]:
+        texts = [" ".join(c.text.split()) for c in chunks]
+        return [self._drafts(doc, chunk) for chunk, doc in zip(chunks, self.nlp.pipe(texts, batch_size=32))]
+
+    def _drafts(self, doc, chunk: Chunk) -> list[Draft]:
+        facts = [f for i, sent in enumerate(doc.sents) for f in facts_of(sent, i, self.cfg.max_answer_words)]
+        rng = random.Random(f"{self.cfg.seed}:{chunk.id}")
+        chosen = _choose(facts, self.cfg.pairs_per_chunk, rng)
+        out = []
+        for group, fact in enumerate(chosen):
+            main, *others = fact.questions
+            rng.shuffle(others)
+            out.append(Draft(main, fact.answer, group, fact.evidence, "original"))
+            out += [Draft(q, fact.answer, group, fact.evidence, "paraphrase") for q in others[: self.cfg.paraphrases]]
+        return out
+
+
+def _choose(facts: list[Fact], n: int, rng: random.Random) -> list[Fact]:
+    """`n` facts, spread over the sentences: each sentence's best fact first, then second bests."""
+    by_sentence: dict[int, list[Fact]] = {}
+    for f in sorted(facts, key=lambda f: (f.priority, rng.random())):
+        if all(f.answer.lower() != g.answer.lower() for g in by_sentence.get(f.sentence, [])):
+            by_sentence.setdefault(f.sentence, []).append(f)
+    rounds = [sorted((fs[i] for fs in by_sentence.values() if len(fs) > i), key=lambda f: (f.priority, rng.random()))
+              for i in range(max((len(fs) for fs in by_sentence.values()), default=0))]
+    return [f for r in rounds for f in r][:n]
+
+
+# One sentence -> its facts --------------------------------------------------------------------
+
+
+def facts_of(sent, index: int, max_answer_words: int) -> list[Fact]:
+    """Every answer span of the sentence's main clause, with its questions."""
+    root = sent.root
+    if not (MIN_SENT_TOKENS <= len(sent) <= MAX_SENT_TOKENS) or sent.text.rstrip().endswith("?") or root.pos_ not in ("VERB", "AUX"):
+        return []
+    subj = next((c for c in root.children if c.dep_ in ("nsubj", "nsubjpass")), None)
+    if subj is None or subj.lower_ in PRONOUNS:
+        return []
+    clause = _main_clause(root)
+    subj_span = _subtree(subj)
+    facts = []
+    for answer, wh, drop in _answer_spans(sent, root, subj, clause):
+        text = _text(answer)
+        if not text or len(text.split()) > max_answer_words or text.lower() in PRONOUNS:
+            continue
+        if answer[0].i == subj_span[0].i and answer[-1].i == subj_span[-1].i:
+            questions = _subject_questions(wh, clause, subj_span)
+        else:
+            questions = _object_questions(wh, clause, root, subj_span, drop)
+        questions = [q for q in questions if q]
+        if questions:
+            label = answer[0].ent_type_ or ("subject" if answer[0].i == subj_span[0].i else "object")
+            facts.append(Fact(text, questions, sent.text.strip(), PRIORITY.get(label, 3), index))
+    return facts
+
+
+def _main_clause(root) -> list:
+    """The root's subtree without its subordinate and coordinated clauses, in sentence order."""
+    cut = set()
+    for child in root.children:
+        if child.dep_ in SUBCLAUSES and child.dep_ != "punct":
+            cut.update(t.i for t in child.subtree)
+    tokens = [t for t in root.subtree if t.i not in cut]
+    while tokens and tokens[-1].is_punct:
+        tokens.pop()
+    return tokens
+
+
+def _attached(token, root) -> bool:
+    """The phrase headed by `token` hangs off the verb itself: its subject or object, or the
+    object of one of its prepositions ("completed in 1889"), not a part of another phrase
+    ("the company of Gustave Eiffel"), which would leave "of" dangling when taken out."""
+    if token.head.i == root.i and token.dep_ in ("nsubj", "nsubjpass", "dobj", "attr", "npadvmod", "oprd"):
+        return True
+    return token.dep_ == "pobj" and token.head.dep_ in ("prep", "agent") and token.head.head.i == root.i
+
+
+def _answer_spans(sent, root, subj, clause):
+    """(answer tokens, wh-phrase, tokens the wh-phrase replaces) for each askable span of the clause."""
+    in_clause = {t.i for t in clause}
+    taken: set[int] = set()
+    for ent in sent.ents:
+        head = ent.root
+        if head.dep_ == "nummod" and head.head.i == ent.end:  # "300 employees": the noun phrase is what hangs off the verb
+            noun = head.head
+            if ent.label_ != "CARDINAL" or not _attached(noun, root) or noun.i == subj.i:
+                continue
+            tokens = list(ent)
+        elif ent.label_ == "ORDINAL" or not _attached(head, root) or head.i == subj.i:
+            continue
+        else:
+            tokens = _subtree(head)
+        if not all(t.i in in_clause for t in tokens) or taken & {t.i for t in tokens}:
+            continue
+        wh, drop = _wh_for(ent.label_, head, tokens)
+        if wh:
+            taken.update(t.i for t in drop)
+            yield tokens, wh, drop
+    subj_tokens = _subtree(subj)
+    yield subj_tokens, "Who" if _is_person(subj) else "What", subj_tokens
+    for child in root.children:
+        target = child
+        if child.dep_ == "agent":  # "completed by the company": the preposition stays, stranded
+            target = next((c for c in child.children if c.dep_ == "pobj"), None)
+        elif child.dep_ not in ("dobj", "attr"):
+            continue
+        if target is None or target.pos_ not in ("NOUN", "PROPN"):
+            continue
+        tokens = _subtree(target)
+        if all(t.i in in_clause for t in tokens) and not taken & {t.i for t in tokens}:
+            yield tokens, "Who" if _is_person(target) else "What", tokens
+
+
+def _wh_for(label: str, head, tokens: list):
+    """The wh-phrase for an entity, and the tokens it replaces (with its preposition for when/where)."""
+    prep = head.head if head.dep_ == "pobj" else None
+    with_prep = ([prep] + tokens) if prep is not None and prep.i == tokens[0].i - 1 else None
+    if label in ("DATE", "TIME"):
+        if with_prep and prep.lower_ in TIME_PREPS and prep.lower_ not in ("by", "since", "until", "before", "after", "from"):
+            return "When", with_prep
+        return ("What year" if tokens[-1].shape_ == "dddd" and len(tokens) == 1 else "What date"), tokens
+    if label in ("GPE", "LOC", "FAC"):
+        if with_prep and prep.lower_ in PLACE_PREPS:
+            return "Where", with_prep
+        return "What place", tokens
+    if label == "PERSON":
+        return "Who", tokens
+    if label in ("CARDINAL", "QUANTITY"):
+        if label == "CARDINAL" and len(tokens) == 1 and tokens[0].shape_ == "dddd" and with_prep and prep.lower_ in ("in", "by", "since"):
+            return ("When" if prep.lower_ == "in" else f"{prep.text.capitalize()} what year"), with_prep  # "in 911": a year
+        noun = head.head if head.dep_ == "nummod" and head.head.pos_ == "NOUN" else None
+        if noun is not None and noun.i == tokens[-1].i + 1:
+            return f"How many {noun.text}", tokens + [noun]
+        return ("How much", tokens) if label == "QUANTITY" else (None, None)  # a bare count: "how many" of what?
+    if label == "MONEY":
+        return "How much", tokens
+    if label == "PERCENT":
+        return "What percentage", tokens
+    if label in ("ORG", "NORP", "EVENT", "WORK_OF_ART", "PRODUCT", "LAW", "LANGUAGE"):
+        return "What", tokens
+    return None, None
+
+
+def _is_person(token) -> bool:
+    return token.ent_type_ in ("PERSON", "NORP") or token.lower_ in ("people", "king", "queen", "emperor", "leader", "president")
+
+
+# Questions ------------------------------------------------------------------------------------
+
+
+def _subject_questions(wh: str, clause: list, subj: list) -> list[str]:
+    """The subject is asked about: the wh-word simply takes its place."""
+    subj_ids = {t.i for t in subj}
+    rest = _text([t for t in clause if t.i not in subj_ids and t.i > subj[-1].i])
+    before = [t for t in clause if t.i not in subj_ids and t.i < subj[0].i]
+    if not rest:
+        return []
+    tail = f" {_lower_first(before)}" if _text(before) else ""
+    return [f"{wh} {rest}{tail}?", f"According to the documents, {wh.lower()} {rest}{tail}?",
+            f"Do you know {wh.lower()} {rest}{tail}?"]
+
+
+def _object_questions(wh: str, clause: list, root, subj: list, drop: list) -> list[str]:
+    """The answer is elsewhere: front the wh-phrase and invert subject and auxiliary (do-support)."""
+    dropped = {t.i for t in drop}
+    for edge in (drop[0].i - 1, drop[-1].i + 1):  # the commas around a taken-out phrase go with it
+        if 0 <= edge < len(root.doc) and root.doc[edge].is_punct:
+            dropped.add(edge)
+    aux = next((c for c in root.children if c.dep_ in ("aux", "auxpass") and c.i < root.i and c.i > subj[-1].i), None)
+    if aux is None and root.lemma_ == "be":
+        aux = root
+    kept = [t for t in clause if t.i not in dropped]
+    front = [t for t in kept if t.i < subj[0].i]  # "In 1889, the tower ..." -> the fronted phrase goes last
+    after = [t for t in kept if t.i > subj[-1].i]
+    subject = _lower_first(subj)
+    if aux is not None:  # "was completed" -> "was the tower completed"
+        verb_phrase = [t for t in after if t.i != aux.i]
+        inverted = f"{aux.lower_} {subject} {_text(verb_phrase)}".strip()
+    else:
+        do = {"VBD": "did", "VBZ": "does", "VBP": "do"}.get(root.tag_)
+        if do is None:
+            return []
+        verb_phrase = [t for t in after if t.i != root.i]
+        before_root = _text([t for t in verb_phrase if t.i < root.i])
+        after_root = _text([t for t in verb_phrase if t.i > root.i])
+        inverted = " ".join(x for x in (do, subject, before_root, root.lemma_, after_root) if x)
+    tail = f" {_lower_first(front)}" if _text(front) else ""
+    in_situ = ""
+    if drop[0].i > subj[-1].i:  # "the tower was completed in what year": only if the answer was not fronted
+        in_situ = _text([t for t in clause if t.i < drop[0].i]) + f" {_in_situ(wh, drop)} " + _text([t for t in clause if t.i > drop[-1].i])
+    declarative = _text([t for t in after if t.i not in dropped])
+    return [f"{wh} {inverted}{tail}?", f"{_upper_first(in_situ.strip())}?" if in_situ else "",
+            f"According to the documents, {_lower_wh(wh)} {inverted}{tail}?",
+            f"Do you know {_lower_wh(wh)} {subject} {declarative}{tail}?"]
+
+
+def _in_situ(wh: str, drop: list) -> str:
+    """The wh-phrase left where the answer was: "in 1889" -> "when", "by the company" -> "by whom"."""
+    return {"When": "when", "Where": "where", "Who": "whom" if drop[0].i > 0 and drop[0].nbor(-1).pos_ == "ADP" else "who"}.get(wh, _lower_wh(wh))
+
+
+def _lower_wh(wh: str) -> str:
+    return wh[0].lower() + wh[1:]
+
+
+def _subtree(token) -> list:
+    return [t for t in token.subtree if t.dep_ != "punct" or t.i not in (token.left_edge.i, token.right_edge.i)]
+
+
+def _text(tokens: list) -> str:
+    """Tokens back to text with their own spacing (a space where tokens were taken out); stray
+    commas and quotes trimmed."""
+    tokens = sorted(tokens, key=lambda t: t.i)
+    out = "".join(t.text + (t.whitespace_ if j + 1 < len(tokens) and tokens[j + 1].i == t.i + 1 else " ")
+                  for j, t in enumerate(tokens))
+    out = re.sub(r"\s+([,;:.)])", r"\1", re.sub(r"([,;:]\s*)+([,;:])", r"\2", out))
+    return " ".join(out.split()).strip(" ,;:-\"'")
+
+
+def _lower_first(tokens: list) -> str:
+    text = _text(tokens)
+    first = min((t for t in tokens if not t.is_punct), key=lambda t: t.i, default=None)
+    if first is None:
+        return text
+    return text if first.pos_ == "PROPN" or first.text == "I" or not text else text[0].lower() + text[1:]
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]

@@ -1,0 +1,313 @@
+"""`synthesize(cfg) -> card`: every chunk of the index into a dataset folder, resumably.
+
+    <workdir>/datasets/<generator>-<hash>/
+        config.json      the settings and the index version it was made from
+        drafts.jsonl     one line per chunk: what the generator drew from it (appended, fsynced)
+        pairs.jsonl      the pairs that passed the filters, with their split and distractors
+        train.jsonl      training rows in OpenAI `messages` form (closed-book and RAFT)
+        eval.jsonl       the same for the held-out chunks
+        train.<format>.jsonl, eval.<format>.jsonl   with --format alpaca | sharegpt
+        dataset.json     the card: counts per generator, filter, split and kind; lengths; leakage
+
+Generation is the slow, model-bound stage, so it is the one that resumes: a chunk's drafts
+are one appended line, and a re-run skips the chunks already there (a line torn by a kill
+is cut off first). Everything after it (filters, split, distractors, rows) is a
+deterministic function of the drafts and the seed, recomputed on each run and written
+atomically, so re-running is safe and never duplicates a row. The folder's name hashes the
+settings and the index version: the same command finds its own folder again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock
+
+from core.config import ConfigError, to_dict
+from core.records import Chunk, Draft, Pair
+from rag.config import workdir_path
+from rag.index import Index
+from synth import filters, rows
+from synth.augment import noisy
+from synth.config import SynthConfig
+
+# Settings that do not change what the dataset holds: not part of its identity.
+NOT_IDENTITY = ("workdir", "out", "format", "batch_size", "concurrency", "timeout", "retries", "api_key_env")
+
+
+def synthesize(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Generate, filter, split and write the dataset; return its card (also in dataset.json).
+
+    `progress(stage, done, total)` is called as chunks are generated and groups retrieved.
+    Raises RuntimeError for an empty index or a generator that fails (the chunks already
+    written are kept: the next run resumes after them).
+    """
+    t0 = time.perf_counter()
+    progress = progress or (lambda *_: None)
+    workdir = workdir_path(cfg.workdir)
+    index = Index(cfg.search.index, workdir)
+    version = index.load_manifest().get("version", "")
+    chunks = sorted(index.all_chunks(), key=lambda c: (c.source, c.index, c.id))
+    if not chunks:
+        raise RuntimeError(f"the index in {workdir} (collection '{cfg.search.index.collection}') is empty: run `ragtune ingest PATH` first")
+    out = dataset_dir(cfg, version)
+    out.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out / ".lock")):
+        _claim(out, cfg, version)
+        drafts, settings = _generate(out, cfg, chunks, progress)
+        card = _build(out, cfg, chunks, drafts, settings, progress)
+    card.update(name=out.name, path=str(out), index_version=version, collection=cfg.search.index.collection,
+                elapsed_s=round(time.perf_counter() - t0, 2))
+    card["pairs_per_s"] = round(card["pairs"]["total"] / max(card["elapsed_s"], 1e-9), 1)
+    _write_json(out / "dataset.json", card)
+    return card
+
+
+def dataset_dir(cfg: SynthConfig, index_version: str) -> Path:
+    if cfg.out:
+        return Path(cfg.out).expanduser()
+    identity = {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}
+    digest = hashlib.sha256(json.dumps([identity, index_version], sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return workdir_path(cfg.workdir) / "datasets" / f"{cfg.generator}-{digest}"
+
+
+def newest_dataset(workdir) -> Path | None:
+    """The most recently finished dataset under <workdir>/datasets, if any (`ragtune train`'s default)."""
+    found = [p.parent for p in (workdir_path(workdir) / "datasets").glob("*/dataset.json")]
+    return max(found, key=lambda p: (p / "dataset.json").stat().st_mtime) if found else None
+
+
+def _claim(out: Path, cfg: SynthConfig, version: str) -> None:
+    """Record what this folder is made from; refuse to mix another dataset's drafts into it."""
+    mine = {"config": {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}, "index_version": version}
+    path = out / "config.json"
+    if path.exists():
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+        if theirs != json.loads(json.dumps(mine, default=str)):
+            raise ConfigError(f"--out {out} holds a dataset made with other settings or another index; "
+                              "choose another --out, or delete the folder to start over")
+    else:
+        _write_json(path, mine)
+
+
+# Generation: resumable, one line per chunk --------------------------------------------------------
+
+
+def _generate(out: Path, cfg: SynthConfig, chunks: list[Chunk], progress) -> tuple[dict[str, list[Draft]], dict]:
+    path = out / "drafts.jsonl"
+    done = _read_drafts(path)
+    settings_path = out / "generator.json"
+    todo = [c for c in chunks if c.id not in done]
+    progress("generate", len(chunks) - len(todo), len(chunks))
+    if todo:
+        from synth.generators import build
+
+        generator = build(cfg)
+        with path.open("a", encoding="utf-8") as f:
+            for start in range(0, len(todo), cfg.batch_size):
+                batch = todo[start : start + cfg.batch_size]
+                for chunk, drafts in zip(batch, generator.generate(batch)):
+                    f.write(json.dumps({"chunk_id": chunk.id, "drafts": [asdict(d) for d in drafts]}, ensure_ascii=False) + "\n")
+                    done[chunk.id] = drafts
+                f.flush()
+                os.fsync(f.fileno())
+                progress("generate", len(chunks) - len(todo) + start + len(batch), len(chunks))
+        _write_json(settings_path, {"name": generator.name, "settings": generator.settings})
+    gen = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else {"name": cfg.generator, "settings": {}}
+    return done, gen
+
+
+def _read_drafts(path: Path) -> dict[str, list[Draft]]:
+    """The chunks already generated. A last line torn by a kill is cut off, so appends stay whole."""
+    done: dict[str, list[Draft]] = {}
+    if not path.exists():
+        return done
+    data = path.read_bytes()
+    good = data.rfind(b"\n") + 1
+    if good < len(data):
+        with path.open("r+b") as f:
+            f.truncate(good)
+    for line in data[:good].decode("utf-8").splitlines():
+        rec = json.loads(line)
+        done[rec["chunk_id"]] = [Draft(**d) for d in rec["drafts"]]
+    return done
+
+
+# Everything after generation: a pure function of the drafts and the seed ------------------------------
+
+
+def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], gen: dict, progress) -> dict:
+    counts: Counter = Counter()
+    by_id = {c.id: c for c in chunks}
+    kept, checkable, grounded = [], 0, 0
+    for c in chunks:
+        for d in drafts.get(c.id, []):
+            if not d.error:
+                checkable += 1
+                grounded += filters.grounded(d.answer, c.text, cfg.grounding_overlap)
+            reason = filters.check(d, c.text, cfg)
+            if reason:
+                counts[reason] += 1
+            else:
+                kept.append(filters.Keyed(d, c.id, f"{c.id}:{d.group}"))
+    kept = filters.exact_duplicates(kept, counts)
+    embed = _embedder(cfg)
+    vectors = embed([k.draft.question for k in kept])
+    mask = filters.near_duplicates(kept, vectors, cfg.dedup_threshold, counts)
+    kept, vectors = [k for k, m in zip(kept, mask) if m], vectors[mask]
+    if cfg.round_trip and kept:
+        agree = _round_trip(cfg, kept, by_id)
+        counts["round_trip"] += len(kept) - sum(agree)
+        kept, vectors = [k for k, a in zip(kept, agree) if a], vectors[[bool(a) for a in agree]]
+
+    eval_keys = _eval_keys(cfg, chunks)
+
+    def split_of(chunk: Chunk) -> str:
+        return "eval" if (chunk.id if cfg.split_by == "chunk" else chunk.source) in eval_keys else "train"
+
+    distractors = _distractors(cfg, kept, progress)
+    pairs = []
+    for k in kept:
+        c = by_id[k.chunk_id]
+        d = k.draft
+        pairs.append(Pair(_pair_id(c.id, d.question, d.answer), d.question, d.answer, c.id, c.source, c.page, c.section,
+                          gen["name"], gen["settings"], k.group, d.kind, split_of(c), d.evidence, tuple(distractors.get(k.group, ()))))
+    pairs += _noise(cfg, pairs)
+
+    templates = _templates(cfg)
+    out_rows = {"train": [], "eval": []}
+    for p in pairs:
+        rng = random.Random(f"{cfg.seed}:{p.id}")
+        out_rows[p.split].append(rows.closed_book_row(p, templates))
+        out_rows[p.split].append(rows.raft_row(p, by_id[p.chunk_id], [by_id[i] for i in p.distractors], templates, rng,
+                                               cfg.oracle_p, cfg.shuffle_context, cfg.cot))
+    _write_jsonl(out / "pairs.jsonl", [p.to_json() for p in pairs])
+    for split, rs in out_rows.items():
+        _write_jsonl(out / f"{split}.jsonl", rs)
+        if cfg.format != "messages":
+            _write_jsonl(out / f"{split}.{cfg.format}.jsonl", [rows.EXPORTS[cfg.format](r) for r in rs])
+
+    train_v = vectors[[i for i, p in enumerate(pairs[: len(kept)]) if p.split == "train"]]
+    eval_v = vectors[[i for i, p in enumerate(pairs[: len(kept)]) if p.split == "eval"]]
+    leak_max, leak_mean = filters.max_similarity(eval_v, train_v)
+    with_pairs = {p.chunk_id for p in pairs}
+    n_drafts = sum(len(v) for v in drafts.values())
+    return {
+        "generator": gen,
+        "config": to_dict(cfg),
+        "chunks": {"total": len(chunks), "with_pairs": len(with_pairs), "coverage": round(len(with_pairs) / len(chunks), 4),
+                   "eval": sum(split_of(c) == "eval" for c in chunks)},
+        "drafts": n_drafts,
+        "grounding_rate_before_filters": round(grounded / max(checkable, 1), 4),
+        "grounding_rate_after_filters": round(sum(filters.grounded(p.answer, by_id[p.chunk_id].text, cfg.grounding_overlap)
+                                                  for p in pairs) / max(len(pairs), 1), 4),
+        "filtered": {r: counts[r] for r in filters.REASONS},
+        "pairs": {"total": len(pairs), **Counter(p.split for p in pairs), "by_kind": dict(Counter(p.kind for p in pairs)),
+                  "groups": len({p.group for p in pairs})},
+        "rows": {s: dict(Counter(r["kind"] for r in rs)) for s, rs in out_rows.items()},
+        "mean_words": {"question": _mean(len(p.question.split()) for p in pairs), "answer": _mean(len(p.answer.split()) for p in pairs)},
+        "raft": {"distractors": cfg.distractors, "oracle_p": cfg.oracle_p,
+                 "oracle_in_context": _mean(r["oracle_in_context"] for rs in out_rows.values() for r in rs if r["kind"] == "raft")},
+        "leakage": {"split_by": cfg.split_by, "max_eval_train_similarity": round(leak_max, 4), "mean_best_similarity": round(leak_mean, 4)},
+    }
+
+
+def _eval_keys(cfg: SynthConfig, chunks: list[Chunk]) -> set[str]:
+    """The chunks (or documents) held out: a seeded, exact share F of them, at least one if F > 0."""
+    keys = sorted({c.id if cfg.split_by == "chunk" else c.source for c in chunks})
+    n = round(cfg.eval_fraction * len(keys))
+    if cfg.eval_fraction > 0 and len(keys) > 1:
+        n = max(n, 1)
+    keys.sort(key=lambda k: hashlib.sha256(f"{cfg.seed}:{k}".encode()).hexdigest())
+    return set(keys[:n])
+
+
+def _distractors(cfg: SynthConfig, kept: list, progress) -> dict[str, list[str]]:
+    """Hard distractors per fact: what the real retriever returns for its question, oracle excluded."""
+    if cfg.distractors == 0 or not kept:
+        return {}
+    from rag.retrieve import Retriever
+
+    retriever = Retriever(cfg.search)
+    first = {}
+    for k in kept:
+        first.setdefault(k.group, k)
+    out = {}
+    for n, (group, k) in enumerate(first.items(), 1):
+        hits = retriever.search(k.draft.question, cfg.distractors + 1)
+        out[group] = [h.chunk.id for h in hits if h.chunk.id != k.chunk_id][: cfg.distractors]
+        if n % 50 == 0 or n == len(first):
+            progress("distractors", n, len(first))
+    return out
+
+
+def _noise(cfg: SynthConfig, pairs: list[Pair]) -> list[Pair]:
+    """Noisy copies of a share `noise` of the train questions (never of eval: it must stay clean)."""
+    if not cfg.noise:
+        return []
+    out = []
+    for p in pairs:
+        rng = random.Random(f"{cfg.seed}:noise:{p.id}")
+        if p.split == "train" and p.kind == "original" and rng.random() < cfg.noise:
+            q = noisy(p.question, p.answer, rng.choice(cfg.noise_kinds), rng)
+            out.append(Pair(_pair_id(p.chunk_id, q, p.answer), q, p.answer, p.chunk_id, p.source, p.page, p.section,
+                            p.generator, p.settings, p.group, "noise", p.split, p.evidence, p.distractors))
+    return out
+
+
+def _round_trip(cfg: SynthConfig, kept: list, by_id: dict) -> list[bool]:
+    """Does the engine, reading the oracle chunk alone in rag mode, give (about) the pair's answer?"""
+    from core.config import load_config
+    from core.records import Hit
+    from engine.answer import Answerer
+    from engine.config import AskConfig
+    from evals.metrics import score
+
+    answerer = Answerer(load_config(AskConfig, {"workdir": str(cfg.workdir), "model.model": cfg.llm.model, "prompts": cfg.prompts}))
+    answers = answerer.answer_batch([k.draft.question for k in kept], "rag", hits=[[Hit(by_id[k.chunk_id], 1.0, 1)] for k in kept])
+    return [score(a.text, [k.draft.answer]).f1 >= 50 for a, k in zip(answers, kept)]
+
+
+def _embedder(cfg: SynthConfig):
+    from rag.embed import load_embedder
+
+    ix = cfg.search.index
+    return load_embedder(ix.embedding_model, ix.embed_precision, ix.embed_batch_size).embed
+
+
+def _templates(cfg: SynthConfig):
+    from engine.prompts import load_templates
+
+    return load_templates(cfg.prompts)
+
+
+def _pair_id(chunk_id: str, question: str, answer: str) -> str:
+    return hashlib.sha256(f"{chunk_id}\x00{question}\x00{answer}".encode()).hexdigest()[:16]
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return round(sum(xs) / len(xs), 3) if xs else 0.0
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    """Atomic: a reader, or a kill, sees the old file or the new one, never half of one."""
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,236 @@
+"""`ragtune synth` with the extractive generator, on two of the sample documents in a real index."""
+
+import json
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from conftest import ROOT, ingest_cfg
+from core.config import ConfigError, load_config
+from core.records import Chunk, Draft
+from rag.ingest import ingest
+from synth.config import SynthConfig
+
+CLI = [sys.executable, str(ROOT / "cli.py")]
+
+
+def synth_cfg(workdir, **overrides) -> SynthConfig:
+    return load_config(SynthConfig, {"workdir": str(workdir), **overrides})
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, sample_docs):
+    wd = tmp_path_factory.mktemp("synth") / "w"
+    ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt", sample_docs / "03-search.html"]))
+    return wd
+
+
+@pytest.fixture(scope="module")
+def dataset(workdir):
+    from synth.pipeline import synthesize
+
+    card = synthesize(synth_cfg(workdir, eval_fraction=0.25, format="alpaca"))
+    return card, _read(card["path"], "pairs.jsonl")
+
+
+def _read(folder, name):
+    from pathlib import Path
+
+    return [json.loads(line) for line in (Path(folder) / name).read_text().splitlines()]
+
+
+# The extractive generator ------------------------------------------------------------------------------
+
+
+def test_extractive_questions_ask_for_a_span_of_their_sentence():
+    from synth.extractive import ExtractiveGenerator
+
+    text = ("In 1889 the Eiffel Tower was completed by the company of Gustave Eiffel. "
+            "The company has 300 employees. Peyton Manning won his second title in Denver.")
+    drafts = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=2)).generate([Chunk("c", text, "s", "h", "", 0, 40)])[0]
+    pairs = {(d.question, d.answer) for d in drafts}
+    assert ("When was the Eiffel Tower completed by the company of Gustave Eiffel?", "1889") in pairs
+    assert ("How many employees does the company have?", "300") in pairs
+    assert ("Who won his second title in Denver?", "Peyton Manning") in pairs
+    for d in drafts:
+        assert d.question.endswith("?") and d.answer in text and d.evidence in text and not d.error
+        assert d.answer.lower() not in d.question.lower()
+    groups = Counter(d.group for d in drafts)
+    assert all(1 <= n <= 3 for n in groups.values())  # the original and at most 2 paraphrases
+    assert all(len({d.answer for d in drafts if d.group == g}) == 1 for g in groups)  # one fact per group
+
+
+def test_a_chunk_with_no_usable_sentence_yields_no_drafts():
+    from synth.extractive import ExtractiveGenerator
+
+    gen = ExtractiveGenerator(synth_cfg("/tmp/unused"))
+    assert gen.generate([Chunk("c", "| a | b |\n|---|---|\n| 1 | 2 |", "s", "h", "", 0, 9), Chunk("d", "Hello?", "s", "h", "", 1, 2)]) == [[], []]
+
+
+# Filters -------------------------------------------------------------------------------------------------
+
+
+def test_grounding_and_the_per_draft_filters():
+    from synth.filters import check, grounded
+
+    cfg = synth_cfg("/tmp/unused")
+    text = "The Normans were led by Rollo, who swore fealty to King Charles III in 911."
+    assert grounded("rollo", text, 0.8) and grounded("King Charles III.", text, 0.8)
+    assert grounded("Charles III of France", text, 0.5) and not grounded("Charles III of France", text, 0.8)
+    assert not grounded("William the Conqueror", text, 0.8) and not grounded("", text, 0.8)
+    assert check(Draft("Who led the Normans?", "Rollo"), text, cfg) is None
+    assert check(Draft("Who led the Normans?", "William"), text, cfg) == "ungrounded"
+    assert check(Draft("Did Rollo lead the Normans?", "Rollo"), text, cfg) == "answer_in_question"
+    assert check(Draft("Who?", "Rollo"), text, cfg) == "length"
+    assert check(Draft("", "", error="malformed output: no Q line"), text, cfg) == "malformed"
+
+
+def test_duplicates_go_but_paraphrases_of_one_fact_stay():
+    import numpy as np
+
+    from synth.filters import Keyed, exact_duplicates, near_duplicates
+
+    items = [Keyed(Draft("Who led the Normans?", "Rollo"), "c", "c:0"), Keyed(Draft("who led the normans", "Rollo"), "c", "c:0"),
+             Keyed(Draft("Who was the leader of the Normans?", "Rollo"), "c", "c:0"),
+             Keyed(Draft("Who was the Normans' leader?", "Rollo"), "d", "d:0"), Keyed(Draft("When?", "911"), "d", "d:1")]
+    counts = Counter()
+    items = exact_duplicates(items, counts)
+    assert counts["duplicate"] == 1 and len(items) == 4
+    v = np.array([[1, 0], [0.99, 0.141], [0.99, 0.141], [0, 1]], dtype=np.float32)
+    keep = near_duplicates(items, v, 0.95, counts)
+    assert keep.tolist() == [True, True, False, True]  # same group: kept; another fact's near-copy: dropped
+    assert counts["near_duplicate"] == 1
+
+
+def test_noise_changes_the_question_but_never_the_answer_words():
+    from synth.augment import noisy
+
+    rng = random.Random(0)
+    q = "When was the Eiffel Tower completed by the company?"
+    for kind in ("delete", "insert", "swap", "case", "order"):
+        for _ in range(20):
+            out = noisy(q, "Eiffel Tower", kind, rng)
+            assert out != q and out.endswith("?")
+            if kind != "order":
+                assert "Eiffel Tower" in out
+
+
+# RAFT rows ------------------------------------------------------------------------------------------------
+
+
+def test_raft_rows_hold_the_oracle_with_probability_p_and_never_as_a_distractor():
+    from core.records import Pair
+    from engine.prompts import load_templates
+    from synth.rows import closed_book_row, raft_row
+
+    t = load_templates("prompts.yaml")
+    oracle = Chunk("oracle", "Rollo led the Normans.", "/d/a.md", "h", "History", 0, 5)
+    others = [Chunk(f"x{i}", f"Distractor text number {i}.", "/d/b.md", "h", "", i, 4) for i in range(3)]
+    pair = Pair("p", "Who led the Normans?", "Rollo", "oracle", "/d/a.md", None, "History", "extractive", {}, "oracle:0",
+                "original", "train", "Rollo led the Normans.", ("x0", "x1", "x2"))
+    rng = random.Random(0)
+    rows = [raft_row(pair, oracle, others, t, rng, 0.7, True, False) for _ in range(1000)]
+    share = sum(r["oracle_in_context"] for r in rows) / len(rows)
+    assert 0.65 < share < 0.75
+    for r in rows[:50]:
+        user = r["messages"][-2]["content"]
+        assert ("Rollo led the Normans." in user) == r["oracle_in_context"]
+        assert user.count('<document id="') == 3 + r["oracle_in_context"]
+        assert r["messages"][-1] == {"role": "assistant", "content": "Rollo"} and r["messages"][0]["role"] == "system"
+        assert r["oracle_chunk_id"] == "oracle" and r["split"] == "train" and r["kind"] == "raft"
+    cot = raft_row(pair, oracle, others, t, random.Random(1), 1.0, False, True)
+    assert cot["messages"][-1]["content"] == '"Rollo led the Normans."\nAnswer: Rollo'
+    closed = closed_book_row(pair, t)
+    assert [m["role"] for m in closed["messages"]] == ["system", "user", "assistant"] and "<document" not in json.dumps(closed)
+
+
+# The whole pipeline ------------------------------------------------------------------------------------
+
+
+def test_the_dataset_is_grounded_split_by_chunk_and_traceable(dataset, workdir):
+    card, pairs = dataset
+    assert card["pairs"]["total"] == len(pairs) > 50
+    assert card["grounding_rate_after_filters"] == 1.0 and card["chunks"]["coverage"] > 0.8
+    train_chunks = {p["chunk_id"] for p in pairs if p["split"] == "train"}
+    eval_chunks = {p["chunk_id"] for p in pairs if p["split"] == "eval"}
+    assert train_chunks and eval_chunks and not train_chunks & eval_chunks
+    assert 0 <= card["leakage"]["max_eval_train_similarity"] <= 1
+    for p in pairs:
+        assert p["chunk_id"] not in p["distractors"] and len(p["distractors"]) == 3
+    rows = _read(card["path"], "train.jsonl")
+    assert Counter(r["kind"] for r in rows) == {"closed_book": card["pairs"]["train"], "raft": card["pairs"]["train"]}
+    by_id = {p["id"]: p for p in pairs}
+    for r in rows:
+        assert by_id[r["pair_id"]]["chunk_id"] == r["oracle_chunk_id"] and r["messages"][-1]["content"] == r["answer"]
+
+
+def test_exports_load_with_datasets(dataset):
+    import datasets
+
+    card, _ = dataset
+    for name in ("train.jsonl", "train.alpaca.jsonl", "eval.jsonl"):
+        ds = datasets.load_dataset("json", data_files=f"{card['path']}/{name}", split="train")
+        assert len(ds) > 0 and "oracle_chunk_id" in ds.column_names
+    alpaca = datasets.load_dataset("json", data_files=f"{card['path']}/train.alpaca.jsonl", split="train")
+    assert {"instruction", "input", "output", "system", "history"} <= set(alpaca.column_names)
+
+
+def test_a_re_run_is_safe_and_an_interrupted_run_resumes(workdir, dataset, monkeypatch):
+    from synth import generators, pipeline
+
+    card, pairs = dataset
+    again = pipeline.synthesize(synth_cfg(workdir, eval_fraction=0.25, format="alpaca"))
+    assert again["path"] == card["path"] and _read(card["path"], "pairs.jsonl") == pairs  # nothing duplicated
+
+    out = workdir / "interrupted"
+    real_build = generators.build
+
+    class Dies:
+        def __init__(self, cfg):
+            self.inner, self.calls = real_build(cfg), 0
+            self.name, self.settings = self.inner.name, self.inner.settings
+
+        def generate(self, chunks):
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("killed")
+            return self.inner.generate(chunks)
+
+    monkeypatch.setattr(generators, "build", Dies)
+    cfg = synth_cfg(workdir, eval_fraction=0.25, out=str(out), batch_size=4)
+    with pytest.raises(RuntimeError, match="killed"):
+        pipeline.synthesize(cfg)
+    assert len((out / "drafts.jsonl").read_text().splitlines()) == 4  # the first batch is kept
+    with (out / "drafts.jsonl").open("a") as f:
+        f.write('{"chunk_id": "torn li')  # a kill in the middle of a line
+    monkeypatch.setattr(generators, "build", real_build)
+    resumed = pipeline.synthesize(cfg)
+    drafts = [json.loads(line)["chunk_id"] for line in (out / "drafts.jsonl").read_text().splitlines()]
+    assert len(drafts) == len(set(drafts)) == resumed["chunks"]["total"]
+    assert [p["question"] for p in _read(out, "pairs.jsonl")] == [p["question"] for p in pairs]
+
+
+def test_bad_settings_and_an_empty_index(tmp_path, workdir):
+    from synth.pipeline import synthesize
+
+    for key, value, flag in (("oracle_p", 1.5, "--oracle-p"), ("eval_fraction", 1.0, "--eval-fraction"),
+                             ("generator", "magic", "--generator"), ("noise_kinds", "typo", "--noise-kinds")):
+        with pytest.raises(ConfigError, match=flag):
+            synth_cfg(workdir, **{key: value})
+    with pytest.raises(RuntimeError, match="empty: run `ragtune ingest PATH` first"):
+        synthesize(synth_cfg(tmp_path / "nothing"))
+    with pytest.raises(ConfigError, match="other settings"):
+        synthesize(synth_cfg(workdir, out=str(workdir / "interrupted"), seed=7))
+
+
+def test_the_cli_prints_a_summary_and_json(workdir, dataset):
+    run = subprocess.run(CLI + ["synth", "--workdir", str(workdir), "--eval-fraction", "0.25", "--format", "alpaca", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    card = json.loads(run.stdout)
+    assert card["path"] == dataset[0]["path"] and card["pairs"] == dataset[0]["pairs"]
+    bad = subprocess.run(CLI + ["synth", "--workdir", str(workdir), "--oracle-p", "2"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--oracle-p must be between 0 and 1" in bad.stderr

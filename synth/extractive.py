@@ -23,21 +23,26 @@ from __future__ import annotations
 
 import random
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 
 from core.records import Chunk, Draft
 
 # Clauses hanging off the root that are not part of the main statement.
-SUBCLAUSES = {"conj", "cc", "advcl", "ccomp", "parataxis", "punct", "mark", "preconj", "xcomp", "csubj", "dep", "intj", "discourse"}
+SUBCLAUSES = {"conj", "cc", "advcl", "ccomp", "parataxis", "punct", "mark", "preconj", "csubj", "dep", "intj", "discourse"}
 # Prepositions whose object's wh-word replaces the whole phrase: "in 1889" -> "when".
 PLACE_PREPS = {"in", "at", "near", "inside", "within", "on"}
 TIME_PREPS = {"in", "on", "at", "during", "by", "since", "until", "before", "after", "from"}
+DEICTIC = {"such", "this", "that", "these", "those", "it", "they"}  # "such a division" means nothing out of context
 PRONOUNS = {"it", "he", "she", "they", "this", "that", "these", "those", "we", "i", "you", "which", "who", "its", "there"}
 # Answers we prefer to ask about first: specific facts before generic noun phrases.
 PRIORITY = {"DATE": 0, "CARDINAL": 0, "QUANTITY": 0, "MONEY": 0, "PERCENT": 0, "PERSON": 1, "GPE": 1, "LOC": 1,
             "ORG": 1, "NORP": 1, "FAC": 1, "EVENT": 1, "WORK_OF_ART": 1, "PRODUCT": 1, "LAW": 1, "TIME": 1,
             "subject": 2, "object": 3}
-MIN_SENT_TOKENS, MAX_SENT_TOKENS = 5, 60
+MIN_SENT_TOKENS, MAX_SENT_TOKENS = 5, 80
+# Sentence adverbs that link to the previous sentence and read wrongly inside a question.
+LINKERS = {"however", "nevertheless", "nonetheless", "thus", "therefore", "hence", "also", "instead", "moreover", "furthermore", "meanwhile", "then"}
+CITATION = re.compile(r"\.:\d|\[\d+\]")  # Wikipedia's page citations: "life.:33", "[12]"
 
 
 @dataclass
@@ -69,12 +74,22 @@ class ExtractiveGenerator:
             self._nlp = spacy.load(offline.spacy_model_path())
         return self._nlp
 
+    @lru_cache(maxsize=256)
+    def _title_person(self, title: str) -> str | None:
+        """The document's title, if it names a person ("Nikola Tesla"): who "he" is until another is named."""
+        ents = self.nlp(title).ents if title else ()
+        return title if len(ents) == 1 and ents[0].label_ == "PERSON" and ents[0].text == title else None
+
     def generate(self, chunks: list[Chunk]) -> list[list[Draft]]:
         texts = [" ".join(c.text.split()) for c in chunks]
         return [self._drafts(doc, chunk) for chunk, doc in zip(chunks, self.nlp.pipe(texts, batch_size=32))]
 
     def _drafts(self, doc, chunk: Chunk) -> list[Draft]:
-        facts = [f for i, sent in enumerate(doc.sents) for f in facts_of(sent, i, self.cfg.max_answer_words)]
+        person = self._title_person(chunk.section.split(" > ")[0])
+        facts = []
+        for i, sent in enumerate(doc.sents):
+            facts += facts_of(sent, i, self.cfg.max_answer_words, person)
+            person = next((e.text for e in reversed(sent.ents) if e.label_ == "PERSON"), person)
         rng = random.Random(f"{self.cfg.seed}:{chunk.id}")
         chosen = _choose(facts, self.cfg.pairs_per_chunk, rng)
         out = []
@@ -100,26 +115,47 @@ def _choose(facts: list[Fact], n: int, rng: random.Random) -> list[Fact]:
 # One sentence -> its facts --------------------------------------------------------------------
 
 
-def facts_of(sent, index: int, max_answer_words: int) -> list[Fact]:
-    """Every answer span of the sentence's main clause, with its questions."""
+def facts_of(sent, index: int, max_answer_words: int, person: str | None = None) -> list[Fact]:
+    """Every answer span of the sentence's clauses, with its questions.
+
+    The clauses are the main one and those coordinated with it that have a subject of their
+    own ("Rollo led them, and he settled in Rouen"). A "he" or "she" subject is read as
+    `person`, the last person named before it: "He moved to Karlovac in 1870" asks "When did
+    Nikola Tesla move to Karlovac?".
+    """
     root = sent.root
-    if not (MIN_SENT_TOKENS <= len(sent) <= MAX_SENT_TOKENS) or sent.text.rstrip().endswith("?") or root.pos_ not in ("VERB", "AUX"):
+    if not (MIN_SENT_TOKENS <= len(sent) <= MAX_SENT_TOKENS) or sent.text.rstrip().endswith("?"):
         return []
-    subj = next((c for c in root.children if c.dep_ in ("nsubj", "nsubjpass")), None)
-    if subj is None or subj.lower_ in PRONOUNS:
+    heads = [root] + [c for c in root.children if c.dep_ == "conj"]
+    facts = []
+    for head in heads:
+        subj = next((c for c in head.children if c.dep_ in ("nsubj", "nsubjpass")), None)
+        if head.pos_ in ("VERB", "AUX") and subj is not None:
+            facts += _clause_facts(sent, head, subj, index, max_answer_words, person if subj.lower_ in ("he", "she") else None)
+    return facts
+
+
+def _clause_facts(sent, root, subj, index: int, max_answer_words: int, referent: str | None) -> list[Fact]:
+    """The facts of one clause headed by the verb `root`."""
+    if subj.lower_ in PRONOUNS and referent is None:
         return []
     clause = _main_clause(root)
     subj_span = _subtree(subj)
     facts = []
     for answer, wh, drop in _answer_spans(sent, root, subj, clause):
         text = _text(answer)
-        if not text or len(text.split()) > max_answer_words or text.lower() in PRONOUNS:
+        if not text or len(text.split()) > max_answer_words or text.lower() in PRONOUNS or answer[0].lower_ in DEICTIC:
             continue
+        if not _well_cut(answer, text):
+            continue
+        taken = {t.i for t in drop} | {t.i for t in subj_span} | {root.i}
+        if not any(t.i not in taken and not (t.is_stop or t.is_punct) for t in clause):
+            continue  # "Who concluded?", "When did Goodell state?": nothing left that a reader could look up
         if answer[0].i == subj_span[0].i and answer[-1].i == subj_span[-1].i:
             questions = _subject_questions(wh, clause, subj_span)
         else:
-            questions = _object_questions(wh, clause, root, subj_span, drop)
-        questions = [q for q in questions if q]
+            questions = _object_questions(wh, clause, root, subj_span, drop, referent)
+        questions = [q for q in questions if q and _balanced(q) and not CITATION.search(q)]
         if questions:
             label = answer[0].ent_type_ or ("subject" if answer[0].i == subj_span[0].i else "object")
             facts.append(Fact(text, questions, sent.text.strip(), PRIORITY.get(label, 3), index))
@@ -132,19 +168,31 @@ def _main_clause(root) -> list:
     for child in root.children:
         if child.dep_ in SUBCLAUSES and child.dep_ != "punct":
             cut.update(t.i for t in child.subtree)
+    for t in root.children:  # "however", "thus": they link to a sentence the question does not have
+        if t.dep_ == "advmod" and t.lower_ in LINKERS:
+            cut.add(t.i)
+            for edge in (t.i - 1, t.i + 1):
+                if 0 <= edge < len(t.doc) and t.doc[edge].text == ",":
+                    cut.add(edge)
+    for t in root.subtree:  # ", which assembled the Tico, ...": a non-restrictive aside, not the statement
+        if t.dep_ in ("relcl", "appos", "acl") and t.left_edge.i > 0 and t.doc[t.left_edge.i - 1].text == ",":
+            cut.update(x.i for x in t.subtree)
+            cut.add(t.left_edge.i - 1)
     tokens = [t for t in root.subtree if t.i not in cut]
-    while tokens and tokens[-1].is_punct:
-        tokens.pop()
+    while tokens and (tokens[-1].is_punct or tokens[-1].pos_ in ("CCONJ", "SCONJ", "DET", "ADP") or tokens[-1].lower_ in ("then", "also")):
+        tokens.pop()  # "... run and then": what a cut clause leaves behind
     return tokens
 
 
 def _attached(token, root) -> bool:
-    """The phrase headed by `token` hangs off the verb itself: its subject or object, or the
-    object of one of its prepositions ("completed in 1889"), not a part of another phrase
-    ("the company of Gustave Eiffel"), which would leave "of" dangling when taken out."""
-    if token.head.i == root.i and token.dep_ in ("nsubj", "nsubjpass", "dobj", "attr", "npadvmod", "oprd"):
+    """The phrase headed by `token` hangs off the verb itself (or the verb it governs, "began
+    paying"): its subject or object, or the object of one of its prepositions ("completed in
+    1889"), not a part of another phrase ("the company of Gustave Eiffel"), which would leave
+    "of" dangling when taken out."""
+    verbs = {root.i} | {c.i for c in root.children if c.dep_ == "xcomp"}
+    if token.head.i in verbs and token.dep_ in ("nsubj", "nsubjpass", "dobj", "attr", "npadvmod", "oprd"):
         return True
-    return token.dep_ == "pobj" and token.head.dep_ in ("prep", "agent") and token.head.head.i == root.i
+    return token.dep_ == "pobj" and token.head.dep_ in ("prep", "agent") and token.head.head.i in verbs
 
 
 def _answer_spans(sent, root, subj, clause):
@@ -160,8 +208,8 @@ def _answer_spans(sent, root, subj, clause):
             tokens = list(ent)
         elif ent.label_ == "ORDINAL" or not _attached(head, root) or head.i == subj.i:
             continue
-        else:
-            tokens = _subtree(head)
+        else:  # the entity, with its article: "the United States", not what the parse hangs off it
+            tokens = ([ent[0].nbor(-1)] if ent.start > 0 and ent[0].nbor(-1).dep_ == "det" and ent[0].nbor(-1).head.i == head.i else []) + list(ent)
         if not all(t.i in in_clause for t in tokens) or taken & {t.i for t in tokens}:
             continue
         wh, drop = _wh_for(ent.label_, head, tokens)
@@ -170,11 +218,11 @@ def _answer_spans(sent, root, subj, clause):
             yield tokens, wh, drop
     subj_tokens = _subtree(subj)
     yield subj_tokens, "Who" if _is_person(subj) else "What", subj_tokens
-    for child in root.children:
+    for child in [c for v in [root, *(c for c in root.children if c.dep_ == "xcomp")] for c in v.children]:
         target = child
         if child.dep_ == "agent":  # "completed by the company": the preposition stays, stranded
             target = next((c for c in child.children if c.dep_ == "pobj"), None)
-        elif child.dep_ not in ("dobj", "attr"):
+        elif child.dep_ not in ("dobj", "attr", "oprd"):
             continue
         if target is None or target.pos_ not in ("NOUN", "PROPN"):
             continue
@@ -190,6 +238,8 @@ def _wh_for(label: str, head, tokens: list):
     if label in ("DATE", "TIME"):
         if with_prep and prep.lower_ in TIME_PREPS and prep.lower_ not in ("by", "since", "until", "before", "after", "from"):
             return "When", with_prep
+        if prep is not None:
+            return None, None  # "over the past decade" -> "what date ... over?" reads wrongly
         return ("What year" if tokens[-1].shape_ == "dddd" and len(tokens) == 1 else "What date"), tokens
     if label in ("GPE", "LOC", "FAC"):
         if with_prep and prep.lower_ in PLACE_PREPS:
@@ -232,7 +282,7 @@ def _subject_questions(wh: str, clause: list, subj: list) -> list[str]:
             f"Do you know {wh.lower()} {rest}{tail}?"]
 
 
-def _object_questions(wh: str, clause: list, root, subj: list, drop: list) -> list[str]:
+def _object_questions(wh: str, clause: list, root, subj: list, drop: list, referent: str | None = None) -> list[str]:
     """The answer is elsewhere: front the wh-phrase and invert subject and auxiliary (do-support)."""
     dropped = {t.i for t in drop}
     for edge in (drop[0].i - 1, drop[-1].i + 1):  # the commas around a taken-out phrase go with it
@@ -244,7 +294,7 @@ def _object_questions(wh: str, clause: list, root, subj: list, drop: list) -> li
     kept = [t for t in clause if t.i not in dropped]
     front = [t for t in kept if t.i < subj[0].i]  # "In 1889, the tower ..." -> the fronted phrase goes last
     after = [t for t in kept if t.i > subj[-1].i]
-    subject = _lower_first(subj)
+    subject = referent or _lower_first(subj)
     if aux is not None:  # "was completed" -> "was the tower completed"
         verb_phrase = [t for t in after if t.i != aux.i]
         inverted = f"{aux.lower_} {subject} {_text(verb_phrase)}".strip()
@@ -259,11 +309,25 @@ def _object_questions(wh: str, clause: list, root, subj: list, drop: list) -> li
     tail = f" {_lower_first(front)}" if _text(front) else ""
     in_situ = ""
     if drop[0].i > subj[-1].i:  # "the tower was completed in what year": only if the answer was not fronted
-        in_situ = _text([t for t in clause if t.i < drop[0].i]) + f" {_in_situ(wh, drop)} " + _text([t for t in clause if t.i > drop[-1].i])
+        in_situ = (f"{subject} " + _text([t for t in after if t.i < drop[0].i]) + f" {_in_situ(wh, drop)} "
+                   + _text([t for t in after if t.i > drop[-1].i]) + tail)
     declarative = _text([t for t in after if t.i not in dropped])
     return [f"{wh} {inverted}{tail}?", f"{_upper_first(in_situ.strip())}?" if in_situ else "",
             f"According to the documents, {_lower_wh(wh)} {inverted}{tail}?",
             f"Do you know {_lower_wh(wh)} {subject} {declarative}{tail}?"]
+
+
+def _well_cut(answer: list, text: str) -> bool:
+    """The answer is whole words ("Co" of "Co-constructivist" is not) and not an abbreviation's stub ("St.")."""
+    nxt = answer[-1].nbor(1) if answer[-1].i + 1 < len(answer[-1].doc) else None
+    if nxt is not None and not answer[-1].whitespace_ and nxt.text in ("-", "–"):
+        return False
+    return len(text) >= 2 and not text.endswith(".") and _balanced(text)
+
+
+def _balanced(text: str) -> bool:
+    """Brackets and quotes come in pairs: a cut that split "(plural)" reads as garbage."""
+    return text.count("(") == text.count(")") and text.count('"') % 2 == 0
 
 
 def _in_situ(wh: str, drop: list) -> str:

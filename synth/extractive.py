@@ -149,8 +149,8 @@ def _clause_facts(sent, root, subj, index: int, max_answer_words: int, referent:
         if not _well_cut(answer, text):
             continue
         taken = {t.i for t in drop} | {t.i for t in subj_span} | {root.i}
-        if not any(t.i not in taken and not (t.is_stop or t.is_punct) for t in clause):
-            continue  # "Who concluded?", "When did Goodell state?": nothing left that a reader could look up
+        if not any(t.i not in taken and not (t.is_stop or t.is_punct) for t in clause) and len(wh.split()) < 3:
+            continue  # "Who concluded?", "When did Goodell state?": nothing a reader could look up ("How many employees" is)
         if answer[0].i == subj_span[0].i and answer[-1].i == subj_span[-1].i:
             questions = _subject_questions(wh, clause, subj_span)
         else:

@@ -1,4 +1,4 @@
-# make demo   ingest the bundled sample corpus, search it and ask it (creates .venv on first use)
+# make demo   ingest the bundled sample corpus, search it, ask it, synthesize pairs (creates .venv on first use)
 # make test   the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -22,6 +22,7 @@ demo: install
 	$(VENV)/bin/ragtune search "How do I remove chunks of files I deleted?" -k 3
 	$(VENV)/bin/ragtune ask "Which flag removes chunks of files I deleted?" --mode rag
 	$(VENV)/bin/ragtune ask "Which flag removes chunks of files I deleted?" --mode base
+	$(VENV)/bin/ragtune synth
 
 test: install
 	$(VENV)/bin/pytest
@@ -30,7 +31,8 @@ bench: install
 	$(PY) bench/ingest.py
 	$(PY) bench/retrieval.py
 	$(PY) bench/generate.py
-	$(PY) bench/rag_quality.py --variants generate-k3,copy-k3,spans-k1-no-examples,default
+	$(PY) bench/rag_quality.py --variants generate-k3,copy-k3,lm-only-k1,spans-no-examples,default
+	$(PY) bench/synth.py
 
 clean:
 	rm -rf .ragtune

@@ -258,24 +258,26 @@ def cmd_synth(args) -> int:
 
 
 class _StageBars:
-    """One tqdm bar per stage of a long job, made when the stage first reports its total."""
+    """A tqdm bar for the stage of a long job that is running; a new stage closes the last one's."""
 
     UNITS = {"generate": "chunk", "distractors": "fact"}
 
     def __init__(self, disable: bool):
-        self.bars, self.disable = {}, disable
+        self.stage, self.bar, self.disable = None, None, disable
 
     def update(self, stage: str, done: int, total: int) -> None:
         from tqdm import tqdm
 
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, unit=self.UNITS.get(stage, "it"), desc=stage, disable=self.disable, file=sys.stderr)
-        bar.update(done - bar.n)
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, unit=self.UNITS.get(stage, "it"), desc=stage, disable=self.disable, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = None
 
 
 class _Progress:

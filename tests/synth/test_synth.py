@@ -234,3 +234,20 @@ def test_the_cli_prints_a_summary_and_json(workdir, dataset):
     assert card["path"] == dataset[0]["path"] and card["pairs"] == dataset[0]["pairs"]
     bad = subprocess.run(CLI + ["synth", "--workdir", str(workdir), "--oracle-p", "2"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--oracle-p must be between 0 and 1" in bad.stderr
+
+
+def test_split_by_document_and_the_round_trip_filter(workdir, tiny_model, model_cache):
+    from synth.pipeline import synthesize
+
+    settings = {"split_by": "document", "eval_fraction": 0.34, "pairs_per_chunk": 1, "paraphrases": 0, "llm.model": str(tiny_model)}
+    plain = synthesize(synth_cfg(workdir, out=str(workdir / "plain"), **settings))
+    checked = synthesize(synth_cfg(workdir, out=str(workdir / "checked"), round_trip=True, **settings))
+    pairs = _read(plain["path"], "pairs.jsonl")
+    kept = _read(checked["path"], "pairs.jsonl")
+    train_docs = {p["source"] for p in pairs if p["split"] == "train"}
+    eval_docs = {p["source"] for p in pairs if p["split"] == "eval"}
+    assert len(eval_docs) == 1 and len(train_docs) == 2 and not train_docs & eval_docs
+    # The random tiny model agrees with some pairs, not all: those it does not are counted and dropped.
+    assert 0 < checked["filtered"]["round_trip"] < len(pairs)
+    assert len(kept) + checked["filtered"]["round_trip"] == len(pairs)
+    assert {p["id"] for p in kept} < {p["id"] for p in pairs}

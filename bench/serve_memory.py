@@ -174,12 +174,17 @@ def serve_and_measure(workdir: Path, adapter: Path, requests: int) -> tuple[dict
             print(f"note: the server has child processes {children}, not counted")
         return mem, latencies
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Ask the server to exit; kill it if it has not within 30 s."""
+    server.terminate()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def wait_until_up(server: subprocess.Popen, url: str, log: Path, timeout: float = 300) -> list[dict]:

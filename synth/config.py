@@ -64,7 +64,7 @@ class SynthConfig:
             (self.split_by in ("chunk", "document"), f"--split-by must be chunk or document, got {self.split_by!r}"),
             (self.format in FORMATS, f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}"),
             (self.pairs_per_chunk >= 1, f"--pairs-per-chunk must be at least 1, got {self.pairs_per_chunk}"),
-            (self.paraphrases >= 0, f"--paraphrases must be 0 or more, got {self.paraphrases}"),
+            (0 <= self.paraphrases <= 25, f"--paraphrases must be between 0 and 25, got {self.paraphrases}"),
             (self.distractors >= 0, f"--distractors must be 0 or more, got {self.distractors}"),
             (0 <= self.noise <= 1, f"--noise must be between 0 and 1, got {self.noise}"),
             (set(self.noise_kinds) <= set(NOISE_KINDS), f"--noise-kinds must be among {', '.join(NOISE_KINDS)}, got {self.noise_kinds}"),

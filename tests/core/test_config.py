@@ -6,9 +6,11 @@ from conftest import ROOT
 from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
 from engine.config import AskConfig, DecodingConfig, ModelConfig, ServeConfig, SpanConfig
 from rag.config import IndexConfig, IngestConfig, SearchConfig
+from synth.config import SynthConfig
 
 STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig, "model.yaml": ModelConfig,
-          "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig, "spans.yaml": SpanConfig}
+          "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig, "spans.yaml": SpanConfig,
+          "synth.yaml": SynthConfig}
 
 
 def test_every_yaml_file_builds_its_config_class():

@@ -7,10 +7,8 @@ that streamed, concurrent and non-streamed greedy answers agree, not what the an
 import os
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -18,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ROOT, free_port, ingest_cfg
+from conftest import ROOT, free_port, ingest_cfg, running
 from core.config import load_config
 from engine.answer import Answerer
 from engine.config import MODES, ServeConfig
@@ -54,25 +52,6 @@ def adapter(tmp_path_factory, tiny_model):
 
 def serve_cfg(workdir, model, **overrides) -> ServeConfig:
     return load_config(ServeConfig, {"port": free_port(), "ask.workdir": str(workdir), "ask.model.model": str(model), **overrides})
-
-
-@contextmanager
-def running(app, port: int):
-    """uvicorn in a thread, as `ragtune serve` runs it; yields the base URL."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and thread.is_alive() and time.time() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")

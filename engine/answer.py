@@ -32,6 +32,7 @@ class Prepared:
     hits: list[Hit]
     processor: object | None = None  # copy decoding's logits processor, for the rag modes
     chunk_prompts: list[str] | None = None  # span answers: one prompt per chunk, each holding it alone
+    shared: str = ""  # the start every prompt of this mode has: the system prompt and the worked examples
 
 
 def newest_adapter(workdir: Path) -> Path | None:
@@ -46,6 +47,7 @@ class Answerer:
         self.templates = P.load_templates(cfg.prompts)
         self.engine = engine or Engine(cfg.model)
         self._retriever = retriever
+        self._prefixes = None  # span answers' PrefixCache, made on first use
         small = self.engine.n_params <= cfg.small_model_params * 1e6
         self.rag_answer = ("spans" if small else "generate") if cfg.rag_answer == "auto" else cfg.rag_answer
 
@@ -113,6 +115,8 @@ class Answerer:
             prepared.chunk_prompts = [self.engine.render(_with_history(P.rag_messages(question, [h], self.templates, self.engine.count_tokens,
                                                                                       self.cfg.context_tokens, system)[0], history))
                                       for h in used]
+            last = messages[-1]["content"]
+            prepared.shared = prepared.prompt[: prepared.prompt.rfind(last)] if last in prepared.prompt else ""
         if self.rag_answer == "copy" and used:
             from engine.copy import CopyProcessor
 
@@ -169,10 +173,13 @@ class Answerer:
         t0 = time.perf_counter()
         cfg, abstain = self.cfg.spans, self.templates.abstain
         ranked, prompt_tokens, says_abstain, top_best = [], 0, None, -float("inf")
+        self._prefixes = self._prefixes or S.PrefixCache()
+        key = self.engine._adapters_loaded if adapter else None  # each adapter loaded (even at one path) has its own cache
         with self.engine.lock, self.engine.using(adapter):
             for r, (hit, prompt) in enumerate(zip(p.hits, p.chunk_prompts or [])):
                 cands = S.candidate_spans(hit.chunk.text, question, r)
-                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + [abstain] * (r == 0))
+                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + [abstain] * (r == 0),
+                                       prefix=p.shared, cache=self._prefixes, key=key)
                 if r == 0:
                     says_abstain = scored.pop()
                     top_best = max((s.logprob for s in scored), default=top_best)

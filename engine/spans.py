@@ -17,7 +17,8 @@ Each chunk is scored in a prompt of its own, so the model compares spans against
 they come from. On 200 SQuAD dev questions (seed 0, bench/rag_quality.py) this took span
 answers from F1 22.3 (the model alone, top chunk) to 35.0 (all four, top 2 chunks).
 
-The prompt is run once and its KV cache reused; all candidates then go through the model
+The prompt is run once and its KV cache reused (and the part all prompts share, the system
+prompt and the worked examples, once per process: `PrefixCache`); all candidates then go through the model
 packed into one sequence, each attending only to the prompt and to itself (a block-diagonal
 4D mask with positions restarting after the prompt), so scoring 50 candidates costs about one
 more forward pass of their total length, not 50 passes over the prompt.
@@ -124,22 +125,54 @@ def rank(candidates: list[Candidate], scored: list[ScoredSpan], cfg) -> list[tup
     return sorted(totals, key=lambda t: -t[0])
 
 
-def score_spans(model, tokenizer, prompt: str, spans: list[str], chunk: int = 128) -> list[ScoredSpan]:
-    """log P(span + EOS | prompt) for each span, from one prompt pass and packed candidate passes."""
+class PrefixCache:
+    """The KV cache of prompt prefixes that many prompts share (the system prompt and the worked
+    examples come before every question), so each prompt only runs its own part. Keyed by the
+    caller's `key` (whether an adapter is on) and the prefix's token ids; the oldest goes first."""
+
+    def __init__(self, size: int = 4):
+        self.size, self.entries = size, {}
+
+    def run(self, model, ids: list[int], prefix: list[int], key):
+        """The model's output over `ids`, reusing the cached pass over `prefix` (ids' first tokens)."""
+        import copy
+
+        import torch
+
+        k = (key, tuple(prefix))
+        if k not in self.entries:
+            if len(self.entries) >= self.size:
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[k] = model(torch.tensor([prefix]), use_cache=True).past_key_values
+        past = copy.deepcopy(self.entries[k])  # the rest of the prompt is appended to it
+        return model(torch.tensor([ids[len(prefix):]]), past_key_values=past, use_cache=True)
+
+
+def score_spans(model, tokenizer, prompt: str, spans: list[str], chunk: int = 128, prefix: str = "",
+                cache: PrefixCache | None = None, key=None) -> list[ScoredSpan]:
+    """log P(span + EOS | prompt) for each span, from one prompt pass and packed candidate passes.
+
+    With `cache` and a `prefix` of the prompt, the prefix's pass is shared with other prompts
+    that start the same way (it is used only if it tokenizes as the prompt's first tokens).
+    """
     import torch
 
     eos = tokenizer.eos_token_id
     ids = [tokenizer(s, add_special_tokens=False)["input_ids"] + [eos] for s in spans]
     with torch.inference_mode():
-        prompt_ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        out = model(prompt_ids, use_cache=True)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        head = tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix and cache is not None else []
+        if head and len(head) < len(prompt_ids) and prompt_ids[: len(head)] == head:
+            out = cache.run(model, prompt_ids, head, key)
+        else:
+            out = model(torch.tensor([prompt_ids]), use_cache=True)
         first = torch.log_softmax(out.logits[0, -1].float(), -1)  # predicts each span's first token
-        n = prompt_ids.shape[1]
+        n = len(prompt_ids)
         scores: list[float] = []
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
-            cache = _copy_cache(out.past_key_values) if start + chunk < len(ids) else out.past_key_values
-            scores += _score_packed(model, cache, n, part, first)
+            past = _copy_cache(out.past_key_values) if start + chunk < len(ids) else out.past_key_values
+            scores += _score_packed(model, past, n, part, first)
     return [ScoredSpan(s, lp, len(i) - 1) for s, lp, i in zip(spans, scores, ids)]
 
 

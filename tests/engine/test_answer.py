@@ -200,3 +200,18 @@ def test_a_second_adapter_replaces_the_first_and_bad_ones_fail_in_one_line(workd
     empty = subprocess.run(CLI + ["ask", " ", "--mode", "base", "--workdir", str(workdir), "--model", str(tiny_model)],
                            capture_output=True, text=True, timeout=300)
     assert empty.returncode == 1 and "the question is empty" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_a_shared_prompt_prefix_is_run_once_and_scores_the_same(answerer):
+    from engine.spans import PrefixCache, score_spans
+
+    e = answerer.engine
+    p = answerer.prepare("How is the adapter trained?", "rag")
+    assert p.shared and all(cp.startswith(p.shared) for cp in p.chunk_prompts) and "<document" not in p.shared.split("</document>")[-1]
+    spans = ["LoRA", "the adapter folder", "42", "I don't know"]
+    cache = PrefixCache()
+    for prompt in p.chunk_prompts:
+        plain = score_spans(e.model, e.tokenizer, prompt, spans)
+        cached = score_spans(e.model, e.tokenizer, prompt, spans, prefix=p.shared, cache=cache, key=None)
+        assert [s.logprob for s in cached] == pytest.approx([s.logprob for s in plain], abs=1e-3)
+    assert len(cache.entries) == 1  # both chunks' prompts reused one prefix pass

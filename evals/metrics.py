@@ -26,3 +26,14 @@ def score(prediction: str, answers: list[str]) -> Score:
     pred = _normalize_text(prediction)
     contains = any(_normalize_text(a) and _normalize_text(a) in pred for a in answers)
     return Score(float(out["exact_match"]), float(out["f1"]), contains)
+
+
+def rouge_l(prediction: str, answers: list[str]) -> float:
+    """ROUGE-L F-measure (0-100) against the best gold answer (torchmetrics): partial credit for
+    answers that share a subsequence of words with the gold but are not a SQuAD token match."""
+    from torchmetrics.functional.text.rouge import rouge_score
+
+    golds = [a for a in answers if a.strip()]
+    if not prediction.strip() or not golds:
+        return 0.0
+    return 100 * max(float(rouge_score(prediction, a, rouge_keys="rougeL")["rougeL_fmeasure"]) for a in golds)

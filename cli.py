@@ -5,6 +5,8 @@
     ragtune ask "how do I prune deleted files?" --mode rag [--json]
     ragtune serve --port 8000
     ragtune synth [--generator extractive|local|openai] [--json]
+    ragtune train [--data DIR] [--out DIR] [--max-steps N] [--resume]
+    ragtune export --adapter DIR --out DIR [--merged]
 
 Heavy libraries are imported inside the commands, so `ragtune --help` starts at once.
 """
@@ -121,6 +123,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="openai: seconds per request (default: 60)")
     p.add_argument("--retries", type=int, help="openai: retries with backoff (default: 3)")
     p.set_defaults(run=cmd_synth)
+
+    p = sub.add_parser("train", parents=[common, output], help="a LoRA adapter from a synthesized dataset")
+    p.add_argument("--data", help="dataset folder with train.jsonl (default: newest under <workdir>/datasets)")
+    p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id or a local folder")
+    p.add_argument("--out", help="adapter folder (default: a new folder under <workdir>/adapters)")
+    p.add_argument("--epochs", type=float, help="passes over the training rows (default: 1)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps in all; overrides --epochs")
+    p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
+    p.add_argument("--lora-r", type=int, help="LoRA rank (default: 16)")
+    p.add_argument("--lora-alpha", type=float, help="LoRA scale numerator: updates x alpha/r (default: 32)")
+    p.add_argument("--lora-dropout", type=float, help="default: 0.05")
+    p.add_argument("--target-modules", help="comma-separated layer names, or all-linear")
+    p.add_argument("--max-length", type=int, help="tokens per row; longer rows lose their start (default: 512)")
+    p.add_argument("--batch-size", type=int, help="rows per forward pass (default: 2)")
+    p.add_argument("--grad-accum", type=int, help="forward passes per optimizer step (default: 4)")
+    p.add_argument("--packing", action=argparse.BooleanOptionalAction, default=None, help="padding-free packed batches")
+    p.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=None, help="batch rows of similar length")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 base weights and autocast")
+    p.add_argument("--seed", type=int, help="default: 0")
+    p.add_argument("--eval-steps", type=int, help="eval loss every N steps; 0 = only at the end")
+    p.add_argument("--eval-rows", type=int, help="eval.jsonl rows used for eval loss; 0 = all (default: 200)")
+    p.add_argument("--save-steps", type=int, help="a checkpoint every N steps, for --resume")
+    p.add_argument("--threads", type=int, help="torch threads; 0 = one per core")
+    p.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs to <out>/runs")
+    p.add_argument("--resume", action="store_true", default=None, help="continue --out (default: the newest unfinished run) from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("export", help="merge an adapter into its base model: a plain transformers folder")
+    p.add_argument("--adapter", required=True, help="adapter folder written by `ragtune train`")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--merged", action="store_true", help="merge the LoRA weights into the base model (else copy the adapter)")
+    p.add_argument("--model", help="base model (default: the one the adapter names)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(run=cmd_export)
     return parser
 
 
@@ -255,6 +292,66 @@ def cmd_synth(args) -> int:
           f"Largest eval-train question similarity: {card['leakage']['max_eval_train_similarity']:.3f}")
     print(f"Dataset: {_short(card['path'])}")
     return 0
+
+
+def cmd_train(args) -> int:
+    from core.config import load_config
+    from train.config import TrainConfig
+    from train.run import train
+
+    keys = ("data", "out", "epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
+            "batch_size", "grad_accum", "packing", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps", "tensorboard", "resume", "overwrite")
+    cfg = load_config(TrainConfig, {"workdir": args.workdir, "model.model": args.model, "model.threads": args.threads,
+                                    **{k: getattr(args, k) for k in keys}}, args.config)
+    bar = _TrainBar(disable=args.json)
+    try:
+        report = train(cfg, progress=bar.update)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+        return 130 if report.interrupted else 0
+    rows = report.rows["train"]
+    if rows["no_assistant_skipped"] or rows["truncated"] or rows["bad_json_skipped"]:
+        print(f"train.jsonl: {rows['rows']} rows; {rows['no_assistant_skipped']} without an assistant turn skipped, "
+              f"{rows['bad_json_skipped']} malformed skipped, {rows['truncated']} longer than --max-length truncated", file=sys.stderr)
+    if report.interrupted:
+        print(f"ragtune: interrupted at step {report.steps}/{report.max_steps}; checkpoint saved. "
+              f"Continue with: ragtune train --resume --out {_short(report.out)}", file=sys.stderr)
+        return 130
+    eval_loss = f", eval loss {report.eval_loss:.4f}" if report.eval_loss is not None else ""
+    print(f"{report.steps} steps, train loss {report.train_loss:.4f}{eval_loss}. {report.tokens_per_s:.0f} tokens/s, "
+          f"{report.wall_s:.1f} s, peak RSS {report.peak_rss_mb / 1024:.2f} GiB")
+    print(f"Adapter: {_short(report.out)}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from train.export import export
+
+    out = export(args.adapter, args.out, merged=args.merged, overwrite=args.overwrite, model=args.model)
+    print(f"{'Merged model' if args.merged else 'Adapter'}: {_short(str(out))}")
+    return 0
+
+
+class _TrainBar:
+    """A tqdm bar over optimizer steps, with the last loss and tokens/s."""
+
+    def __init__(self, disable: bool):
+        self.bar, self.disable = None, disable
+
+    def update(self, step: int, total: int, stats: dict) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, initial=step - 1, unit="step", desc="train", disable=self.disable, file=sys.stderr)
+        loss = f"loss {stats['loss']:.3f}, " if stats.get("loss") is not None else ""
+        self.bar.set_postfix_str(f"{loss}{stats['tokens_per_s']:.0f} tok/s", refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _StageBars:

@@ -1,0 +1,359 @@
+"""`train(cfg)`: a LoRA adapter from a synthesized dataset, with TRL's SFTTrainer and PEFT.
+
+    ragtune train                                  # newest dataset -> a new folder under <workdir>/adapters
+    ragtune train --max-steps 200 --lora-r 8 --out adapters/r8
+    ragtune train --resume                         # after Ctrl-C or a crash: continue the newest unfinished run
+
+The trainer is TRL's, used as documented: rows arrive tokenized with `labels` (-100 on every
+token but the final answer, see train/data.py), so SFTTrainer keeps the labels and its fused LM
+head projects only the answer positions through the 49k-word vocabulary. Our own code is limited
+to callbacks: a progress bar, the non-finite loss check, and Ctrl-C -> checkpoint.
+
+The adapter folder, while training, holds `train_config.json` and `checkpoint-<step>/` (the
+last one only); when done, the adapter, tokenizer, metrics.json, loss.csv and loss.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from transformers import TrainerCallback
+
+from core.config import ConfigError, to_dict
+from train.config import TrainConfig
+
+ALL_LINEAR = "all-linear"  # PEFT's own shorthand: every linear layer but the output head
+
+
+@dataclass
+class TrainReport:
+    """What `ragtune train` did; also written, as plain data, to <out>/metrics.json."""
+
+    out: str
+    data: str
+    steps: int = 0
+    max_steps: int = 0
+    interrupted: bool = False  # Ctrl-C: a checkpoint was saved, `--resume` continues
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    train_tokens: int = 0  # tokens through the model in this run (padding excluded)
+    tokens_per_s: float = 0.0
+    wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    rows: dict = field(default_factory=dict)  # per split: rows, truncated, skipped
+
+    def to_json(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None) -> TrainReport:
+    """Train a LoRA adapter on `cfg.data`, write it to `cfg.out` (or a new adapters/ folder).
+
+    Args:
+        cfg: the resolved config.
+        progress: called after each optimizer step with (step, max_steps, {loss, tokens_per_s}).
+    Returns:
+        The report; `interrupted` if Ctrl-C stopped it (a checkpoint is then saved in `out`).
+    Raises:
+        ConfigError: bad --data/--out/--resume/--target-modules, naming the flag.
+        ValueError: an empty dataset.
+        RuntimeError: non-finite loss, a checkpoint of another base model.
+    """
+    from core import offline
+    from engine import model as model_lib
+
+    offline.setup()
+    t_start = time.perf_counter()
+    out = _resolve_out(cfg)
+    data = _resolve_data(cfg, out)
+    model_path = model_lib.resolve(cfg.model)
+    checkpoint = _last_checkpoint(out) if cfg.resume else None
+    if cfg.resume:
+        _check_same_base(checkpoint, model_path)
+
+    # Load the model and the data
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from train.data import load_splits
+
+    if cfg.model.threads:
+        torch.set_num_threads(cfg.model.threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=cfg.model.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template is None:
+        raise RuntimeError(f"--model {cfg.model.model}: has no chat template; ragtune trains chat models")
+    train_rows, eval_rows = load_splits(data, tokenizer, cfg.max_length)
+    if cfg.eval_rows:  # eval loss is a check, not the product: a fixed sample keeps each eval short
+        eval_rows.input_ids, eval_rows.labels = eval_rows.input_ids[: cfg.eval_rows], eval_rows.labels[: cfg.eval_rows]
+    # bf16: the frozen base weights are stored and multiplied in bf16; PEFT keeps LoRA's own in fp32
+    # (autocast_adapter_dtype), so the small updates do not vanish in bf16's 8-bit mantissa.
+    dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
+    targets = _check_targets(model, cfg.target_modules)
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard")
+    if cfg.tensorboard:  # transformers' TensorBoard callback reads its folder from the environment only
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "runs"))
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps({**to_dict(cfg), "data": str(data), "out": str(out),
+                                                       "model_path": model_path}, indent=2, default=str))
+
+    # Train
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    has_eval = bool(eval_rows.input_ids)
+    args = SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=cfg.max_length,
+        truncation_mode="keep_end",  # rows are already cut this way in train/data.py
+        packing=cfg.packing,  # bfd packing: padding-free batches, sequences kept apart by position_ids
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        bf16=cfg.bf16,  # autocast
+        gradient_checkpointing=False,  # TRL's default is on; on CPU memory is plentiful and recompute costs ~30%
+        seed=cfg.seed,
+        logging_steps=1,
+        logging_nan_inf_filter=False,  # a NaN must reach our check, not be averaged away
+        eval_strategy="steps" if has_eval and cfg.eval_steps else "no",
+        eval_steps=cfg.eval_steps or None,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=1,
+        report_to=["tensorboard"] if cfg.tensorboard else [],
+        disable_tqdm=True,  # our own bar shows loss and tokens/s
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on CPU unless told it is one
+    )
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+    watch = _Watch(progress)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows.to_dataset(),
+                         eval_dataset=eval_rows.to_dataset() if has_eval else None,
+                         processing_class=tokenizer, peft_config=lora, callbacks=[watch])
+    watch.trainer = trainer
+    with _ctrl_c_stops(watch):
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    report = TrainReport(out=str(out), data=str(data), steps=trainer.state.global_step, max_steps=trainer.state.max_steps,
+                         interrupted=watch.interrupted, train_loss=_mean_train_loss(trainer.state.log_history),
+                         train_tokens=watch.tokens, tokens_per_s=watch.tokens_per_s,
+                         rows={"train": train_rows.summary(), "eval": eval_rows.summary()})
+    if watch.interrupted:  # the callback saved a checkpoint at this step
+        report.wall_s, report.peak_rss_mb = time.perf_counter() - t_start, _peak_rss_mb()
+        return report
+
+    # Write the adapter folder
+    if has_eval:
+        report.eval_loss = trainer.evaluate()["eval_loss"]
+    trainer.save_model(str(out))  # adapter_config.json + adapter_model.safetensors
+    tokenizer.save_pretrained(str(out))  # with its chat template
+    history = trainer.state.log_history
+    _write_curves(out, history)
+    for old in out.glob("checkpoint-*"):  # the adapter is the product; checkpoints were for --resume
+        shutil.rmtree(old, ignore_errors=True)
+    report.wall_s, report.peak_rss_mb = time.perf_counter() - t_start, _peak_rss_mb()
+    (out / "metrics.json").write_text(json.dumps(report.to_json(), indent=2))
+    return report
+
+
+# Where things are --------------------------------------------------------------------------------
+
+
+def _resolve_out(cfg: TrainConfig) -> Path:
+    adapters = Path(cfg.workdir) / "adapters"
+    if cfg.resume:
+        if cfg.out:
+            out = Path(cfg.out).expanduser()
+        else:  # the newest run that has a checkpoint and no finished adapter
+            runs = [p for p in adapters.glob("*") if any(p.glob("checkpoint-*")) and not (p / "adapter_config.json").exists()]
+            if not runs:
+                raise ConfigError(f"--resume: no unfinished run under {adapters}; pass --out DIR")
+            out = max(runs, key=lambda p: (p / "train_config.json").stat().st_mtime if (p / "train_config.json").exists() else 0)
+        if not out.is_dir():
+            raise ConfigError(f"--resume: --out {out} does not exist")
+        return out
+    if cfg.out:
+        out = Path(cfg.out).expanduser()
+        if out.exists() and any(out.iterdir()):
+            if not cfg.overwrite:
+                raise ConfigError(f"--out {out} exists and is not empty: pass --overwrite to replace it, or --resume to continue it")
+            shutil.rmtree(out)
+        return out
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out, n = adapters / stamp, 1
+    while out.exists():  # two runs in one second
+        out, n = adapters / f"{stamp}-{n}", n + 1
+    return out
+
+
+def _resolve_data(cfg: TrainConfig, out: Path) -> Path:
+    if cfg.data:
+        path = Path(cfg.data).expanduser()
+    elif cfg.resume and (out / "train_config.json").exists():  # the run's own data, not a newer dataset
+        path = Path(json.loads((out / "train_config.json").read_text())["data"])
+    else:
+        from synth.pipeline import newest_dataset
+
+        path = newest_dataset(cfg.workdir)
+        if path is None:
+            raise ConfigError(f"--data: no dataset under {Path(cfg.workdir) / 'datasets'}; run `ragtune synth` first or pass --data DIR")
+    if not path.is_dir():
+        raise ConfigError(f"--data {path}: no such folder")
+    return path
+
+
+def _last_checkpoint(out: Path) -> Path:
+    found = [p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    if not found:
+        raise ConfigError(f"--resume: no checkpoint in {out} (it finished, or was stopped before its first save)")
+    return max(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def _check_same_base(checkpoint: Path, model_path: str) -> None:
+    from engine.model import model_identity
+
+    config = checkpoint / "adapter_config.json"
+    base = json.loads(config.read_text()).get("base_model_name_or_path") if config.exists() else ""
+    ours = model_identity(model_path)
+    if base and base not in ours and Path(base).name not in ours:
+        raise RuntimeError(f"--resume: {checkpoint} was trained on base model {base!r}, not {model_path!r}; pass --model {base}")
+
+
+def _check_targets(model, targets: list[str]) -> list[str] | str:
+    """The LoRA targets, checked against the model's linear layers (PEFT's own error lists nothing)."""
+    import torch
+
+    if targets == [ALL_LINEAR]:
+        return ALL_LINEAR
+    valid = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)} - {"lm_head"})
+    unknown = [t for t in targets if t not in valid]
+    if unknown:
+        raise ConfigError(f"--target-modules: {', '.join(unknown)} not in this model; valid: {', '.join(valid)} (or {ALL_LINEAR})")
+    return targets
+
+
+# What we watch while it trains --------------------------------------------------------------------
+
+
+class _Watch(TrainerCallback):
+    """Progress, tokens/s, the non-finite loss check and the Ctrl-C stop, as Trainer callbacks."""
+
+    def __init__(self, progress):
+        self.progress, self.trainer = progress, None
+        self.stop_requested = self.interrupted = False
+        self.t0, self.tokens0, self.tokens, self.tokens_per_s, self.loss = 0.0, 0, 0, 0.0, None
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.t0, self.tokens0 = time.perf_counter(), self._total_tokens()
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(value):
+                raise RuntimeError(f"training stopped: {key} is {value} at step {state.global_step}. Lower --lr "
+                                   f"(now {args.learning_rate:g}), or check the model and the data; no adapter was written")
+        if (logs or {}).get("loss") is not None:  # logged once per step, after on_step_end
+            self.loss = logs["loss"]
+            if self.progress:
+                self.progress(state.global_step, state.max_steps, {"loss": self.loss, "tokens_per_s": self.tokens_per_s})
+
+    def on_step_end(self, args, state, control, **kw):
+        self.tokens = self._total_tokens() - self.tokens0
+        self.tokens_per_s = self.tokens / max(time.perf_counter() - self.t0, 1e-9)
+        if self.stop_requested:  # set here, so the trainer saves before it stops
+            control.should_save = control.should_training_stop = True
+            self.interrupted = True
+
+    def _total_tokens(self) -> int:
+        return int(getattr(self.trainer, "_total_train_tokens", 0) or 0)
+
+
+class _ctrl_c_stops:
+    """The first Ctrl-C asks the trainer to checkpoint and stop after this step; a second one kills."""
+
+    def __init__(self, watch: _Watch):
+        self.watch, self.old = watch, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.watch.stop_requested:
+            raise KeyboardInterrupt
+        self.watch.stop_requested = True
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
+# Outputs ----------------------------------------------------------------------------------------
+
+
+def _mean_train_loss(history: list[dict]) -> float | None:
+    """The mean of the last 10 logged step losses: the end of the curve, less noisy than one step."""
+    losses = [h["loss"] for h in history if "loss" in h]
+    return sum(losses[-10:]) / len(losses[-10:]) if losses else None
+
+
+def _write_curves(out: Path, history: list[dict]) -> None:
+    """loss.csv (step, tokens, train_loss, eval_loss) and loss.png, from the trainer's log history."""
+    rows: dict[int, dict] = {}
+    for h in history:
+        row = rows.setdefault(h.get("step", 0), {"step": h.get("step", 0), "tokens": "", "train_loss": "", "eval_loss": ""})
+        if "loss" in h:
+            row["train_loss"] = h["loss"]
+        if "eval_loss" in h:
+            row["eval_loss"] = h["eval_loss"]
+        if "num_tokens" in h:
+            row["tokens"] = int(h["num_tokens"])
+    table = [rows[s] for s in sorted(rows) if rows[s]["train_loss"] != "" or rows[s]["eval_loss"] != ""]
+    with (out / "loss.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["step", "tokens", "train_loss", "eval_loss"])
+        writer.writeheader()
+        writer.writerows(table)
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: a file only
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key, label in (("train_loss", "train"), ("eval_loss", "eval")):
+        pts = [(r["step"], r[key]) for r in table if r[key] != ""]
+        if pts:
+            ax.plot(*zip(*pts), label=label, marker="o" if key == "eval_loss" else None, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (answer tokens)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+

@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-steps", type=int, help="a checkpoint every N steps, for --resume")
     p.add_argument("--threads", type=int, help="torch threads; 0 = one per core")
     p.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs to <out>/runs")
-    p.add_argument("--resume", action="store_true", default=None, help="continue --out (default: the newest unfinished run) from its last checkpoint")
+    p.add_argument("--resume", action="store_true", default=None, help="continue --out (default: the newest unfinished run) from its last checkpoint, with its own settings")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out")
     p.set_defaults(run=cmd_train)
 

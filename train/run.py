@@ -25,7 +25,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -83,6 +83,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     checkpoint = _last_checkpoint(out) if cfg.resume else None
     if cfg.resume:
         _check_same_base(checkpoint, model_path)
+        cfg = _as_started(cfg, out)
 
     # Load the model and the data
     import torch
@@ -222,6 +223,18 @@ def _resolve_data(cfg: TrainConfig, out: Path) -> Path:
     if not path.is_dir():
         raise ConfigError(f"--data {path}: no such folder")
     return path
+
+
+# What a run is: resuming it with other values would not continue it (another LoRA shape, batch or schedule).
+RUN_SETTINGS = ("epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
+                "batch_size", "grad_accum", "packing", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps")
+
+
+def _as_started(cfg: TrainConfig, out: Path) -> TrainConfig:
+    """`--resume` continues the run as it was started: its own settings, not today's defaults or flags."""
+    path = out / "train_config.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    return replace(cfg, **{k: saved[k] for k in RUN_SETTINGS if k in saved})
 
 
 def _last_checkpoint(out: Path) -> Path:

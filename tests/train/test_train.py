@@ -281,10 +281,10 @@ def test_ctrl_c_checkpoints_and_resume_after_kill_finishes_the_same_steps(tmp_pa
     proc.kill()
     proc.wait()
     assert not (out / "adapter_config.json").exists(), "the run finished before the kill; raise --max-steps"
-    # Resume in-process: it ends at the same 60 steps.
-    report = train(cfg_for(tmp_path, tiny_model, dataset, out=str(out), resume=True, max_steps=60, save_steps=2,
-                           batch_size=2, max_length=64, lora_r=4, lr=2e-4, lora_alpha=32, lora_dropout=0.05))
+    # Resume in-process with other settings given: the run continues as it was started, to its 60 steps, rank 4.
+    report = train(cfg_for(tmp_path, tiny_model, dataset, out=str(out), resume=True, max_steps=5, lora_r=8, batch_size=4))
     assert report.steps == 60 and report.max_steps == 60 and (out / "adapter_config.json").exists()
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
     steps = [int(line.split(",")[0]) for line in (out / "loss.csv").read_text().splitlines()[1:]]
     assert steps == list(range(1, 61)), "the loss curve has a gap or a repeat across the two resumes"
 

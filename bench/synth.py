@@ -39,7 +39,7 @@ def main() -> None:
     from rag.config import IngestConfig
     from rag.ingest import ingest
     from synth.config import SynthConfig
-    from synth.filters import normalize
+    from evals.metrics import normalize
     from synth.pipeline import synthesize
 
     ingest(load_config(IngestConfig, {"paths": [str(SQUAD / "docs")], "workdir": args.workdir}))

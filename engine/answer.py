@@ -174,7 +174,7 @@ class Answerer:
         cfg, abstain = self.cfg.spans, self.templates.abstain
         ranked, prompt_tokens, says_abstain, top_best = [], 0, None, -float("inf")
         self._prefixes = self._prefixes or S.PrefixCache()
-        key = self.engine._adapters_loaded if adapter else None  # each adapter loaded (even at one path) has its own cache
+        key = self.engine.model.active_adapter if adapter else None  # named afresh on each load: a new adapter, a new cache
         with self.engine.lock, self.engine.using(adapter):
             for r, (hit, prompt) in enumerate(zip(p.hits, p.chunk_prompts or [])):
                 cands = S.candidate_spans(hit.chunk.text, question, r)

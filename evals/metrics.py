@@ -17,14 +17,21 @@ class Score:
     contains: bool
 
 
-def score(prediction: str, answers: list[str]) -> Score:
+def normalize(text: str) -> str:
+    """SQuAD's normalisation (torchmetrics'): lower case, no punctuation, no articles, single spaces.
+    Synthesis uses it too, so "grounded" and "correct" mean the same match."""
     from torchmetrics.functional.text.squad import _normalize_text
+
+    return _normalize_text(text)
+
+
+def score(prediction: str, answers: list[str]) -> Score:
     from torchmetrics.functional.text import squad
 
     out = squad(preds=[{"prediction_text": prediction, "id": "q"}],
                 target=[{"answers": {"answer_start": [0] * len(answers), "text": answers}, "id": "q"}])
-    pred = _normalize_text(prediction)
-    contains = any(_normalize_text(a) and _normalize_text(a) in pred for a in answers)
+    pred = normalize(prediction)
+    contains = any(normalize(a) and normalize(a) in pred for a in answers)
     return Score(float(out["exact_match"]), float(out["f1"]), contains)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from synth.filters import normalize
+from evals.metrics import normalize
 
 KEYS = "qwertyuiopasdfghjklzxcvbnm"
 

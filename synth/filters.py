@@ -14,24 +14,15 @@ between different facts.
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.records import Draft
+from evals.metrics import normalize
 
 REASONS = ("malformed", "ungrounded", "answer_in_question", "length", "duplicate", "near_duplicate", "round_trip")
-_PUNCT = re.compile(f"[{re.escape(string.punctuation)}‘’“”]")
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize(text: str) -> str:
-    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
-    return " ".join(_ARTICLES.sub(" ", _PUNCT.sub(" ", text.lower())).split())
-
 
 def grounded(answer: str, text: str, min_overlap: float) -> bool:
     """The answer is in the text, verbatim after normalising, or by enough of its tokens."""

@@ -90,7 +90,7 @@ def _claim(out: Path, cfg: SynthConfig, version: str) -> None:
     mine = {"config": {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}, "index_version": version}
     path = out / "config.json"
     if path.exists():
-        theirs = json.loads(path.read_text(encoding="utf-8"))
+        theirs = _read_json(path)
         if theirs != json.loads(json.dumps(mine, default=str)):
             raise ConfigError(f"--out {out} holds a dataset made with other settings or another index; "
                               "choose another --out, or delete the folder to start over")
@@ -121,7 +121,7 @@ def _generate(out: Path, cfg: SynthConfig, chunks: list[Chunk], progress) -> tup
                 os.fsync(f.fileno())
                 progress("generate", len(chunks) - len(todo) + start + len(batch), len(chunks))
         _write_json(settings_path, {"name": generator.name, "settings": generator.settings})
-    gen = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else {"name": cfg.generator, "settings": {}}
+    gen = _read_json(settings_path) if settings_path.exists() else {"name": cfg.generator, "settings": {}}
     return done, gen
 
 
@@ -135,10 +135,20 @@ def _read_drafts(path: Path) -> dict[str, list[Draft]]:
     if good < len(data):
         with path.open("r+b") as f:
             f.truncate(good)
-    for line in data[:good].decode("utf-8").splitlines():
-        rec = json.loads(line)
-        done[rec["chunk_id"]] = [Draft(**d) for d in rec["drafts"]]
+    for n, line in enumerate(data[:good].decode("utf-8", errors="replace").splitlines(), 1):
+        try:
+            rec = json.loads(line)
+            done[rec["chunk_id"]] = [Draft(**d) for d in rec["drafts"]]
+        except (ValueError, KeyError, TypeError) as e:
+            raise RuntimeError(f"{path}:{n}: not a line ragtune wrote ({type(e).__name__}); delete the dataset folder to start over") from None
     return done
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise RuntimeError(f"{path}: damaged ({type(e).__name__}); delete the dataset folder to start over") from None
 
 
 # Everything after generation: a pure function of the drafts and the seed ------------------------------

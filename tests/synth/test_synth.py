@@ -2,6 +2,7 @@
 
 import json
 import random
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -211,6 +212,16 @@ def test_a_re_run_is_safe_and_an_interrupted_run_resumes(workdir, dataset, monke
     drafts = [json.loads(line)["chunk_id"] for line in (out / "drafts.jsonl").read_text().splitlines()]
     assert len(drafts) == len(set(drafts)) == resumed["chunks"]["total"]
     assert [p["question"] for p in _read(out, "pairs.jsonl")] == [p["question"] for p in pairs]
+    # A damaged folder (a copy: later tests use this one) gives a one-line error naming the file.
+    damaged = workdir / "damaged"
+    shutil.copytree(out, damaged)
+    lines = (damaged / "drafts.jsonl").read_text().splitlines()
+    (damaged / "drafts.jsonl").write_text("\n".join([lines[0], "{damaged", *lines[2:]]) + "\n")
+    with pytest.raises(RuntimeError, match=r"drafts.jsonl:2: not a line ragtune wrote"):
+        pipeline.synthesize(synth_cfg(workdir, eval_fraction=0.25, out=str(damaged), batch_size=4))
+    (damaged / "config.json").write_text("{damaged")
+    with pytest.raises(RuntimeError, match=r"config.json: damaged"):
+        pipeline.synthesize(synth_cfg(workdir, eval_fraction=0.25, out=str(damaged), batch_size=4))
 
 
 def test_bad_settings_and_an_empty_index(tmp_path, workdir):

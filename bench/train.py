@@ -29,15 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 BENCH_WORKDIR = "/tmp/ragtune-bench-squad"
-# name -> `ragtune train` flags (besides the shared ones); "baseline" is plain TRL
+# name -> overrides of configs/train.yaml (as shipped) for `ragtune train`; "baseline" is plain TRL
 VARIANTS = {
-    "ragtune": [],  # configs/train.yaml as shipped
-    "ragtune-fp32": ["--no-bf16", "--no-packing"],
-    "ragtune-fp32-packing": ["--no-bf16", "--packing"],
-    "ragtune-bf16": ["--bf16", "--no-packing"],
-    "ragtune-bf16-packing": ["--bf16", "--packing"],
-    "ragtune-bf16-bucketed": ["--bf16", "--no-packing", "--group-by-length"],
-    "ragtune-fp32-bucketed": ["--no-bf16", "--no-packing", "--group-by-length"],
+    "ragtune": {},
+    "ragtune-fp32": {"bf16": False, "packing": False},
+    "ragtune-bf16": {"packing": False},
+    "ragtune-bucketed": {"packing": False, "group_by_length": True},
+    "ragtune-dropout": {"lora_dropout": 0.05},  # the LoRA default: a masked fp32 copy of each input, 7 per layer
+    "ragtune-micro2": {"batch_size": 2, "grad_accum": 4},  # 2 packed rows per forward pass (same 8 x 512 per step)
+    "ragtune-1-thread": {"model.threads": 1},
+    "ragtune-glibc-malloc": {"keep_freed_memory": False},  # glibc's defaults: big blocks unmapped when freed
+    "ragtune-compile": {"torch_compile": True},
 }
 
 
@@ -46,7 +48,6 @@ def main() -> None:
     ap.add_argument("--data", help="a synth dataset folder (default: newest under /tmp/ragtune-bench-squad)")
     ap.add_argument("--steps", type=int, default=20, help="optimizer steps per run (token budget = steps x batch rows)")
     ap.add_argument("--batch-size", type=int, default=8, help="rows per optimizer step, for every variant")
-    ap.add_argument("--micro-batch", type=int, default=2, help="ragtune: rows per forward pass (grad_accum = batch / micro)")
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
@@ -73,7 +74,7 @@ def main() -> None:
     for i in range(args.repeats):  # interleaved, so drift in the machine's load hits every variant alike
         for name in names:
             cmd = [sys.executable, __file__, "--one", name, "--bench-data", str(data), "--steps", str(args.steps),
-                   "--batch-size", str(args.batch_size), "--micro-batch", str(args.micro_batch), "--max-length", str(args.max_length), "--lora-r", str(args.lora_r)]
+                   "--batch-size", str(args.batch_size), "--max-length", str(args.max_length), "--lora-r", str(args.lora_r)]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
@@ -115,13 +116,20 @@ def run_one(args) -> dict:
     from train.run import train
 
     # One epoch over the same rows as the baseline: equal tokens, even when packing changes the step count.
+    # 8 rows a step as configs/train.yaml splits them (1 row per forward pass x 8), unless a variant says otherwise.
     overrides = {"data": str(data), "out": tempfile.mkdtemp(prefix="ragtune-bench-adapter-"), "overwrite": True,
-                 "epochs": 1, "max_steps": -1, "batch_size": args.micro_batch, "grad_accum": args.batch_size // args.micro_batch,
-                 "max_length": args.max_length,
+                 "epochs": 1, "max_steps": -1, "grad_accum": args.batch_size, "max_length": args.max_length,
                  "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r, "eval_steps": 0, "save_steps": 10**6, "seed": 0}
-    for f in VARIANTS[args.one]:  # `--bf16` / `--no-bf16`, as the CLI reads them
-        key = f.lstrip("-").replace("-", "_")
-        overrides[key.removeprefix("no_")] = not key.startswith("no_")
+    overrides.update(VARIANTS[args.one])
+    if not overrides.pop("keep_freed_memory", True):
+        from train import run as run_module
+
+        run_module.keep_freed_memory = lambda: None
+    if overrides.pop("torch_compile", False):
+        import trl
+
+        init = trl.SFTConfig.__init__
+        trl.SFTConfig.__init__ = lambda self, *a, **kw: init(self, *a, **{**kw, "torch_compile": True})
     report = train(load_config(TrainConfig, overrides))
     return {"tokens_per_s": report.tokens_per_s, "eval_loss": report.eval_loss, "train_tokens": report.train_tokens,
             "train_s": report.train_tokens / max(report.tokens_per_s, 1e-9), "peak_rss_mb": report.peak_rss_mb}

@@ -155,6 +155,7 @@ class Answer:
     first_token_s: float | None = None
     model: str = ""
     adapter: str | None = None
+    gold_perplexity: float | None = None  # evaluation only: of the likeliest reference answer, per token
 
     def to_json(self) -> dict:
         out = asdict(self)

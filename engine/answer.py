@@ -10,14 +10,15 @@ the index, and `rag` never reads an adapter.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
 from core.records import Answer, Hit, Source
 from engine import prompts as P
-from engine.config import AskConfig, DecodingConfig
+from engine.config import MODES, AskConfig, DecodingConfig
 from engine.generate import Engine, Generation
 
 ADAPTER_MODES = ("ft", "ft-rag")
@@ -66,20 +67,22 @@ class Answerer:
         self.engine.load_adapter(path)
         return path
 
-    def unavailable(self) -> dict[str, str]:
-        """Modes that cannot answer now, with the reason (no adapter, empty index)."""
+    def unavailable(self, modes=MODES) -> dict[str, str]:
+        """Of `modes`, those that cannot answer now, with the reason (no adapter, empty index)."""
         out = {}
-        for mode in ADAPTER_MODES:
+        for mode in (m for m in ADAPTER_MODES if m in modes):
             try:
                 self.adapter_for(mode)
             except RuntimeError as e:
                 out[mode] = str(e)
+        if not any(m in RAG_MODES for m in modes):
+            return out
         try:
             if self.retriever.size == 0:
-                for mode in RAG_MODES:
+                for mode in (m for m in RAG_MODES if m in modes):
                     out.setdefault(mode, f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first")
         except RuntimeError as e:
-            for mode in RAG_MODES:
+            for mode in (m for m in RAG_MODES if m in modes):
                 out.setdefault(mode, str(e))
         return out
 
@@ -104,19 +107,17 @@ class Answerer:
             raise ValueError("the question is empty")
         if mode not in RAG_MODES:
             messages = P.base_messages(question, self.templates, system)
-            return Prepared(self.engine.render(_with_history(messages, history)), [])
+            return Prepared(self.engine.render(_with_history(messages, history)), [], shared=self._shared(messages, history))
         if hits is None:
             if self.retriever.size == 0:
                 raise RuntimeError(f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first")
             hits = self.retriever.search(question, k or self.cfg.k)
         messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system)
-        prepared = Prepared(self.engine.render(_with_history(messages, history)), used)
+        prepared = Prepared(self.engine.render(_with_history(messages, history)), used, shared=self._shared(messages, history))
         if self._picks_span(mode):
             prepared.chunk_prompts = [self.engine.render(_with_history(P.rag_messages(question, [h], self.templates, self.engine.count_tokens,
                                                                                       self.cfg.context_tokens, system)[0], history))
                                       for h in used]
-            last = messages[-1]["content"]
-            prepared.shared = prepared.prompt[: prepared.prompt.rfind(last)] if last in prepared.prompt else ""
         if self.rag_answer == "copy" and used:
             from engine.copy import CopyProcessor
 
@@ -127,21 +128,29 @@ class Answerer:
         return self.answer_batch([question], mode, decoding, k)[0]
 
     def answer_batch(self, questions: list[str], mode: str | None = None, decoding: DecodingConfig | None = None,
-                     k: int | None = None, hits: list[list[Hit]] | None = None) -> list[Answer]:
-        """Many questions in one mode, generated in batches (evaluation, synthesis)."""
+                     k: int | None = None, hits: list[list[Hit]] | None = None, golds: list[list[str]] | None = None) -> list[Answer]:
+        """Many questions in one mode, generated in batches (evaluation, synthesis).
+
+        `golds` (evaluation): each question's reference answers; `Answer.gold_perplexity` is then
+        the per-token perplexity of the likeliest of them under this mode's model and prompt.
+        """
         mode = mode or self.cfg.mode
         decoding = decoding or self.cfg.decoding
         adapter = self.adapter_for(mode)
         t0 = time.perf_counter()
         prepared = [self.prepare(q, mode, k, hits=hits[i] if hits else None) for i, q in enumerate(questions)]
-        if self._picks_span(mode):
-            gens = [self._pick_span(q, p, adapter is not None) for q, p in zip(questions, prepared)]
+        gold = [None] * len(questions)
+        if self._picks_span(mode):  # the golds are scored with the candidates, in the same passes
+            picked = [self._pick_span(q, p, adapter is not None, golds[i] if golds else ()) for i, (q, p) in enumerate(zip(questions, prepared))]
+            gens, gold = [g for g, _ in picked], [ppl for _, ppl in picked]
         else:
             gens = self.engine.generate([p.prompt for p in prepared], decoding, adapter=adapter is not None,
                                         batch_size=self.cfg.batch_size, processors=[p.processor for p in prepared])
+            if golds:
+                gold = [self._gold_perplexity([p.prompt], p.shared, g, adapter is not None) for p, g in zip(prepared, golds)]
         per_question = (time.perf_counter() - t0) / max(len(questions), 1)
-        return [self._answer(q, mode, p, g, adapter, per_question if len(questions) > 1 else None)
-                for q, p, g in zip(questions, prepared, gens)]
+        return [replace(self._answer(q, mode, p, g, adapter, per_question if len(questions) > 1 else None), gold_perplexity=ppl)
+                for q, p, g, ppl in zip(questions, prepared, gens, gold)]
 
     def stream(self, question: str, mode: str | None = None, decoding: DecodingConfig | None = None, k: int | None = None,
                history: list[dict] | None = None, system: str | None = None) -> Iterator[str]:
@@ -151,7 +160,7 @@ class Answerer:
         t0 = time.perf_counter()
         p = self.prepare(question, mode, k, history, system)
         if self._picks_span(mode):  # a span is chosen whole: it arrives as one piece
-            gen = self._pick_span(question, p, adapter is not None)
+            gen, _ = self._pick_span(question, p, adapter is not None)
             gen.first_token_s = time.perf_counter() - t0
             yield gen.text
         else:
@@ -162,28 +171,35 @@ class Answerer:
     def _picks_span(self, mode: str) -> bool:
         return mode in RAG_MODES and self.rag_answer == "spans"
 
-    def _pick_span(self, question: str, p: Prepared, adapter: bool) -> Generation:
+    def _shared(self, messages: list[dict], history: list[dict] | None) -> str:
+        """The rendered start of the prompt before the question: the same for every question of a mode."""
+        prompt, last = self.engine.render(_with_history(messages, history)), messages[-1]["content"]
+        return prompt[: prompt.rfind(last)] if last in prompt else ""
+
+    def _pick_span(self, question: str, p: Prepared, adapter: bool, golds=()) -> tuple[Generation, float | None]:
         """The best candidate span of the retrieved chunks (engine/spans.py), or "I don't know".
 
         Each chunk's spans are scored by the model in a prompt holding that chunk alone; the
-        abstain answer competes in the top chunk's prompt.
+        abstain answer competes in the top chunk's prompt. `golds` ride along in each prompt's
+        pass: their perplexity is the lowest over the chunks (the chunk that holds the answer).
         """
         from engine import spans as S
 
         t0 = time.perf_counter()
-        cfg, abstain = self.cfg.spans, self.templates.abstain
-        ranked, prompt_tokens, says_abstain, top_best = [], 0, None, -float("inf")
+        cfg, abstain, golds = self.cfg.spans, self.templates.abstain, list(golds)
+        ranked, prompt_tokens, says_abstain, top_best, gold_ppl = [], 0, None, -float("inf"), None
         self._prefixes = self._prefixes or S.PrefixCache()
         key = self.engine.model.active_adapter if adapter else None  # named afresh on each load: a new adapter, a new cache
         with self.engine.lock, self.engine.using(adapter):
             for r, (hit, prompt) in enumerate(zip(p.hits, p.chunk_prompts or [])):
                 cands = S.candidate_spans(hit.chunk.text, question, r)
-                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + [abstain] * (r == 0),
+                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + golds + [abstain] * (r == 0),
                                        prefix=p.shared, cache=self._prefixes, key=key)
                 if r == 0:
                     says_abstain = scored.pop()
-                    top_best = max((s.logprob for s in scored), default=top_best)
-                ranked += S.rank(cands, scored, cfg)
+                    top_best = max((s.logprob for s in scored[: len(cands)]), default=top_best)
+                gold_ppl = _lowest([gold_ppl] + [_perplexity(s) for s in scored[len(cands):]])
+                ranked += S.rank(cands, scored[: len(cands)], cfg)
                 prompt_tokens += self.engine.count_tokens(prompt)
         ranked.sort(key=lambda t: -t[0])
         unsupported = not ranked or max(c.evidence for _, c, _ in ranked) == 0
@@ -192,7 +208,20 @@ class Answerer:
         else:
             _, best, scored = ranked[0]
             text, tokens = best.text, scored.tokens
-        return Generation(text, prompt_tokens, tokens, "stop", time.perf_counter() - t0)
+        return Generation(text, prompt_tokens, tokens, "stop", time.perf_counter() - t0), gold_ppl
+
+    def _gold_perplexity(self, prompts: list[str], shared: str, golds: list[str], adapter: bool) -> float | None:
+        """The lowest per-token perplexity of any gold answer after any of the prompts."""
+        from engine import spans as S
+
+        golds = [g for g in golds if g.strip()]
+        if not golds:
+            return None
+        self._prefixes = self._prefixes or S.PrefixCache()
+        key = self.engine.model.active_adapter if adapter else None
+        with self.engine.lock, self.engine.using(adapter):
+            return _lowest([_perplexity(s) for prompt in prompts for s in S.score_spans(
+                self.engine.model, self.engine.tokenizer, prompt, golds, prefix=shared, cache=self._prefixes, key=key)])
 
     def _answer(self, question: str, mode: str, p: Prepared, g: Generation, adapter: Path | None, latency: float | None) -> Answer:
         return Answer(question, mode, g.text, [Source.from_hit(h) for h in p.hits], g.prompt_tokens, g.generated_tokens,
@@ -205,3 +234,13 @@ def _with_history(messages: list[dict], history: list[dict] | None) -> list[dict
     if not history:
         return messages
     return messages[:1] + [m for m in history if m["role"] in ("user", "assistant")] + messages[1:]
+
+
+def _perplexity(scored) -> float:
+    """exp of the mean negative log-prob per token, the end-of-answer token included."""
+    return math.exp(-scored.logprob / (scored.tokens + 1))
+
+
+def _lowest(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return min(values) if values else None

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
 from core.config import ConfigError, to_dict
 from train.config import TrainConfig
@@ -91,8 +91,11 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from datasets import disable_progress_bars
+
     from train.data import load_splits
 
+    disable_progress_bars()  # datasets' map/packing bars, a screenful each; ours is the training bar
     if cfg.model.threads:
         torch.set_num_threads(cfg.model.threads)
     tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=cfg.model.trust_remote_code)
@@ -156,6 +159,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
                          eval_dataset=eval_rows.to_dataset() if has_eval else None,
                          processing_class=tokenizer, peft_config=lora, callbacks=[watch])
     watch.trainer = trainer
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; our bar shows loss and tokens/s
     with _ctrl_c_stops(watch):
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 

@@ -5,13 +5,14 @@ import pytest
 from conftest import ROOT
 from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
 from engine.config import AskConfig, DecodingConfig, ModelConfig, ServeConfig, SpanConfig
+from evals.config import EvalConfig
 from rag.config import IndexConfig, IngestConfig, SearchConfig
 from synth.config import SynthConfig
 from train.config import TrainConfig
 
 STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig, "model.yaml": ModelConfig,
           "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig, "spans.yaml": SpanConfig,
-          "synth.yaml": SynthConfig, "train.yaml": TrainConfig}
+          "synth.yaml": SynthConfig, "train.yaml": TrainConfig, "eval.yaml": EvalConfig}
 
 
 def test_every_yaml_file_builds_its_config_class():

@@ -1,0 +1,100 @@
+"""The questions an evaluation asks: a JSONL file, or the held-out split of a synthetic dataset.
+
+A questions file holds one JSON object a line, the format of SQuAD-style sets:
+    {"question": "Who ...?", "answers": ["Tesla", "Nikola Tesla"], "id": "q1", "doc": "Nikola_Tesla"}
+Bad lines are skipped and counted, each with its line number, and the rest are asked.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...]  # empty: unanswerable, the right answer is to abstain
+    doc: str = ""
+
+
+@dataclass
+class QuestionSet:
+    source: str  # the file, or the dataset folder
+    questions: list[Question]
+    total: int  # questions read before --limit
+    skipped: list[str] = field(default_factory=list)  # "questions.jsonl:12: not JSON", one per bad line
+
+
+def read_questions(path: str | Path, unanswerable: bool = False) -> QuestionSet:
+    """Questions from a JSONL file; bad lines are skipped with a one-line reason each."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ValueError(f"--questions {path}: no such file")
+    out = QuestionSet(str(path), [], 0)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--questions {path}: not UTF-8 text (byte {e.start})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            out.skipped.append(f"{path.name}:{n}: not JSON ({e.msg})")
+            continue
+        reason = _why_not(row, unanswerable)
+        if reason:
+            out.skipped.append(f"{path.name}:{n}: {reason}")
+            continue
+        answers = tuple(a for a in row.get("answers") or [] if a.strip())
+        out.questions.append(Question(str(row.get("id", n)), row["question"].strip(), answers, str(row.get("doc", ""))))
+    out.total = len(out.questions)
+    if not out.questions:
+        raise ValueError(f"--questions {path}: no usable questions ({len(out.skipped)} lines skipped)")
+    return out
+
+
+def _why_not(row, unanswerable: bool) -> str:
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    if not isinstance(row.get("question"), str) or not row["question"].strip():
+        return "no question"
+    answers = row.get("answers")
+    if answers is not None and (not isinstance(answers, list) or not all(isinstance(a, str) for a in answers)):
+        return "answers is not a list of strings"
+    if not any(a.strip() for a in answers or []) and not unanswerable:
+        return "no answers (pass --unanswerable to score these as questions to abstain on)"
+    return ""
+
+
+def eval_split(dataset: str | Path) -> QuestionSet:
+    """The held-out synthetic pairs of a `ragtune synth` dataset: questions its adapter never saw."""
+    path = Path(dataset) / "pairs.jsonl"
+    if not path.is_file():
+        raise ValueError(f"--split eval: {path} not found; is {dataset} a `ragtune synth` dataset?")
+    out = QuestionSet(str(dataset), [], 0)
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            pair = json.loads(line)
+        except json.JSONDecodeError:
+            out.skipped.append(f"pairs.jsonl:{n}: not JSON")
+            continue
+        if pair.get("split") == "eval" and pair.get("kind", "original") == "original":  # one wording per fact
+            out.questions.append(Question(pair["id"], pair["question"], (pair["answer"],), pair.get("source", "")))
+    out.total = len(out.questions)
+    if not out.questions:
+        raise ValueError(f"--split eval: {path} has no eval pairs (was it made with --eval-fraction 0?)")
+    return out
+
+
+def sample(qs: QuestionSet, limit: int, seed: int) -> QuestionSet:
+    """A fixed random sample of `limit` questions (all of them if there are fewer), in file order."""
+    if not limit or limit >= len(qs.questions):
+        return qs
+    keep = sorted(random.Random(seed).sample(range(len(qs.questions)), limit))
+    return QuestionSet(qs.source, [qs.questions[i] for i in keep], qs.total, qs.skipped)

@@ -1,0 +1,179 @@
+"""The report folder of `ragtune eval`, and `--compare` of two of them.
+
+    report.json   everything: per question, each mode's answer, scores and sources; the summary
+    report.md     the score table with 95% intervals, the verdict, the error analysis
+    scores.png    the scores as bars with their intervals
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from evals.run import BUCKETS, RATE_METRICS
+
+LABELS = {"exact": "EM", "f1": "F1", "contains": "contains", "rouge_l": "ROUGE-L"}
+
+
+def default_out(workdir: str | Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out, n = Path(workdir) / "runs" / stamp, 1
+    while out.exists():
+        out, n = Path(workdir) / "runs" / f"{stamp}-{n}", n + 1
+    return out
+
+
+def write(report: dict, out: str | Path, examples: int = 3) -> Path:
+    """Write the three files; each appears whole or not at all (written aside, then renamed)."""
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    _atomic(out / "report.md", markdown(report, examples))
+    _chart(report, out / "scores.png")
+    return out
+
+
+def read(run: str | Path) -> dict:
+    path = Path(run).expanduser()
+    path = path / "report.json" if path.is_dir() else path
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"--compare {run}: no report.json there") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--compare {path}: not a report ({e.msg} at line {e.lineno})") from None
+
+
+# report.md ---------------------------------------------------------------------------------------
+
+
+def markdown(report: dict, examples: int = 3) -> str:
+    s, modes, q = report["summary"], report["modes"], report["questions"]
+    lines = [f"# ragtune eval: {q['asked']} questions, {', '.join(modes)}", "", f"**{report['verdict']}**", ""]
+    lines += [f"Questions: `{q['source']}`" + (f", a random sample of {q['asked']} of {q['read']} (seed {q['seed']})" if q["asked"] < q["read"] else ""),
+              f"; {len(q['skipped'])} lines skipped." if q["skipped"] else ""]
+    lines += [f"- mode `{m}` skipped: {why}" for m, why in report["skipped_modes"].items()]
+    v = report["versions"]
+    lines += ["", f"Model `{v['model']}` ({v['model_params'] / 1e6:.0f}M parameters, {v['dtype']}), adapter `{v.get('adapter')}`, "
+              f"index {v['index']['collection'] + ' @ ' + v['index']['version'][:8] if v.get('index') else 'none'}, "
+              f"k={v['k']}, rag answers: {v['rag_answer']}. {report['elapsed_s']:.0f} s in all.", ""]
+
+    lines += ["## Scores (mean and 95% bootstrap interval)", "",
+              "| mode | " + " | ".join(LABELS[k] for k in RATE_METRICS) + " | abstains | gold perplexity | latency p50 / p95 | tokens |",
+              "|---" * (len(RATE_METRICS) + 5) + "|"]
+    for m in modes:
+        cells = [f"{s[m][k]['mean']:.1f} [{s[m][k]['low']:.1f}, {s[m][k]['high']:.1f}]" for k in RATE_METRICS]
+        ppl = s[m].get("gold_perplexity")
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {s[m]['abstain_rate']:.1f}% | "
+                     + (f"{ppl['mean']:.2f} [{ppl['low']:.2f}, {ppl['high']:.2f}]" if ppl else "n/a")
+                     + f" | {s[m]['latency_s']['p50']:.2f} / {s[m]['latency_s']['p95']:.2f} s | {s[m]['generated_tokens']:.1f} |")
+    lines += ["", "Gold perplexity: per token, of the likeliest gold answer after the mode's prompt (a geometric mean); "
+              "lower means the model expects the right answer. Latency of batched modes is their batch's time shared out."]
+    if report.get("retrieval"):
+        r = report["retrieval"]
+        lines += ["", f"Retrieval (shared by the rag modes): hit@{r['k']} {r['hit_at_k']['mean']:.1f}% "
+                  f"[{r['hit_at_k']['low']:.1f}, {r['hit_at_k']['high']:.1f}] of questions have a chunk holding a gold answer; "
+                  f"answer-recall@{r['k']} {r['answer_recall_at_k']['mean']:.1f}% of the gold answer's words are in the chunks."]
+
+    lines += ["", "## Comparisons (F1, paired bootstrap on the same questions)", "", "| a vs b | delta | 95% interval | p |", "|---|---|---|---|"]
+    for c in report["comparisons"]:
+        name = f"**{c['a']} vs {c['b']}**" if c["key"] else f"{c['a']} vs {c['b']}"
+        lines.append(f"| {name} | {c['delta']:+.1f} | [{c['low']:+.1f}, {c['high']:+.1f}] | {c['p']:.3g} |")
+
+    lines += ["", "## Error analysis", "", f"{report['disagreements']} of {q['asked']} questions split the modes: "
+              f"some answer right (F1 ≥ {report['config']['correct_f1']:g}) and some wrong.", "",
+              "| mode | " + " | ".join(BUCKETS) + " |", "|---" * (len(BUCKETS) + 1) + "|"]
+    for m in modes:
+        lines.append(f"| {m} | " + " | ".join(str(report["buckets"][m][b]) for b in BUCKETS) + " |")
+    lines += ["", "- **retrieval miss**: no retrieved chunk holds a gold answer (rag modes).",
+              "- **wrong span**: the answer is in the retrieved text, but other words of it are right.",
+              "- **verbose**: the gold answer is inside a longer answer.",
+              "- **abstained**: \"I don't know\" to a question that has an answer.",
+              "- **hallucinated**: words from no retrieved chunk (closed-book: a wrong answer)."]
+    for b in BUCKETS:
+        shown = _examples(report, b, examples)
+        if shown:
+            lines += ["", f"### {b}", ""]
+            for row in shown:
+                lines.append(f"- **{row['question']}** gold: {_quote(row['answers'][0] if row['answers'] else '(none)')}")
+                lines += [f"  - {m}: {_quote(row['modes'][m]['answer'])}" + (f" ({b})" if row["modes"][m]["bucket"] == b else
+                          " (right)" if row["modes"][m]["correct"] else "") for m in modes]
+    return "\n".join(lines) + "\n"
+
+
+def _examples(report: dict, bucket: str, n: int) -> list[dict]:
+    """Questions where some mode fell in `bucket` and another mode got it right come first."""
+    rows = [r for r in report["per_question"] if any(a["bucket"] == bucket for a in r["modes"].values())]
+    rows.sort(key=lambda r: not any(a["correct"] for a in r["modes"].values()))  # stable: file order otherwise
+    return rows[:n]
+
+
+def _quote(text: str) -> str:
+    text = " ".join(str(text).split())
+    return "`" + (text[:160] + "…" if len(text) > 160 else text).replace("`", "'") + "`"
+
+
+# scores.png --------------------------------------------------------------------------------------
+
+
+def _chart(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    s, modes = report["summary"], report["modes"]
+    x = np.arange(len(RATE_METRICS))
+    width = 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, m in enumerate(modes):
+        means = [s[m][k]["mean"] for k in RATE_METRICS]
+        err = [[s[m][k]["mean"] - s[m][k]["low"] for k in RATE_METRICS], [s[m][k]["high"] - s[m][k]["mean"] for k in RATE_METRICS]]
+        ax.bar(x + (i - (len(modes) - 1) / 2) * width, means, width, yerr=err, capsize=3, label=m)
+    ax.set_xticks(x, [LABELS[k] for k in RATE_METRICS])
+    ax.set_ylabel("score (0-100), 95% CI")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{report['questions']['asked']} questions", fontsize=10)
+    ax.legend(ncols=len(modes), fontsize=8, loc="upper left")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --compare ---------------------------------------------------------------------------------------
+
+
+def compare(a: dict, b: dict) -> list[str]:
+    """Lines of deltas (b minus a) for every mode in both runs, and what differs between the runs."""
+    lines = []
+    va, vb = a.get("versions", {}), b.get("versions", {})
+    for key in ("model", "adapter", "adapter_dataset", "dtype", "k", "rag_answer"):
+        if va.get(key) != vb.get(key):
+            lines.append(f"{key}: {va.get(key)} -> {vb.get(key)}")
+    ia, ib = (va.get("index") or {}).get("version"), (vb.get("index") or {}).get("version")
+    if ia != ib:
+        lines.append(f"index version: {ia} -> {ib}")
+    if a["questions"]["source"] != b["questions"]["source"] or a["questions"]["asked"] != b["questions"]["asked"]:
+        lines.append(f"questions: {a['questions']['asked']} from {a['questions']['source']} -> {b['questions']['asked']} from {b['questions']['source']}")
+    both = [m for m in a["modes"] if m in b["modes"]]
+    if not both:
+        return lines + ["no mode in common"]
+    lines.append(f"{'mode':<8}" + "".join(f"{LABELS[k]:>22}" for k in RATE_METRICS))
+    for m in both:
+        cells = []
+        for k in RATE_METRICS:
+            x, y = a["summary"][m][k]["mean"], b["summary"][m][k]["mean"]
+            cells.append(f"{x:6.1f} -> {y:5.1f} ({y - x:+5.1f})")
+        lines.append(f"{m:<8}" + "".join(f"{c:>22}" for c in cells))
+    return lines

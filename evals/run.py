@@ -1,0 +1,239 @@
+"""`evaluate(cfg)`: the same questions in every mode, scored, compared and explained.
+
+    ragtune eval --questions ../shared/eval/squad/questions.jsonl --limit 200 --seed 0
+    ragtune eval --split eval --modes rag,ft-rag
+
+Each question is retrieved for once; the rag modes share those chunks, so a difference between
+rag and ft-rag is the model's, never the retriever's. Every answer goes through the engine's
+`Answerer`, so a mode here is the mode `ragtune ask` and the app answer in. The result is a
+plain dict (report.json); evals/report.py writes it out and reads it back for --compare.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from itertools import combinations
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core.config import to_dict
+from evals import metrics, stats
+from evals.config import EvalConfig
+from evals.questions import Question, QuestionSet, eval_split, read_questions, sample
+
+# The comparisons a decision rests on: does fine-tuning add to RAG, does it add to the bare model.
+KEY_COMPARISONS = (("ft-rag", "rag"), ("ft", "base"))
+BUCKETS = ("retrieval miss", "wrong span", "verbose", "abstained", "hallucinated")
+RATE_METRICS = ("exact", "f1", "contains", "rouge_l")  # per question 0-100, averaged with intervals
+
+
+def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Answer, score and compare; the report as plain data.
+
+    Args:
+        cfg: the resolved config.
+        progress: called with (stage, done, total); stages are "retrieve" and each mode.
+    Raises:
+        ValueError: no usable questions (a missing or empty file, no eval split).
+        RuntimeError: no mode can answer (no index for the rag modes and no adapter, say).
+    """
+    from core import offline
+    from engine.answer import RAG_MODES, Answerer
+
+    offline.setup()
+    t0 = time.perf_counter()
+    progress = progress or (lambda *_: None)
+    qs = sample(_load_questions(cfg), cfg.limit, cfg.seed)
+    questions = qs.questions
+
+    if cfg.ask.adapter and not Path(cfg.ask.adapter).expanduser().is_dir():
+        raise ValueError(f"--adapter {cfg.ask.adapter}: no such folder")
+    answerer = Answerer(cfg.ask)
+    blocked = answerer.unavailable(cfg.modes)
+    modes = [m for m in cfg.modes if m not in blocked]
+    if not modes:
+        raise RuntimeError("no mode can answer: " + "; ".join(f"{m}: {why}" for m, why in blocked.items()))
+
+    # One retrieval per question, shared by the rag modes
+    hits = None
+    if any(m in RAG_MODES for m in modes):
+        hits = []
+        for i, q in enumerate(questions):
+            hits.append(answerer.retriever.search(q.question, cfg.ask.k))
+            progress("retrieve", i + 1, len(questions))
+    retrieval = [_retrieval(q, h) for q, h in zip(questions, hits)] if hits else None
+
+    # Every mode answers every question
+    results: dict[str, list[dict]] = {}
+    for mode in modes:
+        # Span answers are chosen one question at a time anyway; one-question batches give each its own latency.
+        size = 1 if answerer._picks_span(mode) else cfg.ask.batch_size
+        rows = []
+        for start in range(0, len(questions), size):
+            batch = questions[start : start + size]
+            answers = answerer.answer_batch([q.question for q in batch], mode, hits=hits[start : start + size] if mode in RAG_MODES else None,
+                                            golds=[list(q.answers) for q in batch])
+            for j, (q, a) in enumerate(zip(batch, answers)):
+                r = retrieval[start + j] if mode in RAG_MODES else None
+                rows.append(_score(q, a, r, answerer.templates.abstain, cfg.correct_f1))
+            progress(mode, len(rows), len(questions))
+        results[mode] = rows
+
+    report = {
+        "questions": {"source": qs.source, "asked": len(questions), "read": qs.total, "skipped": qs.skipped,
+                      "limit": cfg.limit, "seed": cfg.seed},
+        "modes": modes,
+        "skipped_modes": blocked,
+        "versions": _versions(cfg, answerer),
+        "config": to_dict(cfg),
+        "summary": {m: _summarize(results[m], cfg) for m in modes},
+        "retrieval": _retrieval_summary(retrieval, cfg) if retrieval else None,
+        "comparisons": _comparisons(results, modes, cfg),
+        "buckets": {m: _bucket_counts(results[m]) for m in modes},
+        "disagreements": sum(1 for i in range(len(questions)) if len({results[m][i]["correct"] for m in modes}) > 1),
+        "per_question": [{"id": q.id, "question": q.question, "answers": list(q.answers), "doc": q.doc,
+                          **({"retrieval": {k: v for k, v in retrieval[i].items() if k != "context"}} if retrieval else {}),
+                          "modes": {m: results[m][i] for m in modes}} for i, q in enumerate(questions)],
+    }
+    report["verdict"] = verdict(report)
+    report["elapsed_s"] = round(time.perf_counter() - t0, 2)
+    return report
+
+
+def _load_questions(cfg: EvalConfig) -> QuestionSet:
+    if cfg.questions:
+        return read_questions(cfg.questions, cfg.unanswerable)
+    if cfg.split != "eval":
+        raise ValueError("no questions: give --questions FILE.jsonl, or --split eval for the dataset's held-out pairs")
+    from synth.pipeline import newest_dataset
+
+    data = Path(cfg.data).expanduser() if cfg.data else newest_dataset(cfg.workdir)
+    if data is None:
+        raise ValueError(f"--split eval: no dataset under {Path(cfg.workdir) / 'datasets'}; run `ragtune synth` first or pass --data DIR")
+    return eval_split(data)
+
+
+# Scoring one answer ------------------------------------------------------------------------------
+
+
+def _retrieval(q: Question, hits) -> dict:
+    """hit: a retrieved chunk holds a gold answer (DPR's top-k accuracy). recall: the share of the
+    best gold answer's words found in the retrieved text, a softer measure for long answers."""
+    context = metrics.normalize(" ".join(h.chunk.text for h in hits))
+    words = set(context.split())
+    golds = [metrics.normalize(a) for a in q.answers if metrics.normalize(a)]
+    hit = any(g in context for g in golds)
+    recall = max((sum(w in words for w in g.split()) / len(g.split()) for g in golds), default=0.0)
+    return {"hit": hit, "recall": round(100 * recall, 2), "sources": [h.chunk.id for h in hits], "context": context}
+
+
+def _score(q: Question, a, retrieval: dict | None, abstain: str, correct_f1: float) -> dict:
+    abstained = bool(metrics.normalize(abstain)) and metrics.normalize(abstain) in metrics.normalize(a.text)
+    if q.answers:
+        s = metrics.score(a.text, list(q.answers))
+        exact, f1, contains, rouge = s.exact, s.f1, s.contains, metrics.rouge_l(a.text, list(q.answers))
+    else:  # unanswerable: abstaining is the right answer
+        exact = f1 = rouge = 100.0 * abstained
+        contains = abstained
+    row = {"answer": a.text, "exact": exact, "f1": round(f1, 2), "contains": 100.0 * contains, "rouge_l": round(rouge, 2),
+           "abstained": abstained, "correct": f1 >= correct_f1, "latency_s": round(a.latency_s, 4),
+           "generated_tokens": a.generated_tokens, "prompt_tokens": a.prompt_tokens,
+           "gold_perplexity": None if a.gold_perplexity is None else round(a.gold_perplexity, 3),
+           "sources": [{"rank": s.rank, "source": s.source, "section": s.section, "page": s.page, "chunk_id": s.chunk_id} for s in a.sources]}
+    row["bucket"] = None if row["correct"] else _bucket(row, contains, retrieval)
+    return row
+
+
+def _bucket(row: dict, contains: bool, retrieval: dict | None) -> str:
+    """Why a wrong answer is wrong, checked in this order (the first that fits)."""
+    if row["abstained"]:
+        return "abstained"
+    if contains:
+        return "verbose"  # the gold is in the answer, buried in other words
+    if retrieval is not None:
+        if not retrieval["hit"]:
+            return "retrieval miss"  # no retrieved chunk holds the answer: the reader never had a chance
+        said = metrics.normalize(row["answer"])
+        if said and said in retrieval["context"]:
+            return "wrong span"  # the answer was in the context; the model picked other words from it
+    return "hallucinated"  # words that are in no retrieved chunk (or, closed-book, simply wrong)
+
+
+# Summaries ---------------------------------------------------------------------------------------
+
+
+def _summarize(rows: list[dict], cfg: EvalConfig) -> dict:
+    out = {}
+    for key in RATE_METRICS:
+        iv = stats.interval([r[key] for r in rows], cfg.resamples, cfg.seed)
+        out[key] = {"mean": round(iv.mean, 2), "low": round(iv.low, 2), "high": round(iv.high, 2)}
+    out["abstain_rate"] = round(100 * float(np.mean([r["abstained"] for r in rows])), 2)
+    ppl = [r["gold_perplexity"] for r in rows if r["gold_perplexity"]]
+    if ppl:  # a geometric mean: perplexities multiply, and one odd question must not dominate
+        iv = stats.interval(np.log(ppl), cfg.resamples, cfg.seed)
+        out["gold_perplexity"] = {"mean": round(float(np.exp(iv.mean)), 3), "low": round(float(np.exp(iv.low)), 3),
+                                  "high": round(float(np.exp(iv.high)), 3)}
+    lat = [r["latency_s"] for r in rows]
+    out["latency_s"] = {"p50": round(float(np.percentile(lat, 50)), 4), "p95": round(float(np.percentile(lat, 95)), 4)}
+    out["generated_tokens"] = round(float(np.mean([r["generated_tokens"] for r in rows])), 2)
+    return out
+
+
+def _retrieval_summary(retrieval: list[dict], cfg: EvalConfig) -> dict:
+    hit = stats.interval([100.0 * r["hit"] for r in retrieval], cfg.resamples, cfg.seed)
+    recall = stats.interval([r["recall"] for r in retrieval], cfg.resamples, cfg.seed)
+    return {"k": cfg.ask.k, "hit_at_k": {"mean": round(hit.mean, 2), "low": round(hit.low, 2), "high": round(hit.high, 2)},
+            "answer_recall_at_k": {"mean": round(recall.mean, 2), "low": round(recall.low, 2), "high": round(recall.high, 2)}}
+
+
+def _comparisons(results: dict[str, list[dict]], modes: list[str], cfg: EvalConfig) -> list[dict]:
+    """F1 of every pair of modes on the same questions (paired bootstrap); the key pairs first."""
+    pairs = [p for p in KEY_COMPARISONS if p[0] in modes and p[1] in modes]
+    pairs += [(b, a) for a, b in combinations(modes, 2) if (b, a) not in pairs and (a, b) not in pairs]
+    out = []
+    for a, b in pairs:
+        c = stats.compare([r["f1"] for r in results[a]], [r["f1"] for r in results[b]], cfg.resamples, cfg.seed)
+        out.append({"a": a, "b": b, "metric": "f1", "delta": round(c.delta, 2), "low": round(c.low, 2), "high": round(c.high, 2),
+                    "p": round(c.p, 4), "key": (a, b) in KEY_COMPARISONS})
+    return out
+
+
+def _bucket_counts(rows: list[dict]) -> dict:
+    return {b: sum(r["bucket"] == b for r in rows) for b in BUCKETS}
+
+
+def verdict(report: dict) -> str:
+    """One sentence: which mode answers best, and whether fine-tuning's gains are more than luck."""
+    s, n = report["summary"], report["questions"]["asked"]
+    best = max(s, key=lambda m: s[m]["f1"]["mean"])
+    parts = [f"On these {n} questions {best} answers best (F1 {s[best]['f1']['mean']:.1f})"]
+    for c in report["comparisons"]:
+        if not c["key"]:
+            continue
+        if c["p"] < 0.05:
+            parts.append(f"{c['a']} {'beats' if c['delta'] > 0 else 'trails'} {c['b']} by {c['delta']:+.1f} F1, p={c['p']:.3g}")
+        else:
+            parts.append(f"{c['a']} and {c['b']} differ by {c['delta']:+.1f} F1, within chance (p={c['p']:.2g})")
+    return "; ".join(parts) + "."
+
+
+def _versions(cfg: EvalConfig, answerer) -> dict:
+    """What produced these numbers, so two runs can be told apart: model, adapter, dataset, index."""
+    engine = answerer.engine
+    out = {"model": cfg.ask.model.model, "model_path": str(engine.base_path), "model_params": engine.n_params,
+           "dtype": str(getattr(engine.model, "dtype", "")), "rag_answer": answerer.rag_answer, "k": cfg.ask.k, "adapter": None}
+    if engine.adapter_path is not None:
+        adapter = Path(engine.adapter_path)
+        trained = json.loads((adapter / "train_config.json").read_text()) if (adapter / "train_config.json").exists() else {}
+        out["adapter"] = str(adapter)
+        out["adapter_dataset"] = trained.get("data")
+        out["adapter_written"] = (adapter / "adapter_config.json").stat().st_mtime
+    out["index"] = None
+    if answerer._retriever is not None:  # opened by a rag mode
+        index = answerer.retriever.index
+        out["index"] = {"collection": cfg.ask.search.index.collection, "version": index.load_manifest().get("version", ""),
+                        "chunks": answerer.retriever.size}
+    return out

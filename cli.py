@@ -299,6 +299,8 @@ def cmd_eval(args) -> int:
         print(json.dumps({**{k: report[k] for k in keep}, "out": str(out)}, indent=2, ensure_ascii=False, default=str))
         return 0
     q = report["questions"]
+    if cfg.limit > q["read"]:
+        print(f"--limit {cfg.limit}: the questions hold only {q['read']}; all are asked", file=sys.stderr)
     if q["skipped"]:
         print(f"{len(q['skipped'])} question lines skipped; first: {q['skipped'][0]}", file=sys.stderr)
     for mode, why in report["skipped_modes"].items():

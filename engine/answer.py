@@ -114,7 +114,7 @@ class Answerer:
             hits = self.retriever.search(question, k or self.cfg.k)
         messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system)
         prepared = Prepared(self.engine.render(_with_history(messages, history)), used, shared=self._shared(messages, history))
-        if self._picks_span(mode):
+        if self.picks_span(mode):
             prepared.chunk_prompts = [self.engine.render(_with_history(P.rag_messages(question, [h], self.templates, self.engine.count_tokens,
                                                                                       self.cfg.context_tokens, system)[0], history))
                                       for h in used]
@@ -140,7 +140,7 @@ class Answerer:
         t0 = time.perf_counter()
         prepared = [self.prepare(q, mode, k, hits=hits[i] if hits else None) for i, q in enumerate(questions)]
         gold = [None] * len(questions)
-        if self._picks_span(mode):  # the golds are scored with the candidates, in the same passes
+        if self.picks_span(mode):  # the golds are scored with the candidates, in the same passes
             picked = [self._pick_span(q, p, adapter is not None, golds[i] if golds else ()) for i, (q, p) in enumerate(zip(questions, prepared))]
             gens, gold = [g for g, _ in picked], [ppl for _, ppl in picked]
         else:
@@ -159,7 +159,7 @@ class Answerer:
         adapter = self.adapter_for(mode)
         t0 = time.perf_counter()
         p = self.prepare(question, mode, k, history, system)
-        if self._picks_span(mode):  # a span is chosen whole: it arrives as one piece
+        if self.picks_span(mode):  # a span is chosen whole: it arrives as one piece
             gen, _ = self._pick_span(question, p, adapter is not None)
             gen.first_token_s = time.perf_counter() - t0
             yield gen.text
@@ -168,7 +168,7 @@ class Answerer:
         gen.latency_s = time.perf_counter() - t0
         return self._answer(question, mode, p, gen, adapter, None)
 
-    def _picks_span(self, mode: str) -> bool:
+    def picks_span(self, mode: str) -> bool:
         return mode in RAG_MODES and self.rag_answer == "spans"
 
     def _shared(self, messages: list[dict], history: list[dict] | None) -> str:

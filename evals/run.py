@@ -70,7 +70,7 @@ def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None =
     results: dict[str, list[dict]] = {}
     for mode in modes:
         # Span answers are chosen one question at a time anyway; one-question batches give each its own latency.
-        size = 1 if answerer._picks_span(mode) else cfg.ask.batch_size
+        size = 1 if answerer.picks_span(mode) else cfg.ask.batch_size
         rows = []
         for start in range(0, len(questions), size):
             batch = questions[start : start + size]

@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paraphrases", type=int, help="extra wordings per fact (default: 2)")
     p.add_argument("--distractors", type=int, help="K hard distractors per RAFT row (default: 3)")
     p.add_argument("--oracle-p", type=float, help="P: share of RAFT rows holding the oracle chunk (default: 0.8)")
+    p.add_argument("--max-tokens", type=int, help="RAFT rows fit this many tokens, train's --max-length (default: 512)")
     p.add_argument("--eval-fraction", type=float, help="F: share of chunks held out for evaluation (default: 0.1)")
     p.add_argument("--split-by", choices=["chunk", "document"], help="hold out whole chunks (default) or whole documents")
     p.add_argument("--seed", type=int, help="default: 0")
@@ -462,10 +463,12 @@ class _Progress:
 
 
 def _short(path: str) -> str:
+    """The path relative to the current folder when it lies below it; otherwise as given."""
     try:
-        return os.path.relpath(path)
-    except ValueError:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
         return path
+    return path if rel.startswith("..") else rel
 
 
 def _quiet_libraries() -> None:

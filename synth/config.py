@@ -39,6 +39,7 @@ class SynthConfig:
     noise: float  # share of train questions that also get a noisy copy (typos, case, word order)
     noise_kinds: list[str]
     shuffle_context: bool  # RAFT rows: the oracle's place among the distractors is random
+    max_tokens: int  # RAFT rows fit train's --max-length: the weakest distractors are dropped to fit, never the oracle
     batch_size: int  # chunks per generator call
     # The LLM generators (local, openai)
     model: str | None  # local: an HF id or folder (null = the packaged model); openai: the endpoint's model name
@@ -66,6 +67,7 @@ class SynthConfig:
             (self.pairs_per_chunk >= 1, f"--pairs-per-chunk must be at least 1, got {self.pairs_per_chunk}"),
             (0 <= self.paraphrases <= 25, f"--paraphrases must be between 0 and 25, got {self.paraphrases}"),
             (self.distractors >= 0, f"--distractors must be 0 or more, got {self.distractors}"),
+            (self.max_tokens >= 64, f"--max-tokens must be at least 64, got {self.max_tokens}"),
             (0 <= self.noise <= 1, f"--noise must be between 0 and 1, got {self.noise}"),
             (set(self.noise_kinds) <= set(NOISE_KINDS), f"--noise-kinds must be among {', '.join(NOISE_KINDS)}, got {self.noise_kinds}"),
             (0 < self.grounding_overlap <= 1, f"--grounding-overlap must be in (0, 1], got {self.grounding_overlap}"),

@@ -8,6 +8,11 @@ Two kinds of row teach two things:
                  1 - P the oracle is left out and the answer comes from memory.
 RAFT contexts are rendered by the engine's own prompt builder (engine/prompts.py), so the
 adapter trains on exactly the delimiters, source markers and instructions it will be shown.
+A RAFT row fits the training length (`max_tokens`): the trainer cuts longer rows from the
+front, which took the system prompt and instructions from every row and the answer's own
+sentence from 27% of the oracle rows (SQuAD, 4 chunks of ~180 tokens into 512). So the
+weakest distractors are dropped until the row fits; the oracle never is.
+
 Beside `messages`, every row keeps its pair's metadata, so each can be traced to its text.
 """
 
@@ -19,30 +24,47 @@ from core.records import Chunk, Hit, Pair
 from engine import prompts as P
 
 NO_BUDGET = 10**9  # RAFT contexts are never cut: the oracle must not fall off the end
+CHARS_PER_TOKEN = 4  # SmolLM2's tokenizer: 4.1 characters a token on SQuAD rows; bigger vocabularies do better
+TEMPLATE_TOKENS = 4  # the chat template's markers around each message
 
 
 def closed_book_row(pair: Pair, t: P.PromptTemplates) -> dict:
     messages = P.base_messages(pair.question, t) + [{"role": "assistant", "content": pair.answer}]
-    return _row(pair, messages, "closed_book", oracle_in_context=False)
+    return _row(pair, messages, "closed_book", oracle_in_context=False, chunks=0)
 
 
 def raft_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTemplates, rng: random.Random,
-             oracle_p: float, shuffle: bool, cot: bool) -> dict:
-    """The oracle (with probability `oracle_p`) among the distractors, as the engine renders a RAG prompt."""
+             oracle_p: float, shuffle: bool, cot: bool, max_tokens: int = NO_BUDGET) -> dict:
+    """The oracle (with probability `oracle_p`) among the distractors, as the engine renders a RAG
+    prompt, in at most `max_tokens` (estimated) unless the first chunk alone is longer."""
     with_oracle = rng.random() < oracle_p
-    chunks = ([oracle] if with_oracle else []) + list(distractors)
+    answer = f'"{pair.evidence}"\nAnswer: {pair.answer}' if cot and pair.evidence and with_oracle else pair.answer
+    chunks = ([oracle] if with_oracle else []) + list(distractors)  # distractors come hardest first
+    messages = _raft_messages(pair.question, chunks, t, answer)
+    while len(chunks) > 1 and _estimate_tokens(messages) > max_tokens:
+        chunks.pop()
+        messages = _raft_messages(pair.question, chunks, t, answer)
     if shuffle:
         rng.shuffle(chunks)
+        messages = _raft_messages(pair.question, chunks, t, answer)
+    return _row(pair, messages, "raft", oracle_in_context=with_oracle, chunks=len(chunks))
+
+
+def _raft_messages(question: str, chunks: list[Chunk], t: P.PromptTemplates, answer: str) -> list[dict]:
     hits = [Hit(c, 1.0 / r, r) for r, c in enumerate(chunks, 1)]  # best first: unshuffled, the oracle goes last in the prompt
-    messages, _ = P.rag_messages(pair.question, hits, t, len, NO_BUDGET)
-    answer = f'"{pair.evidence}"\nAnswer: {pair.answer}' if cot and pair.evidence and with_oracle else pair.answer
-    return _row(pair, messages + [{"role": "assistant", "content": answer}], "raft", oracle_in_context=with_oracle)
+    messages, _ = P.rag_messages(question, hits, t, len, NO_BUDGET)
+    return messages + [{"role": "assistant", "content": answer}]
 
 
-def _row(pair: Pair, messages: list[dict], kind: str, oracle_in_context: bool) -> dict:
+def _estimate_tokens(messages: list[dict]) -> int:
+    """Without the model's tokenizer (the extractive generator loads no model): within ~15 tokens."""
+    return sum(len(m["content"]) // CHARS_PER_TOKEN + TEMPLATE_TOKENS for m in messages)
+
+
+def _row(pair: Pair, messages: list[dict], kind: str, oracle_in_context: bool, chunks: int) -> dict:
     return {
         "messages": messages, "kind": kind, "pair_id": pair.id, "question": pair.question, "answer": pair.answer,
-        "oracle_chunk_id": pair.chunk_id, "oracle_in_context": oracle_in_context, "source": pair.source,
+        "oracle_chunk_id": pair.chunk_id, "oracle_in_context": oracle_in_context, "chunks": chunks, "source": pair.source,
         "page": pair.page, "section": pair.section, "split": pair.split, "group": pair.group,
         "pair_kind": pair.kind, "generator": pair.generator,
     }
@@ -50,7 +72,7 @@ def _row(pair: Pair, messages: list[dict], kind: str, oracle_in_context: bool) -
 
 # Exports -----------------------------------------------------------------------------------------
 
-META = ("kind", "pair_id", "oracle_chunk_id", "oracle_in_context", "source", "page", "section", "split", "group", "pair_kind", "generator")
+META = ("kind", "pair_id", "oracle_chunk_id", "oracle_in_context", "chunks", "source", "page", "section", "split", "group", "pair_kind", "generator")
 
 
 def to_alpaca(row: dict) -> dict:

@@ -148,6 +148,31 @@ def test_raft_rows_hold_the_oracle_with_probability_p_and_never_as_a_distractor(
     assert [m["role"] for m in closed["messages"]] == ["system", "user", "assistant"] and "<document" not in json.dumps(closed)
 
 
+def test_raft_rows_fit_the_token_budget_by_dropping_the_weakest_distractors_never_the_oracle():
+    from core.records import Pair
+    from engine.prompts import load_templates
+    from synth.rows import _estimate_tokens, raft_row
+
+    t = load_templates("prompts.yaml")
+    oracle = Chunk("oracle", "Rollo led the Normans. " * 20, "/d/a.md", "h", "History", 0, 100)
+    others = [Chunk(f"x{i}", f"Distractor number {i} says nothing useful. " * 12, "/d/b.md", "h", "", i, 100) for i in range(3)]
+    pair = Pair("p", "Who led the Normans?", "Rollo", "oracle", "/d/a.md", None, "History", "extractive", {}, "oracle:0",
+                "original", "train", "Rollo led the Normans.", ("x0", "x1", "x2"))
+    unbounded = raft_row(pair, oracle, others, t, random.Random(0), 1.0, False, False)
+    assert unbounded["chunks"] == 4
+    budget = _estimate_tokens(unbounded["messages"]) - 50  # one distractor too many
+    for seed in range(20):
+        row = raft_row(pair, oracle, others, t, random.Random(seed), 1.0, True, False, max_tokens=budget)
+        user = row["messages"][-2]["content"]
+        assert row["chunks"] == 3 and row["oracle_in_context"] and "Rollo led the Normans." in user
+        assert "number 2" not in user and "number 0" in user and "number 1" in user  # the weakest one went
+        assert _estimate_tokens(row["messages"]) <= budget and row["messages"][0]["role"] == "system"
+    tiny = raft_row(pair, oracle, others, t, random.Random(0), 1.0, False, False, max_tokens=64)
+    assert tiny["chunks"] == 1 and "Rollo led the Normans." in tiny["messages"][-2]["content"]  # never cut below the oracle
+    no_oracle = raft_row(pair, oracle, others, t, random.Random(0), 0.0, False, False, max_tokens=64)
+    assert no_oracle["chunks"] == 1 and not no_oracle["oracle_in_context"] and "number 0" in no_oracle["messages"][-2]["content"]
+
+
 # The whole pipeline ------------------------------------------------------------------------------------
 
 

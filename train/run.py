@@ -368,6 +368,12 @@ def _write_curves(out: Path, history: list[dict]) -> None:
         if "num_tokens" in h:
             row["tokens"] = int(h["num_tokens"])
     table = [rows[s] for s in sorted(rows) if rows[s]["train_loss"] != "" or rows[s]["eval_loss"] != ""]
+    carried = last = 0
+    for row in table:  # TRL counts tokens from zero again in a resumed run: carry the count across
+        if row["tokens"] != "":
+            if row["tokens"] + carried < last:
+                carried = last
+            row["tokens"] = last = row["tokens"] + carried
     with (out / "loss.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["step", "tokens", "train_loss", "eval_loss"])
         writer.writeheader()

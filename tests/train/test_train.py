@@ -285,8 +285,10 @@ def test_ctrl_c_checkpoints_and_resume_after_kill_finishes_the_same_steps(tmp_pa
     report = train(cfg_for(tmp_path, tiny_model, dataset, out=str(out), resume=True, max_steps=5, lora_r=8, batch_size=4))
     assert report.steps == 60 and report.max_steps == 60 and (out / "adapter_config.json").exists()
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 4
-    steps = [int(line.split(",")[0]) for line in (out / "loss.csv").read_text().splitlines()[1:]]
-    assert steps == list(range(1, 61)), "the loss curve has a gap or a repeat across the two resumes"
+    table = [line.split(",") for line in (out / "loss.csv").read_text().splitlines()[1:]]
+    assert [int(r[0]) for r in table] == list(range(1, 61)), "the loss curve has a gap or a repeat across the two resumes"
+    tokens = [int(r[1]) for r in table if r[1]]
+    assert len(tokens) >= 50 and tokens == sorted(tokens) and tokens[-1] > tokens[0], "tokens restart after a resume"
 
 
 # Export -----------------------------------------------------------------------------------------

@@ -105,18 +105,19 @@ class Answerer:
         """
         if not question.strip():
             raise ValueError("the question is empty")
+        shots = P.shows_examples(self.templates, adapter=mode in ADAPTER_MODES)
         if mode not in RAG_MODES:
-            messages = P.base_messages(question, self.templates, system)
+            messages = P.base_messages(question, self.templates, system, shots)
             return Prepared(self.engine.render(_with_history(messages, history)), [], shared=self._shared(messages, history))
         if hits is None:
             if self.retriever.size == 0:
                 raise RuntimeError(f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first")
             hits = self.retriever.search(question, k or self.cfg.k)
-        messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system)
+        messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system, shots)
         prepared = Prepared(self.engine.render(_with_history(messages, history)), used, shared=self._shared(messages, history))
         if self.picks_span(mode):
             prepared.chunk_prompts = [self.engine.render(_with_history(P.rag_messages(question, [h], self.templates, self.engine.count_tokens,
-                                                                                      self.cfg.context_tokens, system)[0], history))
+                                                                                      self.cfg.context_tokens, system, shots)[0], history))
                                       for h in used]
         if self.rag_answer == "copy" and used:
             from engine.copy import CopyProcessor

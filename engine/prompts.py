@@ -35,6 +35,7 @@ class PromptTemplates:
     order: str = "best_last"
     examples: tuple[Example, ...] = field(default_factory=tuple)
     abstain: str = "I don't know"
+    adapter_examples: bool = False  # shown to the ft modes too (and so in the rows that train them)
 
     def __post_init__(self):
         if self.order not in ("best_last", "best_first"):
@@ -59,21 +60,21 @@ def load_templates(name: str) -> PromptTemplates:
         raise ConfigError(f"--prompts {path}: {e}") from None
 
 
-def base_messages(question: str, t: PromptTemplates, system: str | None = None) -> list[dict]:
+def base_messages(question: str, t: PromptTemplates, system: str | None = None, examples: bool = True) -> list[dict]:
     """Plain prompting: the system prompt, the examples that have no context, the question.
 
     Examples with a context belong to the RAG prompt: shown without their document, their
     answers leak into unrelated answers (measured: base answers then quote the example).
     """
     messages = [{"role": "system", "content": system or t.system}]
-    for ex in t.examples:
+    for ex in t.examples if examples else ():
         if not ex.context:
             messages += [{"role": "user", "content": ex.question}, {"role": "assistant", "content": ex.answer}]
     return messages + [{"role": "user", "content": question}]
 
 
 def rag_messages(question: str, hits: list[Hit], t: PromptTemplates, count_tokens: Callable[[str], int],
-                 budget: int, system: str | None = None) -> tuple[list[dict], list[Hit]]:
+                 budget: int, system: str | None = None, examples: bool = True) -> tuple[list[dict], list[Hit]]:
     """The RAG prompt and the hits that fit into `budget` tokens of context.
 
     Hits come best first. The lowest-ranked are dropped until the rest fit; if even the
@@ -88,7 +89,7 @@ def rag_messages(question: str, hits: list[Hit], t: PromptTemplates, count_token
         docs[0] = _cut_to_budget(t, used[0], count_tokens, budget)
     ordered = docs[::-1] if t.order == "best_last" else docs
     messages = [{"role": "system", "content": system or t.rag_system}]
-    for ex in t.examples:
+    for ex in t.examples if examples else ():
         if ex.context:
             ctx = t.document.format(n=1, source="example", text=escape(ex.context))
             messages += [{"role": "user", "content": t.rag_user.format(context=ctx, question=ex.question)},
@@ -96,6 +97,12 @@ def rag_messages(question: str, hits: list[Hit], t: PromptTemplates, count_token
     context = "\n\n".join(ordered)
     messages.append({"role": "user", "content": t.rag_user.format(context=context, question=question)})
     return messages, used
+
+
+def shows_examples(t: PromptTemplates, adapter: bool) -> bool:
+    """A fine-tuned model learned the answer's shape from its rows, which synth renders the same
+    way: the worked examples would only cost it prompt tokens (260 of ~470 a chunk, SmolLM2)."""
+    return t.adapter_examples or not adapter
 
 
 def render_document(t: PromptTemplates, n: int, hit: Hit, text: str | None = None) -> str:

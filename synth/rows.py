@@ -7,7 +7,8 @@ Two kinds of row teach two things:
                  retrieved context, for `ft-rag` (RAFT, Zhang et al. 2024). With probability
                  1 - P the oracle is left out and the answer comes from memory.
 RAFT contexts are rendered by the engine's own prompt builder (engine/prompts.py), so the
-adapter trains on exactly the delimiters, source markers and instructions it will be shown.
+adapter trains on exactly the delimiters, source markers and instructions it will be shown
+(without the worked examples, unless prompts.yaml sets `adapter_examples`).
 A RAFT row fits the training length (`max_tokens`): the trainer cuts longer rows from the
 front, which took the system prompt and instructions from every row and the answer's own
 sentence from 27% of the oracle rows (SQuAD, 4 chunks of ~180 tokens into 512). So the
@@ -29,7 +30,7 @@ TEMPLATE_TOKENS = 4  # the chat template's markers around each message
 
 
 def closed_book_row(pair: Pair, t: P.PromptTemplates) -> dict:
-    messages = P.base_messages(pair.question, t) + [{"role": "assistant", "content": pair.answer}]
+    messages = P.base_messages(pair.question, t, examples=P.shows_examples(t, adapter=True)) + [{"role": "assistant", "content": pair.answer}]
     return _row(pair, messages, "closed_book", oracle_in_context=False, chunks=0)
 
 
@@ -52,7 +53,7 @@ def raft_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTem
 
 def _raft_messages(question: str, chunks: list[Chunk], t: P.PromptTemplates, answer: str) -> list[dict]:
     hits = [Hit(c, 1.0 / r, r) for r, c in enumerate(chunks, 1)]  # best first: unshuffled, the oracle goes last in the prompt
-    messages, _ = P.rag_messages(question, hits, t, len, NO_BUDGET)
+    messages, _ = P.rag_messages(question, hits, t, len, NO_BUDGET, examples=P.shows_examples(t, adapter=True))
     return messages + [{"role": "assistant", "content": answer}]
 
 

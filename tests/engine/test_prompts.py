@@ -85,3 +85,22 @@ def test_base_prompts_leave_out_examples_that_need_a_document(t):
     assert any(e.context for e in t.examples), "the shipped examples are RAG examples"
     rag = P.rag_messages("q", [hit(1, "text")], t, words, 500)[0]
     assert len(rag) == 2 + 2 * len(t.examples)
+
+
+def test_the_ft_modes_and_their_training_rows_go_without_the_examples(t):
+    import random
+    from dataclasses import replace
+
+    from core.records import Pair
+    from synth.rows import closed_book_row, raft_row
+
+    assert P.shows_examples(t, adapter=False) and not P.shows_examples(t, adapter=True)
+    assert P.shows_examples(replace(t, adapter_examples=True), adapter=True)
+    assert len(P.rag_messages("q", [hit(1, "text")], t, words, 500, examples=False)[0]) == 2
+    # synth renders what the adapter will be shown: the system prompt, the document(s), the question
+    c = hit(1, "Rollo led the Normans.").chunk
+    pair = Pair("p", "Who led the Normans?", "Rollo", c.id, c.source, None, "", "extractive", {}, "g", "original", "train", "", ())
+    row = raft_row(pair, c, [], t, random.Random(0), 1.0, False, False)
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+    assert row["messages"][:2] == P.rag_messages(pair.question, [hit(1, c.text)], t, words, 500, examples=False)[0]
+    assert [m["role"] for m in closed_book_row(pair, t)["messages"]] == ["system", "user", "assistant"]

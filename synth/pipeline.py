@@ -74,8 +74,7 @@ def synthesize(cfg: SynthConfig, progress: Callable[[str, int, int], None] | Non
 def dataset_dir(cfg: SynthConfig, index_version: str) -> Path:
     if cfg.out:
         return Path(cfg.out).expanduser()
-    identity = {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}
-    digest = hashlib.sha256(json.dumps([identity, index_version], sort_keys=True, default=str).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(json.dumps(_identity(cfg, index_version), sort_keys=True, default=str).encode()).hexdigest()[:10]
     return workdir_path(cfg.workdir) / "datasets" / f"{cfg.generator}-{digest}"
 
 
@@ -85,9 +84,17 @@ def newest_dataset(workdir) -> Path | None:
     return max(found, key=lambda p: (p / "dataset.json").stat().st_mtime) if found else None
 
 
+def _identity(cfg: SynthConfig, index_version: str) -> dict:
+    """What the dataset is made from: its settings, the index, and the prompt templates its rows
+    are rendered with (a template change makes other rows, so another folder)."""
+    templates = repr(_templates(cfg))
+    return {"config": {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}, "index_version": index_version,
+            "prompts": hashlib.sha256(templates.encode()).hexdigest()[:16]}
+
+
 def _claim(out: Path, cfg: SynthConfig, version: str) -> None:
     """Record what this folder is made from; refuse to mix another dataset's drafts into it."""
-    mine = {"config": {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}, "index_version": version}
+    mine = _identity(cfg, version)
     path = out / "config.json"
     if path.exists():
         theirs = _read_json(path)

@@ -287,3 +287,16 @@ def test_split_by_document_and_the_round_trip_filter(workdir, tiny_model, model_
     assert 0 < checked["filtered"]["round_trip"] < len(pairs)
     assert len(kept) + checked["filtered"]["round_trip"] == len(pairs)
     assert {p["id"] for p in kept} < {p["id"] for p in pairs}
+
+
+def test_the_dataset_folder_changes_with_the_prompt_templates(tmp_path):
+    from core.config import CONFIG_DIR
+    from synth.pipeline import dataset_dir
+
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text((CONFIG_DIR / "prompts.yaml").read_text())
+    cfg = synth_cfg(tmp_path, prompts=str(prompts))
+    before = dataset_dir(cfg, "v1")
+    assert dataset_dir(cfg, "v1") == before and dataset_dir(cfg, "v2") != before
+    prompts.write_text(prompts.read_text().replace("adapter_examples: false", "adapter_examples: true"))
+    assert dataset_dir(cfg, "v1") != before  # the same settings, other templates: other rows, another folder

@@ -313,6 +313,7 @@ class _Watch(TrainerCallback):
                                    f"(now {args.learning_rate:g}), or check the model and the data; no adapter was written")
         if (logs or {}).get("loss") is not None:  # logged once per step, after on_step_end
             self.loss = logs["loss"]
+            state.log_history[-1]["rss_mb"] = _rss_mb()  # the entry just logged: kept in checkpoints, so across a resume
             if self.progress:
                 self.progress(state.global_step, state.max_steps, {"loss": self.loss, "tokens_per_s": self.tokens_per_s})
 
@@ -357,16 +358,18 @@ def _mean_train_loss(history: list[dict]) -> float | None:
 
 
 def _write_curves(out: Path, history: list[dict]) -> None:
-    """loss.csv (step, tokens, train_loss, eval_loss) and loss.png, from the trainer's log history."""
+    """loss.csv (step, tokens, train_loss, eval_loss, rss_mb) and loss.png, from the trainer's log history."""
     rows: dict[int, dict] = {}
     for h in history:
-        row = rows.setdefault(h.get("step", 0), {"step": h.get("step", 0), "tokens": "", "train_loss": "", "eval_loss": ""})
+        row = rows.setdefault(h.get("step", 0), {"step": h.get("step", 0), "tokens": "", "train_loss": "", "eval_loss": "", "rss_mb": ""})
         if "loss" in h:
             row["train_loss"] = h["loss"]
         if "eval_loss" in h:
             row["eval_loss"] = h["eval_loss"]
         if "num_tokens" in h:
             row["tokens"] = int(h["num_tokens"])
+        if h.get("rss_mb"):
+            row["rss_mb"] = h["rss_mb"]
     table = [rows[s] for s in sorted(rows) if rows[s]["train_loss"] != "" or rows[s]["eval_loss"] != ""]
     carried = last = 0
     for row in table:  # TRL counts tokens from zero again in a resumed run: carry the count across
@@ -375,7 +378,7 @@ def _write_curves(out: Path, history: list[dict]) -> None:
                 carried = last
             row["tokens"] = last = row["tokens"] + carried
     with (out / "loss.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "tokens", "train_loss", "eval_loss"])
+        writer = csv.DictWriter(f, fieldnames=["step", "tokens", "train_loss", "eval_loss", "rss_mb"])
         writer.writeheader()
         writer.writerows(table)
 
@@ -395,6 +398,14 @@ def _write_curves(out: Path, history: list[dict]) -> None:
     fig.tight_layout()
     fig.savefig(out / "loss.png", dpi=100)
     plt.close(fig)
+
+
+def _rss_mb() -> float:
+    """The resident memory now (the peak alone cannot tell a leak or fragmentation from one big step)."""
+    try:
+        return round(int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):  # no /proc (macOS): the column stays empty
+        return 0.0
 
 
 def _peak_rss_mb() -> float:

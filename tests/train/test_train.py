@@ -116,8 +116,10 @@ def test_the_adapter_folder_holds_everything(trained, tiny_model):
     for key in ("train_loss", "eval_loss", "tokens_per_s", "wall_s", "peak_rss_mb"):
         assert metrics[key] and metrics[key] > 0, key
     csv = (out / "loss.csv").read_text().splitlines()
-    assert csv[0] == "step,tokens,train_loss,eval_loss" and len(csv) == 4  # 3 steps; eval at step 2 shares its row
+    assert csv[0] == "step,tokens,train_loss,eval_loss,rss_mb" and len(csv) == 4  # 3 steps; eval at step 2 shares its row
     assert any(line.split(",")[3] for line in csv[1:])
+    rss = [float(line.split(",")[4]) for line in csv[1:]]
+    assert all(100 < r <= metrics["peak_rss_mb"] + 1 for r in rss)  # each step's resident memory, in MiB, under the peak
     assert json.loads((out / "train_config.json").read_text())["lora_r"] == 4
 
 

@@ -101,7 +101,7 @@ def rag_messages(question: str, hits: list[Hit], t: PromptTemplates, count_token
 
 def shows_examples(t: PromptTemplates, adapter: bool) -> bool:
     """A fine-tuned model learned the answer's shape from its rows, which synth renders the same
-    way: the worked examples would only cost it prompt tokens (260 of ~470 a chunk, SmolLM2)."""
+    way: the worked examples would only cost it prompt tokens (256 of a one-chunk prompt's 537, SmolLM2)."""
     return t.adapter_examples or not adapter
 
 

@@ -303,6 +303,11 @@ class _Watch(TrainerCallback):
         self.t0, self.tokens0, self.tokens, self.tokens_per_s, self.loss = 0.0, 0, 0, 0.0, None
 
     def on_train_begin(self, args, state, control, **kw):
+        # TRL counts the tokens trained on in the process, from zero; the checkpoint's log history
+        # (loaded before this call) holds the count a resumed run goes on from.
+        seen = next((h["num_tokens"] for h in reversed(state.log_history) if "num_tokens" in h), 0)
+        if self.trainer is not None and not self._total_tokens():
+            self.trainer._total_train_tokens = int(seen)
         self.t0, self.tokens0 = time.perf_counter(), self._total_tokens()
 
     def on_log(self, args, state, control, logs=None, **kw):
@@ -368,15 +373,9 @@ def _write_curves(out: Path, history: list[dict]) -> None:
             row["eval_loss"] = h["eval_loss"]
         if "num_tokens" in h:
             row["tokens"] = int(h["num_tokens"])
-        if h.get("rss_mb"):
+        if "rss_mb" in h:
             row["rss_mb"] = h["rss_mb"]
     table = [rows[s] for s in sorted(rows) if rows[s]["train_loss"] != "" or rows[s]["eval_loss"] != ""]
-    carried = last = 0
-    for row in table:  # TRL counts tokens from zero again in a resumed run: carry the count across
-        if row["tokens"] != "":
-            if row["tokens"] + carried < last:
-                carried = last
-            row["tokens"] = last = row["tokens"] + carried
     with (out / "loss.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["step", "tokens", "train_loss", "eval_loss", "rss_mb"])
         writer.writeheader()
@@ -402,10 +401,9 @@ def _write_curves(out: Path, history: list[dict]) -> None:
 
 def _rss_mb() -> float:
     """The resident memory now (the peak alone cannot tell a leak or fragmentation from one big step)."""
-    try:
-        return round(int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
-    except (OSError, ValueError, IndexError):  # no /proc (macOS): the column stays empty
-        return 0.0
+    import psutil
+
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
 def _peak_rss_mb() -> float:

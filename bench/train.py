@@ -6,7 +6,8 @@
 Same model (the packaged SmolLM2-135M), same rows (the first steps x batch rows of a seeded
 shuffle of the SQuAD synth dataset's train.jsonl), same LoRA rank and targets, same max_length.
 Each run is a fresh process, so its peak RSS is its own. Tokens/s counts real tokens (no
-padding) through the model, from the first step to the last, as TRL's `num_tokens` counts them.
+padding) through the model, from the first step to the last: TRL's `num_tokens` for the baseline
+(no packing: the attention mask's sum), ragtune's own count for ours (TRL's would count padding).
 Eval loss is on the final answer's tokens of the first --eval-rows eval rows, for every variant.
 
 The baseline is SFTTrainer with its defaults on the `messages` rows: fp32 (bf16=False, as the
@@ -40,7 +41,8 @@ VARIANTS = {
     "ragtune-dropout": {"lora_dropout": 0.05},  # the LoRA default: a masked fp32 copy of each input, 7 per layer
     "ragtune-micro2": {"batch_size": 2, "grad_accum": 4},  # 2 packed rows per forward pass (same 8 x 512 per step)
     "ragtune-1-thread": {"model.threads": 1},
-    "ragtune-glibc-malloc": {"keep_freed_memory": False},  # glibc's defaults: big blocks unmapped when freed
+    "ragtune-glibc-malloc": {"keep_freed_memory": False},
+    "ragtune-no-pad": {"pad_to_multiple_of": 1},  # every batch length its own shape: oneDNN's caches grow  # glibc's defaults: big blocks unmapped when freed
     "ragtune-compile": {"torch_compile": True},
 }
 # name -> SFTConfig changes to plain TRL's defaults: how far a user gets by turning TRL's own knobs

@@ -31,6 +31,7 @@ class TrainConfig:
     batch_size: int
     grad_accum: int
     packing: bool
+    pad_to_multiple_of: int  # batch lengths rounded up to this: few shapes, so oneDNN's per-shape caches stay small
     group_by_length: bool  # batches of rows of similar length: little padding
     bf16: bool
     seed: int
@@ -64,6 +65,8 @@ class TrainConfig:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.grad_accum < 1:
             raise ConfigError(f"--grad-accum must be at least 1, got {self.grad_accum}")
+        if self.pad_to_multiple_of < 1:
+            raise ConfigError(f"--pad-to-multiple-of must be at least 1 (1 = no padding), got {self.pad_to_multiple_of}")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}")
         if self.eval_steps < 0:

@@ -15,6 +15,7 @@ last one only); when done, the adapter, tokenizer, metrics.json, loss.csv and lo
 
 from __future__ import annotations
 
+import collections
 import csv
 import ctypes
 import importlib.util
@@ -60,14 +61,16 @@ class TrainReport:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None) -> TrainReport:
+def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None,
+          stop: threading.Event | None = None) -> TrainReport:
     """Train a LoRA adapter on `cfg.data`, write it to `cfg.out` (or a new adapters/ folder).
 
     Args:
         cfg: the resolved config.
         progress: called after each optimizer step with (step, max_steps, {loss, tokens_per_s}).
+        stop: set from another thread (the app's Stop button) to stop as Ctrl-C does.
     Returns:
-        The report; `interrupted` if Ctrl-C stopped it (a checkpoint is then saved in `out`).
+        The report; `interrupted` if Ctrl-C or `stop` stopped it (a checkpoint is then saved in `out`).
     Raises:
         ConfigError: bad --data/--out/--resume/--target-modules, naming the flag.
         ValueError: an empty dataset.
@@ -136,6 +139,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         max_length=cfg.max_length,
         truncation_mode="keep_end",  # rows are already cut this way in train/data.py
         packing=cfg.packing,  # bfd packing: padding-free batches, sequences kept apart by position_ids
+        pad_to_multiple_of=cfg.pad_to_multiple_of if cfg.pad_to_multiple_of > 1 else None,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         bf16=cfg.bf16,  # autocast
         gradient_checkpointing=False,  # TRL's default is on; on CPU memory is plentiful and recompute costs ~30%
@@ -154,11 +158,12 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     )
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=targets, task_type="CAUSAL_LM")
-    watch = _Watch(progress)
+    watch = _Watch(progress, stop)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows.to_dataset(),
                          eval_dataset=eval_rows.to_dataset() if has_eval else None,
                          processing_class=tokenizer, peft_config=lora, callbacks=[watch])
     watch.trainer = trainer
+    watch.count_train_tokens(trainer)
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; our bar shows loss and tokens/s
     with _ctrl_c_stops(watch):
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -251,7 +256,7 @@ def _resolve_data(cfg: TrainConfig, out: Path) -> Path:
 
 # What a run is: resuming it with other values would not continue it (another LoRA shape, batch or schedule).
 RUN_SETTINGS = ("epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
-                "batch_size", "grad_accum", "packing", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps")
+                "batch_size", "grad_accum", "packing", "pad_to_multiple_of", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps")
 
 
 def _as_started(cfg: TrainConfig, out: Path) -> TrainConfig:
@@ -297,18 +302,39 @@ def _check_targets(model, targets: list[str]) -> list[str] | str:
 class _Watch(TrainerCallback):
     """Progress, tokens/s, the non-finite loss check and the Ctrl-C stop, as Trainer callbacks."""
 
-    def __init__(self, progress):
-        self.progress, self.trainer = progress, None
+    def __init__(self, progress, stop: threading.Event | None = None):
+        self.progress, self.stop, self.trainer = progress, stop, None
         self.stop_requested = self.interrupted = False
-        self.t0, self.tokens0, self.tokens, self.tokens_per_s, self.loss = 0.0, 0, 0, 0.0, None
+        self.t0, self.seen, self.seen0, self.tokens, self.tokens_per_s, self.loss = 0.0, 0, 0, 0, 0.0, None
+        self.batches: collections.deque[int] = collections.deque()  # real tokens of each collated, not yet trained batch
+
+    def count_train_tokens(self, trainer) -> None:
+        """Count the tokens of each training batch as it is collated, padding excluded.
+
+        TRL counts padded lengths, and `pad_to_multiple_of` pads; tokens/s must count text. Only
+        the training loader gets the counting collator (eval batches are not training).
+        """
+        self.trainer, make = trainer, trainer.get_train_dataloader
+
+        def get_train_dataloader():
+            inner = trainer.data_collator
+
+            def counting(examples):
+                self.batches.append(sum(len(e["input_ids"]) for e in examples))
+                return inner(examples)
+
+            trainer.data_collator = counting
+            try:
+                return make()
+            finally:
+                trainer.data_collator = inner
+
+        trainer.get_train_dataloader = get_train_dataloader
 
     def on_train_begin(self, args, state, control, **kw):
-        # TRL counts the tokens trained on in the process, from zero; the checkpoint's log history
-        # (loaded before this call) holds the count a resumed run goes on from.
-        seen = next((h["num_tokens"] for h in reversed(state.log_history) if "num_tokens" in h), 0)
-        if self.trainer is not None and not self._total_tokens():
-            self.trainer._total_train_tokens = int(seen)
-        self.t0, self.tokens0 = time.perf_counter(), self._total_tokens()
+        # A resumed run goes on from the count in the checkpoint's log history (loaded before this call).
+        self.seen = next((h["tokens"] for h in reversed(state.log_history) if "tokens" in h), 0)
+        self.t0, self.seen0 = time.perf_counter(), self.seen
 
     def on_log(self, args, state, control, logs=None, **kw):
         for key in ("loss", "grad_norm"):
@@ -318,19 +344,20 @@ class _Watch(TrainerCallback):
                                    f"(now {args.learning_rate:g}), or check the model and the data; no adapter was written")
         if (logs or {}).get("loss") is not None:  # logged once per step, after on_step_end
             self.loss = logs["loss"]
-            state.log_history[-1]["rss_mb"] = _rss_mb()  # the entry just logged: kept in checkpoints, so across a resume
+            # on the entry just logged, so kept in checkpoints and across a resume
+            state.log_history[-1].update(tokens=self.seen, rss_mb=_rss_mb())
             if self.progress:
                 self.progress(state.global_step, state.max_steps, {"loss": self.loss, "tokens_per_s": self.tokens_per_s})
 
     def on_step_end(self, args, state, control, **kw):
-        self.tokens = self._total_tokens() - self.tokens0
+        # this step's batches; the loader may have collated the next step's first one already
+        for _ in range(min(args.gradient_accumulation_steps, len(self.batches))):
+            self.seen += self.batches.popleft()
+        self.tokens = self.seen - self.seen0
         self.tokens_per_s = self.tokens / max(time.perf_counter() - self.t0, 1e-9)
-        if self.stop_requested:  # set here, so the trainer saves before it stops
+        if self.stop_requested or (self.stop is not None and self.stop.is_set()):  # set here, so the trainer saves before it stops
             control.should_save = control.should_training_stop = True
             self.interrupted = True
-
-    def _total_tokens(self) -> int:
-        return int(getattr(self.trainer, "_total_train_tokens", 0) or 0)
 
 
 class _ctrl_c_stops:
@@ -371,8 +398,8 @@ def _write_curves(out: Path, history: list[dict]) -> None:
             row["train_loss"] = h["loss"]
         if "eval_loss" in h:
             row["eval_loss"] = h["eval_loss"]
-        if "num_tokens" in h:
-            row["tokens"] = int(h["num_tokens"])
+        if "tokens" in h:
+            row["tokens"] = int(h["tokens"])
         if "rss_mb" in h:
             row["rss_mb"] = h["rss_mb"]
     table = [rows[s] for s in sorted(rows) if rows[s]["train_loss"] != "" or rows[s]["eval_loss"] != ""]

@@ -8,6 +8,8 @@
     ragtune train [--data DIR] [--out DIR] [--max-steps N] [--resume]
     ragtune eval --questions questions.jsonl --limit 200 [--modes base,rag,ft,ft-rag] [--json]
     ragtune export --adapter DIR --out DIR [--merged]
+    ragtune app [--host 127.0.0.1] [--port 7860] [--auth USER:PASS]
+    ragtune demo [--no-app]                 # the whole job on the bundled sample corpus
 
 Heavy libraries are imported inside the commands, so `ragtune --help` starts at once.
 """
@@ -166,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="base model (default: the one the adapter names)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("app", parents=[common, index, model, decoding], help="the Gradio workbench: chat with the four modes side by side, ingest, synth, train, eval")
+    p.add_argument("--host", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, help="default: 7860")
+    p.add_argument("--auth", metavar="USER:PASS", help="a login in front of the app")
+    p.add_argument("--max-queue", type=int, help="requests waiting for the model (default: 64)")
+    p.set_defaults(run=cmd_app)
+
+    p = sub.add_parser("demo", parents=[common], help="the whole job on the bundled sample corpus: ingest, synth, train, eval, app")
+    p.add_argument("--no-app", action="store_true", help="print the tables and exit instead of launching the app")
+    p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct, the default), an HF model id or a local folder")
+    p.set_defaults(run=cmd_demo)
     return parser
 
 
@@ -306,6 +320,12 @@ def cmd_eval(args) -> int:
         print(f"{len(q['skipped'])} question lines skipped; first: {q['skipped'][0]}", file=sys.stderr)
     for mode, why in report["skipped_modes"].items():
         print(f"mode {mode} skipped: {why}", file=sys.stderr)
+    _print_scores(report, out)
+    return 0
+
+
+def _print_scores(report: dict, out) -> None:
+    """The score table, retrieval, the verdict and where the report is."""
     print(f"{'mode':<8}{'EM':>7}{'F1':>7}{'contains':>10}{'ROUGE-L':>9}{'abstain':>9}{'gold ppl':>10}{'p50 s':>8}")
     for m in report["modes"]:
         s = report["summary"][m]
@@ -317,7 +337,6 @@ def cmd_eval(args) -> int:
         print(f"retrieval: hit@{r['k']} {r['hit_at_k']['mean']:.1f}%, answer-recall@{r['k']} {r['answer_recall_at_k']['mean']:.1f}%")
     print(report["verdict"])
     print(f"Report: {_short(str(out))}/report.md ({report['elapsed_s']:.0f} s)")
-    return 0
 
 
 def cmd_serve(args) -> int:
@@ -398,6 +417,110 @@ def cmd_export(args) -> int:
     out = export(args.adapter, args.out, merged=args.merged, overwrite=args.overwrite, model=args.model)
     print(f"{'Merged model' if args.merged else 'Adapter'}: {_short(str(out))}")
     return 0
+
+
+def cmd_app(args) -> int:
+    from app import AppConfig, launch
+    from core.config import load_config
+
+    cfg = load_config(AppConfig, {"workdir": args.workdir, "host": args.host, "port": args.port, "auth": args.auth,
+                                  "max_queue": args.max_queue, **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}}, args.config)
+    print(f"ragtune app: http://{cfg.host}:{cfg.port} (work dir {_short(str(cfg.workdir))}); Ctrl-C stops it", file=sys.stderr)
+    launch(cfg)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Ingest, synth, train, eval and the app, on the bundled sample corpus: the stages' own functions, in a row."""
+    import time
+
+    from app import DemoConfig, launch
+    from core.config import load_config
+    from evals import report as R
+    from evals.config import EvalConfig
+    from evals.run import evaluate
+    from rag.config import IngestConfig
+    from rag.ingest import ingest
+    from synth.config import SynthConfig
+    from synth.pipeline import synthesize
+    from train.config import TrainConfig
+    from train.run import train
+
+    cfg = load_config(DemoConfig, {"workdir": args.workdir, "model": args.model}, args.config)
+    workdir, model = str(cfg.workdir), ({"model.model": cfg.model} if cfg.model else {})
+    took, t0 = {}, time.perf_counter()
+
+    def lap(stage: str) -> str:
+        took[stage] = time.perf_counter() - t0 - sum(took.values())
+        return f"{took[stage]:.0f} s"
+
+    print(f"ragtune demo: {_short(cfg.docs)} -> {_short(workdir)}", file=sys.stderr)
+    bar = _Progress(disable=False)
+    try:
+        ingested = ingest(load_config(IngestConfig, {"paths": [cfg.docs], "workdir": workdir}), on_file=bar.update)
+    finally:
+        bar.close()
+    print(f"1/4 ingest: {ingested.count('ok') + ingested.count('unchanged')} files, {ingested.total_chunks} chunks, "
+          f"{ingested.count('failed')} failed ({lap('ingest')})")
+
+    bars = _StageBars(disable=False)
+    try:
+        card = synthesize(load_config(SynthConfig, {"workdir": workdir, "generator": "extractive"}), progress=bars.update)
+    finally:
+        bars.close()
+    print(f"2/4 synth: {card['pairs']['total']} pairs, {sum(sum(r.values()) for r in card['rows'].values())} rows ({lap('synth')})")
+
+    tcfg = load_config(TrainConfig, {"workdir": workdir, "data": card["path"], **cfg.train, **model})
+    adapter = _trained_before(tcfg)
+    if adapter:
+        print(f"3/4 train: reusing {_short(adapter)}, trained with these settings on this dataset ({lap('train')})")
+    else:
+        tbar = _TrainBar(disable=False)
+        try:
+            trained = train(tcfg, progress=tbar.update)
+        finally:
+            tbar.close()
+        print(f"3/4 train: {trained.steps} steps, {trained.train_tokens} tokens, loss {trained.train_loss:.3f}, "
+              f"{trained.tokens_per_s:.0f} tokens/s ({lap('train')})")
+
+    sets = (("the synthetic eval split", {"split": "eval", "limit": cfg.eval_limit}), ("our questions about the corpus", {"questions": cfg.questions}))
+    for name, source in sets:
+        ecfg = load_config(EvalConfig, {"workdir": workdir, **source, **{f"ask.{k}": v for k, v in model.items()}})
+        bars = _StageBars(disable=False, unit="question")
+        try:
+            report = evaluate(ecfg, progress=bars.update)
+        finally:
+            bars.close()
+        out = R.write(report, R.default_out(workdir), ecfg.examples)
+        print(f"\n4/4 eval on {name}: {report['questions']['asked']} questions")
+        _print_scores(report, out)
+    lap("eval")
+    total = sum(took.values())
+    print(f"\nDemo done in {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in took.items()))
+    if args.no_app:
+        return 0
+    print(f"ragtune app: http://{cfg.app.host}:{cfg.app.port} (work dir {_short(workdir)}); Ctrl-C stops it", file=sys.stderr)
+    launch(cfg.app)
+    return 0
+
+
+def _trained_before(cfg) -> str | None:
+    """An adapter already trained on this dataset with these settings and model (a re-run of the demo)."""
+    from core.config import to_dict
+    from engine.model import resolve
+    from train.run import RUN_SETTINGS
+
+    want = json.loads(json.dumps(to_dict(cfg), default=str))
+    model_path = resolve(cfg.model)
+    for done in sorted(Path(cfg.workdir, "adapters").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            saved = json.loads((done.parent / "train_config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        same = all(saved.get(k) == want.get(k) for k in RUN_SETTINGS)
+        if same and saved.get("data") == str(cfg.data) and saved.get("model_path") == model_path:
+            return str(done.parent)
+    return None
 
 
 class _TrainBar:

@@ -169,6 +169,48 @@ class Answerer:
         gen.latency_s = time.perf_counter() - t0
         return self._answer(question, mode, p, gen, adapter, None)
 
+    def stream_modes(self, question: str, modes=MODES, decoding: DecodingConfig | None = None,
+                     k: int | None = None) -> Iterator[tuple[str, str]]:
+        """Yield `(mode, text)` as several modes' answers grow; the return value maps mode -> `Answer`.
+
+        The side-by-side chat: one retrieval serves the rag modes. Span answers (a small
+        model's rag modes) are chosen whole, in under a second, and come first; the generated
+        modes then stream together, one batch, so they grow in parallel. Latencies count
+        from the question.
+        """
+        decoding = decoding or self.cfg.decoding
+        t0 = time.perf_counter()
+        adapters = {m: self.adapter_for(m) for m in modes}
+        hits = None
+        if any(m in RAG_MODES for m in modes):
+            if self.retriever.size == 0:
+                raise RuntimeError(f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first")
+            hits = self.retriever.search(question, k or self.cfg.k)
+        prepared = {m: self.prepare(question, m, k, hits=hits if m in RAG_MODES else None) for m in modes}
+        answers = {}
+        for m in (m for m in modes if self.picks_span(m)):
+            gen, _ = self._pick_span(question, prepared[m], adapters[m] is not None)
+            gen.latency_s = gen.first_token_s = time.perf_counter() - t0
+            yield m, gen.text
+            answers[m] = self._answer(question, m, prepared[m], gen, adapters[m], None)
+        rest = [m for m in modes if not self.picks_span(m)]
+        if rest:
+            offset = time.perf_counter() - t0
+            many = self.engine.stream_many([prepared[m].prompt for m in rest], decoding, [adapters[m] is not None for m in rest],
+                                           [prepared[m].processor for m in rest])
+            try:
+                while True:
+                    i, piece = next(many)
+                    yield rest[i], piece
+            except StopIteration as end:
+                for m, gen in zip(rest, end.value):
+                    gen.latency_s += offset
+                    gen.first_token_s = None if gen.first_token_s is None else gen.first_token_s + offset
+                    answers[m] = self._answer(question, m, prepared[m], gen, adapters[m], None)
+            finally:
+                many.close()
+        return {m: answers[m] for m in modes}
+
     def picks_span(self, mode: str) -> bool:
         return mode in RAG_MODES and self.rag_answer == "spans"
 

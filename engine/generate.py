@@ -150,28 +150,50 @@ class Engine:
         it is clear. Closing the iterator early stops generation and frees the model.
         `processor` is a copy-decoding constraint, or None.
         """
+        many = self.stream_many([prompt], decoding, [adapter], [processor])
+        try:
+            while True:
+                _, piece = next(many)
+                yield piece
+        except StopIteration as done:
+            return done.value[0]
+        finally:
+            many.close()
+
+    def stream_many(self, prompts: list[str], decoding: DecodingConfig, adapters: list[bool] | None = None,
+                    processors: list | None = None) -> Iterator[tuple[int, str]]:
+        """Generate several answers in one batch and yield `(i, text)` as each grows.
+
+        The side-by-side chat streams base and ft this way: one forward pass a step serves
+        both, so they arrive in parallel rather than one after the other. `adapters[i]` turns
+        the adapter on for prompt i alone (PEFT's mixed-adapter batches). The return value
+        is the list of `Generation`s; each one's latency is the time its own answer ended.
+        """
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        class _Cancel(StoppingCriteria):
-            def __init__(self):
-                self.flag = False
+        n = len(prompts)
+        adapters = adapters or [False] * n
+        done = [False] * n  # a row that ended (EOS or a stop string) or whose reader left
 
+        class _Done(StoppingCriteria):
             def __call__(self, input_ids, scores, **kw):
-                return torch.full((input_ids.shape[0],), self.flag, dtype=torch.bool)
+                return torch.tensor(done, dtype=torch.bool)
 
         t0 = time.perf_counter()
-        with self.lock, self.using(adapter):
-            batch = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+        mixed = len(set(adapters)) > 1
+        with self.lock, self.using(any(adapters)):
+            batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
             self._check_fits(batch["input_ids"].shape[1], decoding)
             tokens: queue.Queue = queue.Queue()
-            cancel = _Cancel()
             failure: list[BaseException] = []
             extra = {}
-            if processor is not None:
+            if mixed:  # per-row adapters: "__base__" is PEFT's name for none
+                extra["adapter_names"] = [self.model.active_adapter if a else "__base__" for a in adapters]
+            if processors and any(p is not None for p in processors):
                 from engine.copy import BatchProcessor
 
-                extra["logits_processor"] = [BatchProcessor([processor])]
+                extra["logits_processor"] = [BatchProcessor(processors)]
 
             def run():
                 try:
@@ -179,7 +201,7 @@ class Engine:
                         if decoding.seed is not None:
                             torch.manual_seed(decoding.seed)
                         self.model.generate(**batch, **self._generate_kwargs(decoding), streamer=_QueueStreamer(tokens),
-                                            stopping_criteria=StoppingCriteriaList([cancel]), **extra)
+                                            stopping_criteria=StoppingCriteriaList([_Done()]), **extra)
                 except BaseException as e:  # surfaced in the caller's thread below
                     failure.append(e)
                 finally:
@@ -187,29 +209,38 @@ class Engine:
 
             worker = threading.Thread(target=run, daemon=True)
             worker.start()
-            generated: list[int] = []
-            sent, first = "", None
+            eos = self.tokenizer.eos_token_id
+            generated: list[list[int]] = [[] for _ in prompts]
+            sent, first, ended = [""] * n, [None] * n, [None] * n
             try:
-                while (piece := tokens.get()) is not None:
-                    generated.extend(piece)
-                    text, stopped = self._cut(self.tokenizer.decode(generated, skip_special_tokens=True).lstrip(), decoding.stop)
-                    ready = text.rstrip() if stopped else _hold_back(text, decoding.stop)
-                    if len(ready) > len(sent):
-                        first = first if first is not None else time.perf_counter() - t0
-                        yield ready[len(sent):]
-                        sent = ready
-                    if stopped:
-                        break
+                while (step := tokens.get()) is not None:
+                    for i, token in enumerate(step):
+                        if done[i]:
+                            continue
+                        generated[i].append(token)
+                        text, stopped = self._cut(self.tokenizer.decode(generated[i], skip_special_tokens=True).lstrip(), decoding.stop)
+                        ready = text.rstrip() if stopped else _hold_back(text, decoding.stop)
+                        if len(ready) > len(sent[i]):
+                            first[i] = first[i] if first[i] is not None else time.perf_counter() - t0
+                            yield i, ready[len(sent[i]):]
+                            sent[i] = ready
+                        if stopped or token == eos:
+                            done[i], ended[i] = True, time.perf_counter() - t0
             finally:
-                cancel.flag = True  # a stop string ended it, or the consumer left early
+                done[:] = [True] * n  # every row ended, or the reader left: the next step stops
                 worker.join()
             if failure:
                 raise failure[0]
-            result = self._finish(generated, int(batch["input_ids"].shape[1]), decoding, time.perf_counter() - t0)
-            if len(result.text) > len(sent):  # a held-back tail that never became a stop string
-                yield result.text[len(sent):]
-            result.first_token_s = first
-            return result
+            elapsed = time.perf_counter() - t0
+            results = []
+            for i in range(n):
+                prompt_tokens = int(batch["attention_mask"][i].sum())
+                result = self._finish(generated[i], prompt_tokens, decoding, ended[i] or elapsed)
+                if len(result.text) > len(sent[i]):  # a held-back tail that never became a stop string
+                    yield i, result.text[len(sent[i]):]
+                result.first_token_s = first[i]
+                results.append(result)
+            return results
 
     # Helpers ------------------------------------------------------------------------------
 
@@ -255,7 +286,7 @@ class _QueueStreamer:
         if not self.prompt_seen:
             self.prompt_seen = True
             return
-        self.q.put(value.reshape(-1).tolist())
+        self.q.put(value.reshape(-1).tolist())  # one new token per row
 
     def end(self) -> None:
         pass

@@ -22,7 +22,7 @@ import numpy as np
 from core.records import Draft
 from evals.metrics import normalize
 
-REASONS = ("malformed", "ungrounded", "answer_in_question", "length", "duplicate", "near_duplicate", "round_trip")
+REASONS = ("malformed", "ungrounded", "answer_in_question", "length", "duplicate", "near_duplicate", "round_trip", "removed")
 
 def grounded(answer: str, text: str, min_overlap: float) -> bool:
     """The answer is in the text, verbatim after normalising, or by enough of its tokens."""

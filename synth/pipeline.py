@@ -8,6 +8,7 @@
         eval.jsonl       the same for the held-out chunks
         train.<format>.jsonl, eval.<format>.jsonl   with --format alpaca | sharegpt
         dataset.json     the card: counts per generator, filter, split and kind; lengths; leakage
+        removed.json     pairs removed by hand (the app's Dataset tab): they stay out on every re-run
 
 Generation is the slow, model-bound stage, so it is the one that resumes: a chunk's drafts
 are one appended line, and a re-run skips the chunks already there (a line torn by a kill
@@ -69,6 +70,42 @@ def synthesize(cfg: SynthConfig, progress: Callable[[str, int, int], None] | Non
     card["pairs_per_s"] = round(card["pairs"]["total"] / max(card["elapsed_s"], 1e-9), 1)
     _write_json(out / "dataset.json", card)
     return card
+
+
+def remove_pairs(data: Path, ids: list[str]) -> dict:
+    """Drop pairs (and their noisy copies) and their rows from a dataset, and keep them out.
+
+    The ids go to removed.json, which every later `synthesize` into this folder honours, so
+    re-running synth does not bring them back. Returns {"pairs": n, "rows": n} removed.
+    """
+    data = Path(data)
+    with FileLock(str(data / ".lock")):
+        pairs = [json.loads(line) for line in (data / "pairs.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+        gone = {p["id"] for p in pairs if p["id"] in set(ids)}
+        dropped = {(p["group"], p["answer"]) for p in pairs if p["id"] in gone and p["kind"] != "noise"}
+        gone |= {p["id"] for p in pairs if p["kind"] == "noise" and (p["group"], p["answer"]) in dropped}
+        path = data / "removed.json"
+        before = set(_read_json(path).get("ids", [])) if path.exists() else set()
+        _write_json(path, {"ids": sorted(before | gone)})
+        _write_jsonl(data / "pairs.jsonl", [p for p in pairs if p["id"] not in gone])
+        n_rows = 0
+        for split in ("train", "eval"):
+            for name in [f"{split}.jsonl"] + [f"{split}.{fmt}.jsonl" for fmt in rows.EXPORTS]:
+                file = data / name
+                if not file.exists():
+                    continue
+                records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+                kept = [r for r in records if r.get("pair_id") not in gone]
+                n_rows += (len(records) - len(kept)) * (name == f"{split}.jsonl")
+                _write_jsonl(file, kept)
+        card_path = data / "dataset.json"
+        if card_path.exists():  # the card counts what the folder holds
+            card = _read_json(card_path)
+            card.setdefault("filtered", {})["removed"] = card["filtered"].get("removed", 0) + len(gone)
+            left = [p for p in pairs if p["id"] not in gone]
+            card["pairs"] = {**card.get("pairs", {}), "total": len(left), **Counter(p["split"] for p in left)}
+            _write_json(card_path, card)
+    return {"pairs": len(gone), "rows": n_rows}
 
 
 def dataset_dir(cfg: SynthConfig, index_version: str) -> Path:
@@ -184,6 +221,12 @@ def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, l
         agree = _round_trip(cfg, kept, by_id)
         counts["round_trip"] += len(kept) - sum(agree)
         kept, vectors = [k for k, a in zip(kept, agree) if a], vectors[[bool(a) for a in agree]]
+
+    removed = set(_read_json(out / "removed.json").get("ids", [])) if (out / "removed.json").exists() else set()
+    if removed:
+        keep = [_pair_id(k.chunk_id, k.draft.question, k.draft.answer) not in removed for k in kept]
+        counts["removed"] += len(kept) - sum(keep)
+        kept, vectors = [k for k, m in zip(kept, keep) if m], vectors[keep]
 
     eval_keys = _eval_keys(cfg, chunks)
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from app import AppConfig, DemoConfig
 from conftest import ROOT
 from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
 from engine.config import AskConfig, DecodingConfig, ModelConfig, ServeConfig, SpanConfig
@@ -12,7 +13,8 @@ from train.config import TrainConfig
 
 STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig, "model.yaml": ModelConfig,
           "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig, "spans.yaml": SpanConfig,
-          "synth.yaml": SynthConfig, "train.yaml": TrainConfig, "eval.yaml": EvalConfig}
+          "synth.yaml": SynthConfig, "train.yaml": TrainConfig, "eval.yaml": EvalConfig, "app.yaml": AppConfig,
+          "demo.yaml": DemoConfig}
 
 
 def test_every_yaml_file_builds_its_config_class():

@@ -127,6 +127,28 @@ def test_adapter_switches_on_and_off_in_one_process(workdir, tiny_model, adapter
     assert a.answer("What does ingest do?", "ft-rag").sources
 
 
+def test_stream_modes_gives_each_mode_its_own_answer_from_one_batch(workdir, tiny_model, adapter):
+    """base and ft generate in one mixed-adapter batch: each answer equals the mode answered alone."""
+    from engine.answer import Answerer
+
+    a = Answerer(ask_cfg(workdir, tiny_model, adapter=str(adapter), **{"decoding.max_new_tokens": 8}))
+    q = "What does ingest do?"
+    stream = a.stream_modes(q, ["base", "rag", "ft", "ft-rag"])
+    pieces: dict[str, str] = {}
+    with pytest.raises(StopIteration) as done:
+        while True:
+            mode, piece = next(stream)
+            pieces[mode] = pieces.get(mode, "") + piece
+    answers = done.value.value
+    assert list(answers) == ["base", "rag", "ft", "ft-rag"]
+    for mode, answer in answers.items():
+        assert answer.text == pieces.get(mode, "") == a.answer(q, mode).text, mode
+        assert answer.latency_s > 0
+    assert answers["base"].text != answers["ft"].text
+    assert answers["rag"].sources and answers["ft-rag"].sources and not answers["base"].sources
+    assert [s.chunk_id for s in answers["rag"].sources] == [s.chunk_id for s in answers["ft-rag"].sources]  # one retrieval
+
+
 def test_newest_adapter_is_the_default(workdir, tiny_model, adapter):
     import shutil
 

@@ -76,6 +76,28 @@ def test_stream_matches_generate_and_releases_the_model(engine, prompts):
     engine.lock.release()
 
 
+def test_stream_many_grows_answers_in_parallel_and_matches_generate(engine, prompts):
+    d = dec(max_new_tokens=12)
+    many = engine.stream_many(prompts, d)
+    events = []
+    with pytest.raises(StopIteration) as done:
+        while True:
+            events.append(next(many))
+    results = done.value.value
+    alone = [engine.generate([p], d)[0] for p in prompts]
+    assert [r.text for r in results] == [g.text for g in alone]
+    for i, r in enumerate(results):
+        assert "".join(piece for j, piece in events if j == i) == r.text
+    order = [i for i, _ in events]
+    last_of_first = max(n for n, i in enumerate(order) if i == order[0])
+    assert len(set(order[:last_of_first])) > 1, "the answers interleave: none waits for another to end"
+    early = engine.stream_many(prompts, dec(max_new_tokens=200))
+    next(early)
+    early.close()
+    assert engine.lock.acquire(timeout=5)
+    engine.lock.release()
+
+
 def test_stream_holds_back_a_stop_string(engine, prompts):
     free = engine.generate(prompts[0:1], dec(max_new_tokens=16))[0].text
     stop = free.split()[1]

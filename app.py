@@ -1,0 +1,710 @@
+"""The ragtune workbench: `ragtune app`, a Gradio app over the same functions as the CLI.
+
+    ragtune app                                  # http://127.0.0.1:7860
+    ragtune app --port 8080 --auth me:secret     # a login, for a shared machine
+
+Tabs: Chat (the four modes side by side, and a one-mode chat with history), Corpus, Dataset,
+Train, Evaluate. The functions below are plain top-level functions, the ones gradio_client
+calls by `api_name`; `build()` only wires them into a page.
+
+One process holds one model (the `Workbench`): answers take turns at it through the engine's
+lock, and gradio's queue makes further users wait rather than fail. Long jobs (ingest, synth,
+train, eval) run one at a time in a background thread, so the page stays responsive and a job
+outlives the tab that started it; any tab shows its progress.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from core.config import ConfigError, load_config, resolve_workdir
+from engine.config import MODES, AskConfig
+
+TITLE = "ragtune"
+POLL_S = 0.5  # how often a page following a job looks at it
+
+
+@dataclass
+class AppConfig:
+    """`ragtune app`: the workbench's server."""
+
+    config_file = "app.yaml"
+    workdir: str | None
+    host: str
+    port: int
+    auth: str | None  # USER:PASS; None = no login
+    max_queue: int  # requests waiting for the model; more are turned away with a message
+    ask: AskConfig = field(default=None)
+
+    def __post_init__(self):
+        self.workdir = resolve_workdir(self.workdir)
+        self.ask.workdir = self.ask.search.workdir = self.workdir
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be between 0 and 65535, got {self.port}")
+        if self.auth is not None and (":" not in self.auth or not self.auth.split(":", 1)[0]):
+            raise ConfigError("--auth must be USER:PASS")
+        if self.max_queue < 1:
+            raise ConfigError(f"--max-queue must be at least 1, got {self.max_queue}")
+
+
+@dataclass
+class DemoConfig:
+    """`ragtune demo`: the whole job on the bundled sample corpus, on a bounded budget."""
+
+    config_file = "demo.yaml"
+    workdir: str | None
+    docs: str  # relative paths are relative to the ragtune checkout
+    questions: str
+    model: str | None  # None = the packaged model
+    train: dict  # overrides of configs/train.yaml
+    eval_limit: int  # questions sampled from the synthetic eval split
+    app: AppConfig = field(default=None)
+
+    def __post_init__(self):
+        self.workdir = resolve_workdir(self.workdir)
+        self.app.workdir = self.app.ask.workdir = self.app.ask.search.workdir = self.workdir
+        root = Path(__file__).resolve().parent
+        self.docs, self.questions = (str(p if Path(p).is_absolute() else root / p) for p in (self.docs, self.questions))
+        if self.model:
+            self.app.ask.model.model = self.model
+        if self.eval_limit < 0:
+            raise ConfigError(f"eval_limit must be 0 or more, got {self.eval_limit}")
+        from train.config import TrainConfig
+
+        load_config(TrainConfig, self.train)  # a typo in demo.yaml's train section fails here, not after ingest and synth
+
+
+# The one model and the one background job --------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """A long job running in a background thread, as the pages see it."""
+
+    kind: str  # ingest | synth | train | eval
+    stage: str = "starting"
+    done: int = 0
+    total: int = 0
+    stats: dict = field(default_factory=dict)
+    points: list = field(default_factory=list)  # train: (step, loss), for the live plot
+    result: object = None
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def running(self) -> bool:
+        return self.ended is None
+
+    def line(self) -> str:
+        """One line: `train: step 40/100 (loss 1.93, 371 tokens/s), 1 min 05 s`."""
+        took = _duration((self.ended or time.time()) - self.started)
+        if self.error:
+            return f"{self.kind} failed after {took}: {self.error}"
+        if not self.running:
+            return f"{self.kind} finished in {took}"
+        count = f" {self.done}/{self.total}" if self.total else ""
+        stats = ", ".join(f"{k} {v}" for k, v in self.stats.items())
+        return f"{self.kind}: {self.stage}{count}{f' ({stats})' if stats else ''}, {took}"
+
+
+class Workbench:
+    """What the app holds: its config, the answerer (one model, loaded on first use) and the job."""
+
+    def __init__(self, cfg: AppConfig):
+        self.cfg = cfg
+        self.workdir = Path(cfg.workdir)
+        self.job: Job | None = None
+        self.failures: dict[str, str] = {}  # file -> why, from the last ingest (the manifest holds the rest)
+        self._answerer = None
+        self._lock = threading.Lock()
+
+    @property
+    def answerer(self):
+        with self._lock:
+            if self._answerer is None:
+                from engine.answer import Answerer
+
+                self._answerer = Answerer(self.cfg.ask)
+            return self._answerer
+
+    def start(self, kind: str, work: Callable[[Job], object], then: Callable[[object], None] | None = None) -> Job:
+        """Run `work(job)` in the background; one job at a time (two would halve each other's CPU)."""
+        with self._lock:
+            if self.job is not None and self.job.running:
+                raise RuntimeError(f"a {self.job.kind} job is running ({self.job.line()}); wait for it, or stop it on the Train tab")
+            job = self.job = Job(kind)
+
+        def run():
+            try:
+                job.result = work(job)
+                if then is not None:
+                    then(job.result)
+            except Exception as e:  # shown on the page, as the CLI would print it
+                job.error = _first_line(e)
+            finally:
+                job.ended = time.time()
+
+        threading.Thread(target=run, name=f"ragtune-{kind}", daemon=True).start()
+        return job
+
+    def follow(self, job: Job, view: Callable[[Job], tuple]) -> Iterator[tuple]:
+        """Yield `view(job)` until the job ends: the page's progress, not the job's life."""
+        while job.running:
+            yield view(job)
+            time.sleep(POLL_S)
+        if job.error:
+            raise RuntimeError(job.error)
+        yield view(job)
+
+    def reload_retriever(self, _=None) -> None:
+        if self._answerer is not None:
+            self._answerer._retriever = None  # the next question opens the index afresh, new chunks included
+
+    def load_adapter(self, report) -> None:
+        if self._answerer is not None and not report.interrupted:
+            self._answerer.engine.load_adapter(report.out)
+
+
+BENCH: Workbench | None = None  # the one per process, set by build(); the functions below use it
+
+
+def _bench() -> Workbench:
+    if BENCH is None:
+        raise RuntimeError("the app is not set up: call app.build(cfg) first")
+    return BENCH
+
+
+# Chat ------------------------------------------------------------------------------------------
+
+
+def side_by_side(question: str, temperature: float = 0.0, top_k: int = 50, top_p: float = 1.0,
+                 max_new_tokens: int = 64) -> Iterator[tuple[str, str, str, str, str, str]]:
+    """One question, the four modes' answers as they grow, then the rag modes' sources.
+
+    Yields (base, rag, ft, ft-rag, rag sources, ft-rag sources), Markdown each. A mode that
+    cannot answer (no adapter yet, an empty index) shows why instead.
+    """
+    if not (question or "").strip():
+        raise ValueError("the question is empty")
+    answerer = _bench().answerer
+    decoding = _decoding(answerer, temperature, top_k, top_p, max_new_tokens)
+    blocked = answerer.unavailable(MODES)
+    text = {m: f"*unavailable: {blocked[m]}*" if m in blocked else "" for m in MODES}
+    sources = {m: "" for m in ("rag", "ft-rag")}
+
+    def view():
+        return (*(text[m] for m in MODES), sources["rag"], sources["ft-rag"])
+
+    yield view()
+    modes = [m for m in MODES if m not in blocked]
+    if not modes:
+        return
+    stream = answerer.stream_modes(question, modes, decoding)
+    try:
+        while True:
+            mode, piece = next(stream)
+            text[mode] += piece
+            yield view()
+    except StopIteration as end:
+        answers = end.value
+    for mode, a in answers.items():
+        text[mode] = a.text or "*(no answer)*"
+        text[mode] += f"\n\n<sub>{a.latency_s:.2f} s, {a.generated_tokens} token{'s' * (a.generated_tokens != 1)}</sub>"
+        if mode in sources:
+            sources[mode] = format_sources(a.sources)
+    yield view()
+
+
+def chat(message: str, history: list[dict], mode: str = "rag", temperature: float = 0.0, top_k: int = 50,
+         top_p: float = 1.0, max_new_tokens: int = 128) -> Iterator[list[dict]]:
+    """One mode, with the conversation so far: yields the history with the answer growing at its end."""
+    if not (message or "").strip():
+        raise ValueError("the message is empty")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    answerer = _bench().answerer
+    why = answerer.unavailable([mode]).get(mode)
+    if why:
+        raise RuntimeError(f"mode {mode} is unavailable: {why}")
+    turns = [{"role": t["role"], "content": _plain(t["content"])} for t in (history or []) if t.get("role") in ("user", "assistant")]
+    out = turns + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    stream = answerer.stream(message, mode, _decoding(answerer, temperature, top_k, top_p, max_new_tokens), history=turns)
+    try:
+        while True:
+            out[-1]["content"] += next(stream)
+            yield out
+    except StopIteration as end:
+        a = end.value
+    if a.sources:
+        out[-1]["content"] = (a.text or out[-1]["content"]) + "\n\n" + format_sources(a.sources)
+    yield out
+
+
+def format_sources(sources) -> str:
+    """The chunks an answer was given, best first: file, page or section, score and a snippet."""
+    if not sources:
+        return "*no sources*"
+    lines = []
+    for s in sources:
+        where = f"page {s.page}" if s.page else (s.section or "")
+        snippet = " ".join(s.text.split())[:240]
+        lines.append(f"{s.rank}. **{Path(s.source).name}**{f' · {where}' if where else ''} · score {s.score:.3f}\n   > {snippet}…")
+    return "\n".join(lines)
+
+
+# Corpus ----------------------------------------------------------------------------------------
+
+
+def safe_filename(name: str) -> str:
+    """An uploaded file's name, made safe to write: no folders, no leading dots, plain characters.
+
+    `../../x.pdf` -> `x.pdf`; `C:\\evil\\..\\a b.txt` -> `a_b.txt`; an empty result -> `upload`.
+    """
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip("._-")[:120]
+    return base or "upload"
+
+
+def save_uploads(paths: list[str], names: list[str] | None = None) -> list[Path]:
+    """Copy uploaded files into <workdir>/uploads under safe names (a clash gets `-1`, `-2`)."""
+    folder = (_bench().workdir / "uploads").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for i, path in enumerate(paths or []):
+        name = safe_filename((names[i] if names else None) or Path(str(path)).name)
+        dest, n = folder / name, 1
+        while dest.exists() and not _same_file(dest, Path(path)):
+            dest, n = folder / f"{Path(name).stem}-{n}{Path(name).suffix}", n + 1
+        if dest.resolve().parent != folder:  # cannot happen after safe_filename; a second lock on the door
+            raise ValueError(f"upload {name!r}: refused, it would land outside {folder}")
+        shutil.copyfile(path, dest)
+        saved.append(dest)
+    return saved
+
+
+def ingest_uploads(files: list[str]) -> Iterator[tuple[str, list[list]]]:
+    """Save uploaded files into the work dir and ingest them. Yields (status, the corpus table)."""
+    if not files:
+        raise ValueError("no files uploaded")
+    saved = save_uploads([str(f) for f in files])
+    yield from _ingest([str(p) for p in saved])
+
+
+def ingest_folder(folder: str) -> Iterator[tuple[str, list[list]]]:
+    """Ingest a file or folder on the server. Yields (status, the corpus table)."""
+    path = Path((folder or "").strip()).expanduser()
+    if not str(folder or "").strip() or not path.exists():
+        raise ValueError(f"{folder!r}: no such file or folder on the server")
+    yield from _ingest([str(path)])
+
+
+def _ingest(paths: list[str]) -> Iterator[tuple[str, list[list]]]:
+    from rag.config import IngestConfig
+    from rag.ingest import ingest
+
+    bench = _bench()
+    cfg = load_config(IngestConfig, {"paths": paths, "workdir": str(bench.workdir)})
+
+    def work(job: Job):
+        def on_file(fr, done, total):
+            job.stage, job.done, job.total = Path(fr.path).name, done, total
+            if fr.status == "failed":
+                bench.failures[fr.path] = fr.reason
+            elif fr.status in ("ok", "unchanged"):
+                bench.failures.pop(fr.path, None)
+
+        return ingest(cfg, on_file)
+
+    job = bench.start("ingest", work, then=bench.reload_retriever)
+    for status, table in bench.follow(job, lambda j: (j.line(), None)):
+        if job.running:
+            yield status, corpus_files()
+    r = job.result
+    yield (f"{job.line()}: {r.count('ok')} ingested, {r.count('unchanged')} unchanged, {r.count('failed')} failed, "
+           f"{r.chunks_added} chunks added; {r.total_chunks} in the index"), corpus_files()
+
+
+def corpus_files() -> list[list]:
+    """The index's files: [file, status, chunks, pages, reason], failures of the last ingest included."""
+    from rag.config import IndexConfig
+    from rag.index import Index
+
+    bench = _bench()
+    index = Index(load_config(IndexConfig, {}), bench.workdir)
+    files = index.load_manifest().get("files", {})
+    rows = [[path, "indexed", entry.get("chunks", 0), entry.get("pages", 0), ""] for path, entry in sorted(files.items())]
+    rows += [[path, "failed", 0, 0, why] for path, why in sorted(bench.failures.items()) if path not in files]
+    return rows
+
+
+def search(query: str, k: int = 5) -> list[list]:
+    """The chunks that best match a query: [rank, score, file, page or section, snippet]."""
+    if not (query or "").strip():
+        raise ValueError("the query is empty")
+    retriever = _bench().answerer.retriever
+    if retriever.size == 0:
+        raise RuntimeError("the index is empty: ingest some files first")
+    return [[h.rank, round(h.score, 4), Path(h.chunk.source).name, f"page {h.chunk.page}" if h.chunk.page else h.chunk.section,
+             " ".join(h.chunk.text.split())[:300]] for h in retriever.search(query, int(k))]
+
+
+# Dataset ---------------------------------------------------------------------------------------
+
+PREVIEW_COLUMNS = ["remove", "id", "split", "kind", "question", "answer", "source"]
+
+
+def synthesize(generator: str = "extractive", pairs_per_chunk: int = 4, paraphrases: int = 2,
+               oracle_p: float = 0.8) -> Iterator[tuple[str, list[list], str | None]]:
+    """Synthesize a dataset from the index. Yields (status, the pairs preview, train.jsonl to download)."""
+    from synth.config import SynthConfig
+    from synth.pipeline import synthesize as run
+
+    bench = _bench()
+    cfg = load_config(SynthConfig, {"workdir": str(bench.workdir), "generator": generator, "pairs_per_chunk": int(pairs_per_chunk),
+                                    "paraphrases": int(paraphrases), "oracle_p": float(oracle_p)})
+
+    def work(job: Job):
+        def progress(stage, done, total):
+            job.stage, job.done, job.total = stage, done, total
+
+        return run(cfg, progress)
+
+    job = bench.start("synth", work)
+    for status, in bench.follow(job, lambda j: (j.line(),)):
+        if job.running:
+            yield status, [], None
+    card = job.result
+    rows, path = dataset_preview()
+    pairs = card["pairs"]
+    yield (f"{job.line()}: {pairs['total']} pairs ({pairs.get('train', 0)} train, {pairs.get('eval', 0)} eval) "
+           f"from {card['chunks']['with_pairs']} of {card['chunks']['total']} chunks, in {Path(card['path']).name}"), rows, path
+
+
+def dataset_preview(limit: int = 500) -> tuple[list[list], str | None]:
+    """The newest dataset's pairs (the first `limit`), each with a `remove` box, and its train.jsonl."""
+    from synth.pipeline import newest_dataset
+
+    data = newest_dataset(_bench().workdir)
+    if data is None:
+        return [], None
+    rows = []
+    with (data / "pairs.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            p = json.loads(line)
+            rows.append([False, p["id"], p["split"], p["kind"], p["question"], p["answer"], Path(p["source"]).name])
+            if len(rows) >= limit:
+                break
+    return rows, str(data / "train.jsonl")
+
+
+def remove_flagged(table) -> tuple[str, list[list], str | None]:
+    """Remove the pairs whose `remove` box is ticked, and their training rows; they stay removed on re-synthesis."""
+    from synth.pipeline import newest_dataset, remove_pairs
+
+    data = newest_dataset(_bench().workdir)
+    if data is None:
+        raise RuntimeError("no dataset yet: synthesize one first")
+    records = table.values.tolist() if hasattr(table, "values") else list(table or [])
+    ids = [r[1] for r in records if r and r[0] in (True, "true", "True", 1)]
+    if not ids:
+        raise ValueError("no pair is flagged: tick `remove` on the pairs to drop")
+    removed = remove_pairs(data, ids)
+    rows, path = dataset_preview()
+    return f"removed {removed['pairs']} pairs and {removed['rows']} training rows from {data.name}", rows, path
+
+
+# Train -----------------------------------------------------------------------------------------
+
+
+def start_training(max_steps: int = 100, epochs: float = 1.0, lr: float = 2e-4, lora_r: int = 16) -> str:
+    """Start training a LoRA adapter on the newest dataset, in the background; returns at once."""
+    from train.config import TrainConfig
+    from train.run import train
+
+    bench = _bench()
+    cfg = load_config(TrainConfig, {"workdir": str(bench.workdir), "max_steps": int(max_steps or -1), "epochs": float(epochs),
+                                    "lr": float(lr), "lora_r": int(lora_r), "model": {"model": bench.cfg.ask.model.model}})
+
+    def work(job: Job):
+        def progress(step, total, stats):
+            job.stage, job.done, job.total = "step", step, total
+            job.stats = {"loss": f"{stats['loss']:.3f}", "tokens/s": f"{stats['tokens_per_s']:.0f}"}
+            job.points.append((step, float(stats["loss"])))
+
+        return train(cfg, progress, stop=job.stop)
+
+    bench.start("train", work, then=bench.load_adapter)
+    return "training started"
+
+
+def training_status() -> tuple[str, list[list]]:
+    """The current (or last) training job: a status line and its (step, loss) points."""
+    job = _bench().job
+    if job is None or job.kind != "train":
+        return "no training has run in this session", []
+    status = job.line()
+    if not job.running and job.result is not None:
+        r = job.result
+        status += (f": {r.steps} steps, train loss {r.train_loss:.4f}, {r.tokens_per_s:.0f} tokens/s; adapter {r.out}"
+                   if not r.interrupted else f": stopped at step {r.steps}; checkpoint in {r.out} (`ragtune train --resume`)")
+    return status, [[s, loss] for s, loss in job.points]
+
+
+def stop_training() -> str:
+    """Ask the training job to checkpoint and stop after its current step."""
+    job = _bench().job
+    if job is None or job.kind != "train" or not job.running:
+        return "no training is running"
+    job.stop.set()
+    return "stopping after this step (a checkpoint is saved)"
+
+
+# Evaluate --------------------------------------------------------------------------------------
+
+
+def evaluate(questions: str | None = None, modes: list[str] | None = None,
+             limit: int = 50) -> Iterator[tuple[str, list[list], str | None, list[list]]]:
+    """Run the four-mode evaluation. Yields (status, score table, chart, disagreements).
+
+    `questions`: a questions JSONL on the server; empty = the newest dataset's eval split.
+    """
+    from evals import report as R
+    from evals.config import EvalConfig
+    from evals.run import evaluate as run
+
+    bench = _bench()
+    source = {"questions": questions.strip()} if (questions or "").strip() else {"split": "eval"}
+    cfg = load_config(EvalConfig, {"workdir": str(bench.workdir), "modes": list(modes or MODES), "limit": int(limit or 0), **source,
+                                   "ask.model.model": bench.cfg.ask.model.model})
+
+    def work(job: Job):
+        def progress(stage, done, total):
+            job.stage, job.done, job.total = stage, done, total
+
+        report = run(cfg, progress)
+        return report, R.write(report, R.default_out(cfg.workdir), cfg.examples)
+
+    job = bench.start("eval", work)
+    for status, in bench.follow(job, lambda j: (j.line(),)):
+        if job.running:
+            yield status, [], None, []
+    report, out = job.result
+    yield f"{report['verdict']} Report: {out}/report.md", score_table(report), str(out / "scores.png"), disagreements(report)
+
+
+def score_table(report: dict) -> list[list]:
+    """[mode, EM, F1 (95% CI), contains %, abstain %, gold ppl, p50 s]: the table `ragtune eval` prints."""
+    rows = []
+    for m in report["modes"]:
+        s = report["summary"][m]
+        ppl = s.get("gold_perplexity")
+        rows.append([m, round(s["exact"]["mean"], 1), f"{s['f1']['mean']:.1f} [{s['f1']['low']:.1f}, {s['f1']['high']:.1f}]",
+                     round(s["contains"]["mean"], 1), round(s["abstain_rate"], 1), round(ppl["mean"], 2) if ppl else None,
+                     round(s["latency_s"]["p50"], 2)])
+    return rows
+
+
+def disagreements(report: dict, limit: int = 50) -> list[list]:
+    """The questions the modes disagree on: [question, gold, each mode's answer (✓ right, ✗ and why)]."""
+    rows = []
+    for q in report["per_question"]:
+        modes = q["modes"]
+        if len({r["correct"] for r in modes.values()}) > 1:
+            rows.append([q["question"], " | ".join(q["answers"][:2])] +
+                        [f"{'✓' if modes[m]['correct'] else '✗'} {modes[m]['answer']}" + ("" if modes[m]["correct"] else f" ({modes[m]['bucket']})")
+                         if m in modes else "" for m in MODES])
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+# The page --------------------------------------------------------------------------------------
+
+
+def build(cfg: AppConfig):
+    """The Blocks app over the functions above. Sets the process's Workbench."""
+    import gradio as gr
+
+    global BENCH
+    BENCH = Workbench(cfg)
+    model = dict(concurrency_id="model", concurrency_limit=1)  # one model: answers take turns, the rest queue
+    quick = dict(concurrency_limit=None)  # reads of files and job state: never behind the model
+
+    with gr.Blocks(title=TITLE) as app:
+        gr.Markdown(f"## {TITLE} workbench\nYour documents, four ways to answer: **base** (the model alone), **rag** "
+                    f"(reading retrieved chunks), **ft** (fine-tuned), **ft-rag** (both). Work dir: `{cfg.workdir}`")
+        job_line = gr.Markdown(elem_id="job-line")
+
+        with gr.Tab("Chat"):
+            with gr.Row():
+                question = gr.Textbox(label="Question", placeholder="Ask your documents something", scale=5, elem_id="question")
+                ask = gr.Button("Ask all four", variant="primary", scale=1, elem_id="ask")
+            d = cfg.ask.decoding
+            with gr.Accordion("Decoding", open=False):
+                with gr.Row():
+                    temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="temperature (0 = greedy)")
+                    top_k = gr.Slider(0, 200, value=d.top_k, step=1, label="top-k")
+                    top_p = gr.Slider(0.05, 1.0, value=d.top_p, step=0.05, label="top-p")
+                    max_new = gr.Slider(1, 512, value=d.max_new_tokens, step=1, label="max new tokens")
+            panels, source_panels = {}, {}
+            with gr.Row(equal_height=True):
+                for m in MODES:
+                    with gr.Column(min_width=200):
+                        panels[m] = gr.Markdown(label=m, elem_id=f"answer-{m}", container=True, min_height=120,
+                                                value=f"**{m}**")
+                        if m in ("rag", "ft-rag"):
+                            with gr.Accordion(f"{m} sources", open=False):
+                                source_panels[m] = gr.Markdown(elem_id=f"sources-{m}")
+            outputs = [*panels.values(), source_panels["rag"], source_panels["ft-rag"]]
+            decoding = [temperature, top_k, top_p, max_new]
+            for trigger in (ask.click, question.submit):
+                trigger(_labelled(side_by_side), [question, *decoding], outputs, api_name="side_by_side" if trigger == ask.click else False, **model)
+
+            gr.Markdown("### Chat with one mode")
+            with gr.Row():
+                mode = gr.Radio(list(MODES), value="rag", label="mode", scale=1)
+                with gr.Column(scale=4):
+                    history = gr.Chatbot(label="conversation", height=320)
+                    message = gr.Textbox(label="Message", placeholder="Follow-up questions keep the conversation")
+            message.submit(chat, [message, history, mode, *decoding], history, api_name="chat", **model).then(lambda: "", None, message, queue=False)
+
+        with gr.Tab("Corpus"):
+            with gr.Row():
+                uploads = gr.File(label="Upload files", file_count="multiple", type="filepath", scale=2)
+                with gr.Column(scale=2):
+                    folder = gr.Textbox(label="...or a file or folder on the server", placeholder="/data/my-docs")
+                    ingest_btn = gr.Button("Ingest", variant="primary")
+            ingest_status = gr.Markdown()
+            files = gr.Dataframe(headers=["file", "status", "chunks", "pages", "reason"], label="Ingested files", interactive=False)
+            gr.on([uploads.upload], ingest_uploads, uploads, [ingest_status, files], api_name="ingest_upload", concurrency_id="jobs")
+            ingest_btn.click(ingest_folder, folder, [ingest_status, files], api_name="ingest_folder", concurrency_id="jobs")
+            with gr.Row():
+                query = gr.Textbox(label="Search", scale=4)
+                k = gr.Slider(1, 20, value=5, step=1, label="k", scale=1)
+            hits = gr.Dataframe(headers=["rank", "score", "file", "where", "snippet"], label="Hits", interactive=False, wrap=True)
+            query.submit(search, [query, k], hits, api_name="search", **quick)
+
+        with gr.Tab("Dataset"):
+            with gr.Row():
+                generator = gr.Dropdown(["extractive", "local", "openai"], value="extractive", label="generator")
+                ppc = gr.Slider(1, 10, value=4, step=1, label="pairs per chunk")
+                paraphrases = gr.Slider(0, 4, value=2, step=1, label="paraphrases")
+                oracle_p = gr.Slider(0, 1, value=0.8, step=0.05, label="RAFT oracle P")
+            synth_btn = gr.Button("Synthesize", variant="primary")
+            synth_status = gr.Markdown()
+            pairs = gr.Dataframe(headers=PREVIEW_COLUMNS, datatype=["bool", "str", "str", "str", "str", "str", "str"],
+                                 label="Pairs (tick `remove` on bad ones)", interactive=True, wrap=True)
+            with gr.Row():
+                remove_btn = gr.Button("Remove flagged pairs")
+                download = gr.File(label="train.jsonl", interactive=False)
+            synth_btn.click(synthesize, [generator, ppc, paraphrases, oracle_p], [synth_status, pairs, download], api_name="synth",
+                            concurrency_id="jobs")
+            remove_btn.click(remove_flagged, pairs, [synth_status, pairs, download], api_name="remove_pairs", **quick)
+
+        with gr.Tab("Train"):
+            with gr.Row():
+                max_steps = gr.Number(value=100, precision=0, label="max steps (0 = whole epochs)")
+                epochs = gr.Number(value=1.0, label="epochs")
+                lr = gr.Number(value=2e-4, label="learning rate")
+                lora_r = gr.Dropdown([4, 8, 16, 32, 64], value=16, label="LoRA rank")
+            with gr.Row():
+                train_btn = gr.Button("Train", variant="primary")
+                stop_btn = gr.Button("Stop (checkpoint)", variant="stop")
+            train_status = gr.Markdown()
+            loss_plot = gr.LinePlot(x="step", y="loss", label="train loss", height=260)
+            train_btn.click(start_training, [max_steps, epochs, lr, lora_r], train_status, api_name="train", **quick)
+            stop_btn.click(stop_training, None, train_status, api_name="stop_training", **quick)
+
+        with gr.Tab("Evaluate"):
+            with gr.Row():
+                questions = gr.Textbox(label="Questions JSONL on the server (empty: the dataset's eval split)", scale=3)
+                eval_modes = gr.CheckboxGroup(list(MODES), value=list(MODES), label="modes", scale=2)
+                limit = gr.Number(value=50, precision=0, label="questions (0 = all)", scale=1)
+            eval_btn = gr.Button("Evaluate", variant="primary")
+            eval_status = gr.Markdown()
+            with gr.Row():
+                scores = gr.Dataframe(headers=["mode", "EM", "F1 [95% CI]", "contains %", "abstain %", "gold ppl", "p50 s"],
+                                      label="Scores", interactive=False, scale=3)
+                chart = gr.Image(label="F1 by mode", type="filepath", scale=2)
+            gr.Markdown("#### Where the modes disagree")
+            disagree = gr.Dataframe(headers=["question", "gold", *MODES], interactive=False, wrap=True)
+            eval_btn.click(evaluate, [questions, eval_modes, limit], [eval_status, scores, chart, disagree], api_name="eval",
+                           concurrency_id="jobs")
+
+        def tick():
+            job = BENCH.job
+            status, points = training_status()
+            plot = {"step": [p[0] for p in points], "loss": [p[1] for p in points]}
+            return (job.line() if job else ""), status, plot
+
+        timer = gr.Timer(1.0)
+        timer.tick(tick, None, [job_line, train_status, loss_plot], api_name=False, show_progress="hidden", **quick)
+        app.load(corpus_files, None, files, api_name=False, **quick)
+        app.load(lambda: dataset_preview(), None, [pairs, download], api_name=False, **quick)
+    app.queue(max_size=cfg.max_queue, default_concurrency_limit=2)
+    return app
+
+
+def launch(cfg: AppConfig, block: bool = True):
+    """Build and serve the app on cfg.host:cfg.port (127.0.0.1 unless told otherwise)."""
+    from core import offline
+
+    offline.setup()
+    app = build(cfg)
+    BENCH.answerer.unavailable(MODES)  # load the model, the adapter and the index now: the first question is quick
+    auth = tuple(cfg.auth.split(":", 1)) if cfg.auth else None
+    app.launch(server_name=cfg.host, server_port=cfg.port, auth=auth, prevent_thread_lock=not block, show_error=True,
+               quiet=True, inbrowser=False)
+    return app
+
+
+# Helpers ---------------------------------------------------------------------------------------
+
+
+def _labelled(fn):
+    """The side-by-side answers with each panel titled by its mode (the API returns them bare)."""
+    def labelled(*args):
+        for values in fn(*args):
+            yield (*(f"**{m}**\n\n{v}" for m, v in zip(MODES, values[:4])), *values[4:])
+
+    labelled.__name__ = fn.__name__
+    return labelled
+
+
+def _decoding(answerer, temperature, top_k, top_p, max_new_tokens):
+    from engine.generate import with_overrides
+
+    return with_overrides(answerer.cfg.decoding, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
+                          max_new_tokens=int(max_new_tokens))
+
+
+def _plain(content) -> str:
+    """A chat turn's text: gradio may hand back a list of parts."""
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -1,4 +1,4 @@
-# make demo   ingest the bundled sample corpus, search it, ask it, synthesize pairs (creates .venv on first use)
+# make demo   `ragtune demo`: ingest, synthesize, train and evaluate the bundled sample corpus, then the app (creates .venv on first use)
 # make test   the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,11 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(VENV)/bin/ragtune ingest sample/docs
-	$(VENV)/bin/ragtune search "How do I remove chunks of files I deleted?" -k 3
-	$(VENV)/bin/ragtune ask "Which flag removes chunks of files I deleted?" --mode rag
-	$(VENV)/bin/ragtune ask "Which flag removes chunks of files I deleted?" --mode base
-	$(VENV)/bin/ragtune synth
+	$(VENV)/bin/ragtune demo
 
 test: install
 	$(VENV)/bin/pytest

@@ -160,6 +160,47 @@ def test_dataset_preview_remove_and_they_stay_removed(client, workdir):
     assert victim not in [r[1] for r in again["data"]]
 
 
+def _wait_for_job(timeout: float = 300):
+    import time
+
+    import app as A
+
+    deadline = time.time() + timeout
+    while A.BENCH.job.running and time.time() < deadline:
+        time.sleep(0.2)
+    assert not A.BENCH.job.running, "the job did not end in time"
+
+
+def test_training_runs_in_the_background_stops_on_request_and_the_chat_takes_the_new_adapter(client, workdir):
+    """After /synth (the test above): /train returns at once; one job at a time; Stop checkpoints."""
+    import app as A
+
+    assert client.predict(500, 1.0, 2e-4, 4, api_name="/train") == "training started"
+    with pytest.raises(Exception, match="train job is running"):
+        client.predict("", ["base"], 2, api_name="/eval")
+    assert client.predict(api_name="/stop_training").startswith("stopping")
+    _wait_for_job()
+    status, points = A.training_status()
+    assert "stopped at step" in status and "--resume" in status, status
+    assert 1 <= len(points) < 500 and list((Path(A.BENCH.job.result.out)).glob("checkpoint-*"))
+
+    assert client.predict(3, 1.0, 2e-4, 4, api_name="/train") == "training started"
+    _wait_for_job()
+    status, points = A.training_status()
+    assert "train finished" in status and "3 steps" in status, status
+    assert [p[0] for p in points] == [1, 2, 3] and all(p[1] > 0 for p in points)
+    out = Path(A.BENCH.job.result.out)
+    assert (out / "adapter_model.safetensors").exists() and A.BENCH.answerer.engine.adapter_path == out
+
+
+def test_evaluation_from_the_page(client):
+    status, table, chart, disagree = client.predict("", ["base", "rag", "ft", "ft-rag"], 3, api_name="/eval")
+    assert "On these 3 questions" in status and "report.md" in status
+    assert [row[0] for row in table["data"]] == ["base", "rag", "ft", "ft-rag"]
+    assert Path(chart["path"] if isinstance(chart, dict) else chart).name == "scores.png"
+    assert isinstance(disagree["data"], list)
+
+
 @pytest.fixture(scope="module")
 def real_demo(tmp_path_factory, model_cache):
     """`ragtune demo --no-app` as the README runs it: the packaged model, the bundled corpus. Once per CI run."""

@@ -29,6 +29,7 @@ from engine.config import MODES, AskConfig
 
 TITLE = "ragtune"
 POLL_S = 0.5  # how often a page following a job looks at it
+SOURCES = "\n\n**Sources**\n"  # where a chat answer's source list starts
 
 
 @dataclass
@@ -235,7 +236,8 @@ def chat(message: str, history: list[dict], mode: str = "rag", temperature: floa
     why = answerer.unavailable([mode]).get(mode)
     if why:
         raise RuntimeError(f"mode {mode} is unavailable: {why}")
-    turns = [{"role": t["role"], "content": _plain(t["content"])} for t in (history or []) if t.get("role") in ("user", "assistant")]
+    turns = [{"role": t["role"], "content": _plain(t["content"]).split(SOURCES)[0]}  # the model sees answers, not source lists
+             for t in (history or []) if t.get("role") in ("user", "assistant")]
     out = turns + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     stream = answerer.stream(message, mode, _decoding(answerer, temperature, top_k, top_p, max_new_tokens), history=turns)
     try:
@@ -245,7 +247,7 @@ def chat(message: str, history: list[dict], mode: str = "rag", temperature: floa
     except StopIteration as end:
         a = end.value
     if a.sources:
-        out[-1]["content"] = (a.text or out[-1]["content"]) + "\n\n" + format_sources(a.sources)
+        out[-1]["content"] = (a.text or out[-1]["content"]) + SOURCES + format_sources(a.sources)
     yield out
 
 
@@ -274,13 +276,13 @@ def safe_filename(name: str) -> str:
     return base or "upload"
 
 
-def save_uploads(paths: list[str], names: list[str] | None = None) -> list[Path]:
+def save_uploads(paths: list[str]) -> list[Path]:
     """Copy uploaded files into <workdir>/uploads under safe names (a clash gets `-1`, `-2`)."""
     folder = (_bench().workdir / "uploads").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     saved = []
-    for i, path in enumerate(paths or []):
-        name = safe_filename((names[i] if names else None) or Path(str(path)).name)
+    for path in paths or []:
+        name = safe_filename(Path(str(path)).name)
         dest, n = folder / name, 1
         while dest.exists() and not _same_file(dest, Path(path)):
             dest, n = folder / f"{Path(name).stem}-{n}{Path(name).suffix}", n + 1

@@ -67,6 +67,20 @@ def test_four_answers_side_by_side_with_sources(client):
         assert "score" in sources
 
 
+def test_one_mode_chat_keeps_the_conversation(client):
+    def text(turn):
+        c = turn["content"]
+        return c if isinstance(c, str) else " ".join(p.get("text", "") for p in c)
+
+    history = client.predict("What does ragtune train use?", [], "rag", 0.0, 50, 1.0, 8, api_name="/chat")
+    assert [t["role"] for t in history] == ["user", "assistant"]
+    assert "Sources" in text(history[1]) and ("05-training.txt" in text(history[1]) or "01-overview.md" in text(history[1]))
+    history = client.predict("And what does it write?", history, "base", 0.0, 50, 1.0, 8, api_name="/chat")
+    assert [t["role"] for t in history] == ["user", "assistant"] * 2 and text(history[3]).strip()
+    with pytest.raises(Exception, match="empty"):
+        client.predict("  ", history, "base", 0.0, 50, 1.0, 8, api_name="/chat")
+
+
 def test_a_mode_without_an_adapter_is_shown_unavailable_with_the_reason(tmp_path, tiny_model, workdir):
     import app as A
     from core.config import load_config

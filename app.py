@@ -157,14 +157,18 @@ class Workbench:
         threading.Thread(target=run, name=f"ragtune-{kind}", daemon=True).start()
         return job
 
-    def follow(self, job: Job, view: Callable[[Job], tuple]) -> Iterator[tuple]:
-        """Yield `view(job)` until the job ends: the page's progress, not the job's life."""
+    def follow(self, job: Job, progress=None) -> Iterator[Job]:
+        """Yield the job while it runs (the page's progress, not the job's life); raise its error.
+
+        `progress`: gradio's progress bar, called with (done, total) and the stage.
+        """
         while job.running:
-            yield view(job)
+            if progress is not None and job.total:
+                progress((job.done, job.total), desc=f"{job.kind}: {job.stage}")
+            yield job
             time.sleep(POLL_S)
         if job.error:
             raise RuntimeError(job.error)
-        yield view(job)
 
     def reload_retriever(self, _=None) -> None:
         if self._answerer is not None:
@@ -293,23 +297,23 @@ def save_uploads(paths: list[str]) -> list[Path]:
     return saved
 
 
-def ingest_uploads(files: list[str]) -> Iterator[tuple[str, list[list]]]:
+def ingest_uploads(files: list[str], progress=None) -> Iterator[tuple[str, list[list]]]:
     """Save uploaded files into the work dir and ingest them. Yields (status, the corpus table)."""
     if not files:
         raise ValueError("no files uploaded")
     saved = save_uploads([str(f) for f in files])
-    yield from _ingest([str(p) for p in saved])
+    yield from _ingest([str(p) for p in saved], progress)
 
 
-def ingest_folder(folder: str) -> Iterator[tuple[str, list[list]]]:
+def ingest_folder(folder: str, progress=None) -> Iterator[tuple[str, list[list]]]:
     """Ingest a file or folder on the server. Yields (status, the corpus table)."""
     path = Path((folder or "").strip()).expanduser()
     if not str(folder or "").strip() or not path.exists():
         raise ValueError(f"{folder!r}: no such file or folder on the server")
-    yield from _ingest([str(path)])
+    yield from _ingest([str(path)], progress)
 
 
-def _ingest(paths: list[str]) -> Iterator[tuple[str, list[list]]]:
+def _ingest(paths: list[str], progress=None) -> Iterator[tuple[str, list[list]]]:
     from rag.config import IngestConfig
     from rag.ingest import ingest
 
@@ -327,9 +331,8 @@ def _ingest(paths: list[str]) -> Iterator[tuple[str, list[list]]]:
         return ingest(cfg, on_file)
 
     job = bench.start("ingest", work, then=bench.reload_retriever)
-    for status, table in bench.follow(job, lambda j: (j.line(), None)):
-        if job.running:
-            yield status, corpus_files()
+    for _ in bench.follow(job, progress):
+        yield job.line(), corpus_files()
     r = job.result
     yield (f"{job.line()}: {r.count('ok')} ingested, {r.count('unchanged')} unchanged, {r.count('failed')} failed, "
            f"{r.chunks_added} chunks added; {r.total_chunks} in the index"), corpus_files()
@@ -365,7 +368,7 @@ PREVIEW_COLUMNS = ["remove", "id", "split", "kind", "question", "answer", "sourc
 
 
 def synthesize(generator: str = "extractive", pairs_per_chunk: int = 4, paraphrases: int = 2,
-               oracle_p: float = 0.8) -> Iterator[tuple[str, list[list], str | None]]:
+               oracle_p: float = 0.8, progress=None) -> Iterator[tuple[str, list[list], str | None]]:
     """Synthesize a dataset from the index. Yields (status, the pairs preview, train.jsonl to download)."""
     from synth.config import SynthConfig
     from synth.pipeline import synthesize as run
@@ -381,9 +384,8 @@ def synthesize(generator: str = "extractive", pairs_per_chunk: int = 4, paraphra
         return run(cfg, progress)
 
     job = bench.start("synth", work)
-    for status, in bench.follow(job, lambda j: (j.line(),)):
-        if job.running:
-            yield status, [], None
+    for _ in bench.follow(job, progress):
+        yield job.line(), [], None
     card = job.result
     rows, path = dataset_preview()
     pairs = card["pairs"]
@@ -473,8 +475,8 @@ def stop_training() -> str:
 # Evaluate --------------------------------------------------------------------------------------
 
 
-def evaluate(questions: str | None = None, modes: list[str] | None = None,
-             limit: int = 50) -> Iterator[tuple[str, list[list], str | None, list[list]]]:
+def evaluate(questions: str | None = None, modes: list[str] | None = None, limit: int = 50,
+             progress=None) -> Iterator[tuple[str, list[list], str | None, list[list]]]:
     """Run the four-mode evaluation. Yields (status, score table, chart, disagreements).
 
     `questions`: a questions JSONL on the server; empty = the newest dataset's eval split.
@@ -496,9 +498,8 @@ def evaluate(questions: str | None = None, modes: list[str] | None = None,
         return report, R.write(report, R.default_out(cfg.workdir), cfg.examples)
 
     job = bench.start("eval", work)
-    for status, in bench.follow(job, lambda j: (j.line(),)):
-        if job.running:
-            yield status, [], None, []
+    for _ in bench.follow(job, progress):
+        yield job.line(), [], None, []
     report, out = job.result
     yield f"{report['verdict']} Report: {out}/report.md", score_table(report), str(out / "scores.png"), disagreements(report)
 
@@ -587,8 +588,8 @@ def build(cfg: AppConfig):
                     ingest_btn = gr.Button("Ingest", variant="primary")
             ingest_status = gr.Markdown()
             files = gr.Dataframe(headers=["file", "status", "chunks", "pages", "reason"], label="Ingested files", interactive=False)
-            gr.on([uploads.upload], ingest_uploads, uploads, [ingest_status, files], api_name="ingest_upload", concurrency_id="jobs")
-            ingest_btn.click(ingest_folder, folder, [ingest_status, files], api_name="ingest_folder", concurrency_id="jobs")
+            uploads.upload(_with_bar(ingest_uploads), uploads, [ingest_status, files], api_name="ingest_upload", concurrency_id="jobs")
+            ingest_btn.click(_with_bar(ingest_folder), folder, [ingest_status, files], api_name="ingest_folder", concurrency_id="jobs")
             with gr.Row():
                 query = gr.Textbox(label="Search", scale=4)
                 k = gr.Slider(1, 20, value=5, step=1, label="k", scale=1)
@@ -608,7 +609,7 @@ def build(cfg: AppConfig):
             with gr.Row():
                 remove_btn = gr.Button("Remove flagged pairs")
                 download = gr.File(label="train.jsonl", interactive=False)
-            synth_btn.click(synthesize, [generator, ppc, paraphrases, oracle_p], [synth_status, pairs, download], api_name="synth",
+            synth_btn.click(_with_bar(synthesize), [generator, ppc, paraphrases, oracle_p], [synth_status, pairs, download], api_name="synth",
                             concurrency_id="jobs")
             remove_btn.click(remove_flagged, pairs, [synth_status, pairs, download], api_name="remove_pairs", **quick)
 
@@ -639,7 +640,7 @@ def build(cfg: AppConfig):
                 chart = gr.Image(label="F1 by mode", type="filepath", scale=2)
             gr.Markdown("#### Where the modes disagree")
             disagree = gr.Dataframe(headers=["question", "gold", *MODES], interactive=False, wrap=True)
-            eval_btn.click(evaluate, [questions, eval_modes, limit], [eval_status, scores, chart, disagree], api_name="eval",
+            eval_btn.click(_with_bar(evaluate), [questions, eval_modes, limit], [eval_status, scores, chart, disagree], api_name="eval",
                            concurrency_id="jobs")
 
         def tick():
@@ -670,6 +671,21 @@ def launch(cfg: AppConfig, block: bool = True):
 
 
 # Helpers ---------------------------------------------------------------------------------------
+
+
+def _with_bar(fn):
+    """`fn` with gradio's progress bar passed in: gradio finds it by a parameter defaulting to gr.Progress()."""
+    import inspect
+
+    import gradio as gr
+
+    def with_bar(*args, progress=gr.Progress()):
+        yield from fn(*args, progress=progress)
+
+    params = [p for p in inspect.signature(fn).parameters.values() if p.name != "progress"]
+    with_bar.__signature__ = inspect.Signature(params + [inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress())])
+    with_bar.__name__, with_bar.__doc__ = fn.__name__, fn.__doc__
+    return with_bar
 
 
 def _labelled(fn):

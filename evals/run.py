@@ -209,7 +209,7 @@ def verdict(report: dict) -> str:
     """One sentence: which mode answers best, and whether fine-tuning's gains are more than luck."""
     s, n = report["summary"], report["questions"]["asked"]
     best = max(s, key=lambda m: s[m]["f1"]["mean"])
-    parts = [f"On these {n} questions {best} answers best (F1 {s[best]['f1']['mean']:.1f})"]
+    parts = [f"On {'these' if n != 1 else 'this'} {n} question{'s' * (n != 1)} {best} answers best (F1 {s[best]['f1']['mean']:.1f})"]
     for c in report["comparisons"]:
         if not c["key"]:
             continue

@@ -208,7 +208,8 @@ def test_training_runs_in_the_background_stops_on_request_and_the_chat_takes_the
 
 
 def test_evaluation_from_the_page(client):
-    status, table, chart, disagree = client.predict("", ["base", "rag", "ft", "ft-rag"], 3, api_name="/eval")
+    questions = str(ROOT / "sample" / "questions.jsonl")
+    status, table, chart, disagree = client.predict(questions, ["base", "rag", "ft", "ft-rag"], 3, api_name="/eval")
     assert "On these 3 questions" in status and "report.md" in status
     assert [row[0] for row in table["data"]] == ["base", "rag", "ft", "ft-rag"]
     assert Path(chart["path"] if isinstance(chart, dict) else chart).name == "scores.png"

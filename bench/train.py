@@ -41,8 +41,8 @@ VARIANTS = {
     "ragtune-dropout": {"lora_dropout": 0.05},  # the LoRA default: a masked fp32 copy of each input, 7 per layer
     "ragtune-micro2": {"batch_size": 2, "grad_accum": 4},  # 2 packed rows per forward pass (same 8 x 512 per step)
     "ragtune-1-thread": {"model.threads": 1},
-    "ragtune-glibc-malloc": {"keep_freed_memory": False},
-    "ragtune-no-pad": {"pad_to_multiple_of": 1},  # every batch length its own shape: oneDNN's caches grow  # glibc's defaults: big blocks unmapped when freed
+    "ragtune-glibc-malloc": {"keep_freed_memory": False},  # glibc's defaults: big blocks unmapped when freed
+    "ragtune-no-pad": {"pad_to_multiple_of": 1},  # every batch length its own shape: oneDNN's caches grow
     "ragtune-compile": {"torch_compile": True},
 }
 # name -> SFTConfig changes to plain TRL's defaults: how far a user gets by turning TRL's own knobs

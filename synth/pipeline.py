@@ -81,7 +81,7 @@ def remove_pairs(data: Path, ids: list[str]) -> dict:
     data = Path(data)
     with FileLock(str(data / ".lock")):
         pairs = [json.loads(line) for line in (data / "pairs.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
-        gone = {p["id"] for p in pairs if p["id"] in set(ids)}
+        gone = {p["id"] for p in pairs} & set(ids)
         dropped = {(p["group"], p["answer"]) for p in pairs if p["id"] in gone and p["kind"] != "noise"}
         gone |= {p["id"] for p in pairs if p["kind"] == "noise" and (p["group"], p["answer"]) in dropped}
         path = data / "removed.json"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import pickle
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,10 @@ GRID = {
     "type_weight": [0, 1, 2, 4, 8],
     "echo_weight": [0, 1, 2, 4, 8],
     "rank_weight": [0, 1, 2, 3, 6],
+    # The model's term: its log-prob x model_weight, over (tokens + 1) ** length_norm. A fine-tuned
+    # model's log-probs are sharper than the base model's, so the checks may need less say.
+    "model_weight": [0.5, 1, 2, 4],
+    "length_norm": [0, 0.5, 1],
 }
 
 
@@ -48,6 +53,8 @@ def main() -> None:
     ap.add_argument("--report-limit", type=int, default=200, help="the report's sample, left out of tuning")
     ap.add_argument("--report-seed", type=int, default=0)
     ap.add_argument("--top", type=int, default=5)
+    ap.add_argument("--recordings", help="a pickle of the recorded candidates: written after answering, read instead of "
+                                          "answering if it exists (for trying other grids)")
     args = ap.parse_args()
 
     from core import offline
@@ -60,7 +67,6 @@ def main() -> None:
     from evals.config import EvalConfig
     from evals.metrics import score
     from evals.questions import read_questions, sample
-    from tqdm import tqdm
 
     everything = read_questions(SQUAD / "questions.jsonl")
     reported = {q.id for q in sample(everything, args.report_limit, args.report_seed).questions}
@@ -72,26 +78,17 @@ def main() -> None:
     print(f"{len(questions)} tuning questions (seed {args.seed}; the {len(reported)} reported ones, "
           f"seed {args.report_seed}, left out)\n")
 
-    rank = S.rank
+    recorded = pickle.loads(Path(args.recordings).read_bytes()) if args.recordings and Path(args.recordings).exists() else {}
     for mode in args.modes.split(","):
-        seen: list[tuple] = []  # (candidates, their scores) of each chunk of the current question
-
-        def recording(cands, scored, cfg):
-            seen.append((cands, scored))
-            return rank(cands, scored, cfg)
-
-        S.rank, cases, answered = recording, [], 0.0
-        for q in tqdm(questions, desc=mode, unit="question", file=sys.stderr):
-            seen.clear()
-            a = answerer.answer(q.question, mode)
-            answered += score(a.text, list(q.answers)).f1 / len(questions)
-            if seen and a.text != answerer.templates.abstain:
-                f1 = {c.text: score(c.text, list(q.answers)).f1 for cands, _ in seen for c in cands}
-                cases.append((list(seen), f1))
-        S.rank = rank
-        results = sorted(((_f1(cases, w, len(questions), rank), w) for w in _grid()), key=lambda t: -t[0])
-        configured = _weights(ask.spans)
-        now = _f1(cases, configured, len(questions), rank)
+        if mode not in recorded:
+            recorded[mode] = _record(answerer, mode, questions, S, score)
+            if args.recordings:
+                Path(args.recordings).write_bytes(pickle.dumps(recorded))
+        answered, cases = recorded[mode]
+        table = _table(cases)
+        results = sorted(((_f1(table, w, len(questions)), w) for w in _grid()), key=lambda t: -t[0])
+        configured = {**_weights(ask.spans), "model_weight": 1, "length_norm": 0}
+        now = _f1(table, configured, len(questions))
         ceiling = sum(max(f1.values()) for _, f1 in cases) / len(questions)
         print(f"{mode}: F1 {answered:.1f} answered, {now:.1f} replayed with the configured weights {configured} (the check "
               f"that the replay is faithful); the best candidate each time would give {ceiling:.1f}")
@@ -100,21 +97,62 @@ def main() -> None:
         print()
 
 
+def _record(answerer, mode: str, questions, S, score) -> tuple[float, list]:
+    """Answer each question as eval does, keeping every chunk's candidates and their scores."""
+    from tqdm import tqdm
+
+    rank, seen = S.rank, []  # (candidates, their scores) of each chunk of the current question
+
+    def recording(cands, scored, cfg):
+        seen.append((cands, scored))
+        return rank(cands, scored, cfg)
+
+    S.rank, cases, answered = recording, [], 0.0
+    try:
+        for q in tqdm(questions, desc=mode, unit="question", file=sys.stderr):
+            seen.clear()
+            a = answerer.answer(q.question, mode)
+            answered += score(a.text, list(q.answers)).f1 / len(questions)
+            if seen and a.text != answerer.templates.abstain:
+                f1 = {c.text: score(c.text, list(q.answers)).f1 for cands, _ in seen for c in cands}
+                cases.append((list(seen), f1))
+    finally:
+        S.rank = rank
+    return answered, cases
+
+
 def _grid():
     for values in itertools.product(*GRID.values()):
         yield dict(zip(GRID, values))
 
 
 def _weights(spans) -> dict:
-    return {k: getattr(spans, k) for k in GRID}
+    return {k: getattr(spans, k) for k in GRID if hasattr(spans, k)}
 
 
-def _f1(cases, w: dict, n: int, rank) -> float:
+def _table(cases):
+    """Every question's candidates as arrays: features (log-prob, tokens, evidence, typed, echo, rank), F1, question."""
+    import numpy as np
+
+    feats, f1s, owner = [], [], []
+    for i, (seen, f1) in enumerate(cases):
+        for cands, scored in seen:
+            for c, s in zip(cands, scored):
+                feats.append((s.logprob, s.tokens, c.evidence, c.typed, c.echo, c.rank))
+                f1s.append(f1[c.text])
+                owner.append(i)
+    return np.array(feats, dtype=float).reshape(-1, 6), np.array(f1s), np.array(owner)
+
+
+def _f1(table, w: dict, n: int) -> float:
     """Mean F1 over all n questions (abstentions score 0) when each takes its top span under weights w."""
-    cfg = SimpleNamespace(**w)
-    return sum(f1[max((top for cands, scored in seen for top in rank(cands, scored, cfg)[:1]), key=lambda t: t[0])[1].text]
-               for seen, f1 in cases) / n
+    import numpy as np
 
-
-if __name__ == "__main__":
-    main()
+    x, f1, owner = table
+    if not len(f1):
+        return 0.0
+    total = (w["model_weight"] * x[:, 0] / (x[:, 1] + 1) ** w["length_norm"] + w["evidence_weight"] * x[:, 2]
+             + w["type_weight"] * x[:, 3] - w["echo_weight"] * x[:, 4] - w["rank_weight"] * x[:, 5])
+    order = np.lexsort((-total, owner))  # by question, best first; a tie keeps the earlier candidate
+    first = np.unique(owner[order], return_index=True)[1]
+    return float(f1[order[first]].sum() / n)

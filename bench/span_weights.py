@@ -156,3 +156,7 @@ def _f1(table, w: dict, n: int) -> float:
     order = np.lexsort((-total, owner))  # by question, best first; a tie keeps the earlier candidate
     first = np.unique(owner[order], return_index=True)[1]
     return float(f1[order[first]].sum() / n)
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from core.config import ConfigError, load_config, resolve_workdir
-from engine.config import MODES, AskConfig
+from engine.config import MODES, AskConfig, check_listener
 
 TITLE = "ragtune"
 POLL_S = 0.5  # how often a page following a job looks at it
@@ -47,12 +47,9 @@ class AppConfig:
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)
         self.ask.workdir = self.ask.search.workdir = self.workdir
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port must be between 0 and 65535, got {self.port}")
+        check_listener(self.port, self.max_queue)
         if self.auth is not None and (":" not in self.auth or not self.auth.split(":", 1)[0]):
             raise ConfigError("--auth must be USER:PASS")
-        if self.max_queue < 1:
-            raise ConfigError(f"--max-queue must be at least 1, got {self.max_queue}")
 
 
 @dataclass
@@ -172,7 +169,7 @@ class Workbench:
 
     def reload_retriever(self, _=None) -> None:
         if self._answerer is not None:
-            self._answerer._retriever = None  # the next question opens the index afresh, new chunks included
+            self._answerer.reopen_index()  # new chunks included
 
     def load_adapter(self, report) -> None:
         if self._answerer is not None and not report.interrupted:

@@ -444,7 +444,7 @@ def cmd_demo(args) -> int:
     from synth.config import SynthConfig
     from synth.pipeline import synthesize
     from train.config import TrainConfig
-    from train.run import train
+    from train.run import finished_run, train
 
     cfg = load_config(DemoConfig, {"workdir": args.workdir, "model": args.model}, args.config)
     workdir, model = str(cfg.workdir), ({"model.model": cfg.model} if cfg.model else {})
@@ -471,9 +471,9 @@ def cmd_demo(args) -> int:
     print(f"2/4 synth: {card['pairs']['total']} pairs, {sum(sum(r.values()) for r in card['rows'].values())} rows ({lap('synth')})")
 
     tcfg = load_config(TrainConfig, {"workdir": workdir, "data": card["path"], **cfg.train, **model})
-    adapter = _trained_before(tcfg)
+    adapter = finished_run(tcfg)
     if adapter:
-        print(f"3/4 train: reusing {_short(adapter)}, trained with these settings on this dataset ({lap('train')})")
+        print(f"3/4 train: reusing {_short(str(adapter))}, trained with these settings on this dataset ({lap('train')})")
     else:
         tbar = _TrainBar(disable=False)
         try:
@@ -502,25 +502,6 @@ def cmd_demo(args) -> int:
     print(f"ragtune app: http://{cfg.app.host}:{cfg.app.port} (work dir {_short(workdir)}); Ctrl-C stops it", file=sys.stderr)
     launch(cfg.app)
     return 0
-
-
-def _trained_before(cfg) -> str | None:
-    """An adapter already trained on this dataset with these settings and model (a re-run of the demo)."""
-    from core.config import to_dict
-    from engine.model import resolve
-    from train.run import RUN_SETTINGS
-
-    want = json.loads(json.dumps(to_dict(cfg), default=str))
-    model_path = resolve(cfg.model)
-    for done in sorted(Path(cfg.workdir, "adapters").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            saved = json.loads((done.parent / "train_config.json").read_text())
-        except (OSError, ValueError):
-            continue
-        same = all(saved.get(k) == want.get(k) for k in RUN_SETTINGS)
-        if same and saved.get("data") == str(cfg.data) and saved.get("model_path") == model_path:
-            return str(done.parent)
-    return None
 
 
 class _TrainBar:

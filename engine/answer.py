@@ -19,7 +19,7 @@ from typing import Iterator
 from core.records import Answer, Hit, Source
 from engine import prompts as P
 from engine.config import MODES, AskConfig, DecodingConfig
-from engine.generate import Engine, Generation
+from engine.generate import Engine, Generation, one_of
 
 ADAPTER_MODES = ("ft", "ft-rag")
 RAG_MODES = ("rag", "ft-rag")
@@ -80,7 +80,7 @@ class Answerer:
         try:
             if self.retriever.size == 0:
                 for mode in (m for m in RAG_MODES if m in modes):
-                    out.setdefault(mode, f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first")
+                    out.setdefault(mode, self._empty_index())
         except RuntimeError as e:
             for mode in (m for m in RAG_MODES if m in modes):
                 out.setdefault(mode, str(e))
@@ -93,6 +93,19 @@ class Answerer:
 
             self._retriever = Retriever(self.cfg.search)
         return self._retriever
+
+    def reopen_index(self) -> None:
+        """The next question opens the index afresh (after an ingest added chunks)."""
+        self._retriever = None
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+        """The question's top chunks; an empty index is an error that says what to run."""
+        if self.retriever.size == 0:
+            raise RuntimeError(self._empty_index())
+        return self.retriever.search(question, k or self.cfg.k)
+
+    def _empty_index(self) -> str:
+        return f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first"
 
     # Answering --------------------------------------------------------------------------
 
@@ -110,9 +123,7 @@ class Answerer:
             messages = P.base_messages(question, self.templates, system, shots)
             return Prepared(self.engine.render(_with_history(messages, history)), [], shared=self._shared(messages, history))
         if hits is None:
-            if self.retriever.size == 0:
-                raise RuntimeError(f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first")
-            hits = self.retriever.search(question, k or self.cfg.k)
+            hits = self.retrieve(question, k)
         messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system, shots)
         prepared = Prepared(self.engine.render(_with_history(messages, history)), used, shared=self._shared(messages, history))
         if self.picks_span(mode):
@@ -157,36 +168,24 @@ class Answerer:
                history: list[dict] | None = None, system: str | None = None) -> Iterator[str]:
         """Yield the answer's text as it comes; the generator's return value is the `Answer`."""
         mode = mode or self.cfg.mode
-        adapter = self.adapter_for(mode)
-        t0 = time.perf_counter()
-        p = self.prepare(question, mode, k, history, system)
-        if self.picks_span(mode):  # a span is chosen whole: it arrives as one piece
-            gen, _ = self._pick_span(question, p, adapter is not None)
-            gen.first_token_s = time.perf_counter() - t0
-            yield gen.text
-        else:
-            gen = yield from self.engine.stream(p.prompt, decoding or self.cfg.decoding, adapter=adapter is not None, processor=p.processor)
-        gen.latency_s = time.perf_counter() - t0
-        return self._answer(question, mode, p, gen, adapter, None)
+        return (yield from one_of(self.stream_modes(question, [mode], decoding, k, history, system), mode))
 
-    def stream_modes(self, question: str, modes=MODES, decoding: DecodingConfig | None = None,
-                     k: int | None = None) -> Iterator[tuple[str, str]]:
+    def stream_modes(self, question: str, modes=MODES, decoding: DecodingConfig | None = None, k: int | None = None,
+                     history: list[dict] | None = None, system: str | None = None) -> Iterator[tuple[str, str]]:
         """Yield `(mode, text)` as several modes' answers grow; the return value maps mode -> `Answer`.
 
         The side-by-side chat: one retrieval serves the rag modes. Span answers (a small
         model's rag modes) are chosen whole, in under a second, and come first; the generated
         modes then stream together, one batch, so they grow in parallel. Latencies count
-        from the question.
+        from the question. `history` holds earlier turns of a chat.
         """
+        if not question.strip():  # before retrieval, which would search for nothing
+            raise ValueError("the question is empty")
         decoding = decoding or self.cfg.decoding
         t0 = time.perf_counter()
         adapters = {m: self.adapter_for(m) for m in modes}
-        hits = None
-        if any(m in RAG_MODES for m in modes):
-            if self.retriever.size == 0:
-                raise RuntimeError(f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first")
-            hits = self.retriever.search(question, k or self.cfg.k)
-        prepared = {m: self.prepare(question, m, k, hits=hits if m in RAG_MODES else None) for m in modes}
+        hits = self.retrieve(question, k) if any(m in RAG_MODES for m in modes) else None
+        prepared = {m: self.prepare(question, m, k, history, system, hits if m in RAG_MODES else None) for m in modes}
         answers = {}
         for m in (m for m in modes if self.picks_span(m)):
             gen, _ = self._pick_span(question, prepared[m], adapters[m] is not None)

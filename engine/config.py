@@ -127,7 +127,12 @@ class ServeConfig:
     ask: AskConfig = field(default=None)
 
     def __post_init__(self):
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"--port must be between 0 and 65535, got {self.port}")
-        if self.max_queue < 1:
-            raise ConfigError(f"--max-queue must be at least 1, got {self.max_queue}")
+        check_listener(self.port, self.max_queue)
+
+
+def check_listener(port: int, max_queue: int) -> None:
+    """The settings every ragtune server shares (`serve`, `app`)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {port}")
+    if max_queue < 1:
+        raise ConfigError(f"--max-queue must be at least 1, got {max_queue}")

@@ -150,15 +150,7 @@ class Engine:
         it is clear. Closing the iterator early stops generation and frees the model.
         `processor` is a copy-decoding constraint, or None.
         """
-        many = self.stream_many([prompt], decoding, [adapter], [processor])
-        try:
-            while True:
-                _, piece = next(many)
-                yield piece
-        except StopIteration as done:
-            return done.value[0]
-        finally:
-            many.close()
+        return (yield from one_of(self.stream_many([prompt], decoding, [adapter], [processor]), 0))
 
     def stream_many(self, prompts: list[str], decoding: DecodingConfig, adapters: list[bool] | None = None,
                     processors: list | None = None) -> Iterator[tuple[int, str]]:
@@ -274,6 +266,21 @@ class Engine:
     def _cut(text: str, stop: list[str]) -> tuple[str, bool]:
         cuts = [text.find(s) for s in stop if s in text]
         return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def one_of(many: Iterator[tuple], key):
+    """The text of a stream of several (`(key, piece)` pairs) that carries one answer; returns its result.
+
+    Closing it closes `many`, so generation stops when the reader leaves.
+    """
+    try:
+        while True:
+            _, piece = next(many)
+            yield piece
+    except StopIteration as end:
+        return end.value[key]
+    finally:
+        many.close()
 
 
 class _QueueStreamer:

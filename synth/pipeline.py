@@ -84,10 +84,9 @@ def remove_pairs(data: Path, ids: list[str]) -> dict:
         gone = {p["id"] for p in pairs} & set(ids)
         dropped = {(p["group"], p["answer"]) for p in pairs if p["id"] in gone and p["kind"] != "noise"}
         gone |= {p["id"] for p in pairs if p["kind"] == "noise" and (p["group"], p["answer"]) in dropped}
-        path = data / "removed.json"
-        before = set(_read_json(path).get("ids", [])) if path.exists() else set()
-        _write_json(path, {"ids": sorted(before | gone)})
-        _write_jsonl(data / "pairs.jsonl", [p for p in pairs if p["id"] not in gone])
+        _write_json(data / "removed.json", {"ids": sorted(_removed_ids(data) | gone)})
+        left = [p for p in pairs if p["id"] not in gone]
+        _write_jsonl(data / "pairs.jsonl", left)
         n_rows = 0
         for split in ("train", "eval"):
             for name in [f"{split}.jsonl"] + [f"{split}.{fmt}.jsonl" for fmt in rows.EXPORTS]:
@@ -102,10 +101,15 @@ def remove_pairs(data: Path, ids: list[str]) -> dict:
         if card_path.exists():  # the card counts what the folder holds
             card = _read_json(card_path)
             card.setdefault("filtered", {})["removed"] = card["filtered"].get("removed", 0) + len(gone)
-            left = [p for p in pairs if p["id"] not in gone]
             card["pairs"] = {**card.get("pairs", {}), "total": len(left), **Counter(p["split"] for p in left)}
             _write_json(card_path, card)
     return {"pairs": len(gone), "rows": n_rows}
+
+
+def _removed_ids(data: Path) -> set[str]:
+    """The ids of pairs removed by hand from this dataset folder (removed.json)."""
+    path = data / "removed.json"
+    return set(_read_json(path).get("ids", [])) if path.exists() else set()
 
 
 def dataset_dir(cfg: SynthConfig, index_version: str) -> Path:
@@ -222,7 +226,7 @@ def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, l
         counts["round_trip"] += len(kept) - sum(agree)
         kept, vectors = [k for k, a in zip(kept, agree) if a], vectors[[bool(a) for a in agree]]
 
-    removed = set(_read_json(out / "removed.json").get("ids", [])) if (out / "removed.json").exists() else set()
+    removed = _removed_ids(out)
     if removed:
         keep = [_pair_id(k.chunk_id, k.draft.question, k.draft.answer) not in removed for k in kept]
         counts["removed"] += len(kept) - sum(keep)

@@ -120,8 +120,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "runs"))
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps({**to_dict(cfg), "data": str(data), "out": str(out),
-                                                       "model_path": model_path}, indent=2, default=str))
+    (out / "train_config.json").write_text(json.dumps(_run_record(cfg, data, out, model_path), indent=2))
 
     # Train
     from peft import LoraConfig
@@ -257,6 +256,30 @@ def _resolve_data(cfg: TrainConfig, out: Path) -> Path:
 # What a run is: resuming it with other values would not continue it (another LoRA shape, batch or schedule).
 RUN_SETTINGS = ("epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
                 "batch_size", "grad_accum", "packing", "pad_to_multiple_of", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps")
+
+
+def _run_record(cfg: TrainConfig, data: Path, out: Path, model_path: str) -> dict:
+    """What train_config.json holds: the resolved settings, the data, the folder and the base model's files."""
+    return json.loads(json.dumps({**to_dict(cfg), "data": str(data), "out": str(out), "model_path": model_path}, default=str))
+
+
+def finished_run(cfg: TrainConfig) -> Path | None:
+    """The newest finished adapter under <workdir>/adapters that `cfg` would train again: the same
+    run settings, dataset and base model. `ragtune demo` reuses it instead of training twice."""
+    from engine import model as model_lib
+
+    if not cfg.data:
+        return None
+    want = _run_record(cfg, Path(cfg.data).expanduser(), Path(), model_lib.resolve(cfg.model))
+    done = sorted((Path(cfg.workdir) / "adapters").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for metrics in done:  # metrics.json is written last, by a run that finished
+        try:
+            saved = json.loads((metrics.parent / "train_config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if all(saved.get(k) == want[k] for k in (*RUN_SETTINGS, "data", "model_path")):
+            return metrics.parent
+    return None
 
 
 def _as_started(cfg: TrainConfig, out: Path) -> TrainConfig:

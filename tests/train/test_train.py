@@ -130,6 +130,16 @@ def test_newest_adapter_is_what_the_engine_picks(trained):
     assert newest_adapter(tmp / "work") == out
 
 
+def test_a_finished_run_is_found_only_for_the_same_settings_data_and_model(trained, tiny_model, dataset, tmp_path):
+    from train.run import finished_run
+
+    _, _, out, tmp = trained
+    assert finished_run(cfg_for(tmp, tiny_model, dataset, eval_steps=2)) == out
+    assert finished_run(cfg_for(tmp, tiny_model, dataset, eval_steps=2, lr=2e-2)) is None  # another run setting
+    other = write_dataset(tmp_path / "other", rows(16))
+    assert finished_run(cfg_for(tmp, tiny_model, other, eval_steps=2)) is None  # another dataset
+
+
 # Data -------------------------------------------------------------------------------------------
 
 

@@ -53,7 +53,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--report-limit", type=int, default=200, help="the report's sample, left out of tuning")
     ap.add_argument("--report-seed", type=int, default=0)
-    ap.add_argument("--reading", choices=["each", "joint"], default=None, help="spans.yaml `reading`; default: as configured")
     ap.add_argument("--top", type=int, default=5)
     ap.add_argument("--recordings", help="a pickle of the recorded candidates: written after answering, read instead of "
                                           "answering if it exists (for trying other grids)")
@@ -74,8 +73,7 @@ def main() -> None:
     pool = replace(everything, questions=[q for q in everything.questions if q.id not in reported])
     questions = sample(pool, args.limit, args.seed).questions
     # The eval's own settings (bf16, its decoding), so the weights are tuned for what eval runs.
-    ask = load_config(EvalConfig, {"workdir": args.workdir, **({"ask.adapter": args.adapter} if args.adapter else {}),
-                                   **({"ask.spans.reading": args.reading} if args.reading else {})}).ask
+    ask = load_config(EvalConfig, {"workdir": args.workdir, **({"ask.adapter": args.adapter} if args.adapter else {})}).ask
     answerer = Answerer(ask)
     print(f"{len(questions)} tuning questions (seed {args.seed}; the {len(reported)} reported ones, "
           f"seed {args.report_seed}, left out)\n")

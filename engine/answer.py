@@ -126,7 +126,7 @@ class Answerer:
             hits = self.retrieve(question, k)
         messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system, shots)
         prepared = Prepared(self.engine.render(_with_history(messages, history)), used, shared=self._shared(messages, history))
-        if self.picks_span(mode) and self.cfg.spans.reading == "each":
+        if self.picks_span(mode):
             prepared.chunk_prompts = [self.engine.render(_with_history(P.rag_messages(question, [h], self.templates, self.engine.count_tokens,
                                                                                       self.cfg.context_tokens, system, shots)[0], history))
                                       for h in used]
@@ -221,10 +221,9 @@ class Answerer:
     def _pick_span(self, question: str, p: Prepared, adapter: bool, golds=()) -> tuple[Generation, float | None]:
         """The best candidate span of the retrieved chunks (engine/spans.py), or "I don't know".
 
-        spans.yaml `reading: each` scores each chunk's spans in a prompt holding that chunk
-        alone; `joint` scores them all in the one prompt that holds every chunk (the form RAFT
-        rows train on). The abstain answer competes in the first prompt. `golds` ride along in
-        each prompt's pass: their perplexity is the lowest over the prompts.
+        Each chunk's spans are scored by the model in a prompt holding that chunk alone; the
+        abstain answer competes in the top chunk's prompt. `golds` ride along in each prompt's
+        pass: their perplexity is the lowest over the chunks (the chunk that holds the answer).
         """
         from engine import spans as S
 
@@ -233,14 +232,12 @@ class Answerer:
         ranked, prompt_tokens, says_abstain, top_best, gold_ppl = [], 0, None, -float("inf"), None
         self._prefixes = self._prefixes or S.PrefixCache()
         key = self.engine.model.active_adapter if adapter else None  # named afresh on each load: a new adapter, a new cache
-        chunks = list(enumerate(p.hits))
-        readings = [(chunks, p.prompt)] if p.chunk_prompts is None else [([c], prompt) for c, prompt in zip(chunks, p.chunk_prompts)]
         with self.engine.lock, self.engine.using(adapter):
-            for first, (part, prompt) in enumerate(readings):
-                cands = S.unique([c for r, hit in part for c in S.candidate_spans(hit.chunk.text, question, r)])
-                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + golds + [abstain] * (first == 0),
+            for r, (hit, prompt) in enumerate(zip(p.hits, p.chunk_prompts or [])):
+                cands = S.candidate_spans(hit.chunk.text, question, r)
+                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + golds + [abstain] * (r == 0),
                                        prefix=p.shared, cache=self._prefixes, key=key)
-                if first == 0:
+                if r == 0:
                     says_abstain = scored.pop()
                     top_best = max((s.logprob for s in scored[: len(cands)]), default=top_best)
                 gold_ppl = _lowest([gold_ppl] + [_perplexity(s) for s in scored[len(cands):]])

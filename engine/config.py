@@ -79,11 +79,6 @@ class SpanConfig:
     echo_weight: float  # x the share of the span's content words that the question already says (a penalty)
     rank_weight: float  # x its chunk's rank, 0 for the top chunk (a penalty)
     abstain_margin: float  # "I don't know" must beat the top chunk's best span by this many nats
-    reading: str = "each"  # each: every chunk in a prompt of its own | joint: all chunks in one prompt
-
-    def __post_init__(self):
-        if self.reading not in ("each", "joint"):
-            raise ConfigError(f"spans: `reading` must be each or joint, got {self.reading!r}")
 
 
 @dataclass

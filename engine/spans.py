@@ -118,14 +118,6 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
     return list(out.values())
 
 
-def unique(candidates: list[Candidate]) -> list[Candidate]:
-    """One candidate per text, from its best-ranked chunk: chunks read together score a text once."""
-    out: dict[str, Candidate] = {}
-    for c in candidates:
-        out.setdefault(c.text, c)
-    return list(out.values())
-
-
 def rank(candidates: list[Candidate], scored: list[ScoredSpan], cfg) -> list[tuple[float, Candidate, ScoredSpan]]:
     """Candidates by total score, best first: the model's log-prob plus the weighted checks of `cfg`."""
     totals = [(s.logprob + cfg.evidence_weight * c.evidence + cfg.type_weight * c.typed

@@ -247,22 +247,3 @@ def test_only_the_modes_without_an_adapter_see_the_worked_examples(workdir, tiny
     q = "How is the adapter trained?"
     assert example in a.prepare(q, "rag").prompt and example not in a.prepare(q, "ft-rag").prompt
     assert all(example not in p for p in a.prepare(q, "ft-rag").chunk_prompts)
-
-
-def test_joint_reading_scores_every_chunk_s_spans_in_the_one_prompt_that_holds_them_all(workdir, tiny_model, monkeypatch):
-    from engine import spans as S
-    from engine.answer import Answerer
-
-    a = Answerer(ask_cfg(workdir, tiny_model, **{"spans.reading": "joint"}))
-    q = "How is the adapter trained?"
-    p = a.prepare(q, "rag")
-    assert p.chunk_prompts is None and len(p.hits) == 2
-    prompts, score = [], S.score_spans
-    monkeypatch.setattr(S, "score_spans", lambda model, tok, prompt, spans, **kw: prompts.append((prompt, spans)) or score(model, tok, prompt, spans, **kw))
-    answer = a.answer(q, "rag")
-    assert [prompt for prompt, _ in prompts] == [p.prompt]  # one pass, over the prompt with both documents
-    wanted = {c.text for r, h in enumerate(p.hits) for c in S.candidate_spans(h.chunk.text, q, r)}
-    assert set(prompts[0][1]) == wanted | {"I don't know"}  # each chunk's spans, each text once
-    assert answer.text in wanted | {"I don't know"}
-    with pytest.raises(Exception, match="reading"):
-        ask_cfg(workdir, tiny_model, **{"spans.reading": "both"})

@@ -41,10 +41,6 @@ GRID = {
     # model's log-probs are sharper than the base model's, so the checks may need less say.
     "model_weight": [0.5, 1, 2, 4],
     "length_norm": [0, 0.5, 1],
-    # What the model remembers: the span's log-prob closed-book (the question alone) x memory_weight,
-    # less `contrast` x the base model's (what fine-tuning added). Same length normalisation.
-    "memory_weight": [0, 0.25, 0.5, 1],
-    "contrast": [0, 1],
 }
 
 
@@ -91,9 +87,9 @@ def main() -> None:
         answered, cases = recorded[mode]
         table = _table(cases)
         results = sorted(((_f1(table, w, len(questions)), w) for w in _grid()), key=lambda t: -t[0])
-        configured = {**_weights(ask.spans), "model_weight": 1, "length_norm": 0, "memory_weight": 0, "contrast": 0}
+        configured = {**_weights(ask.spans), "model_weight": 1, "length_norm": 0}
         now = _f1(table, configured, len(questions))
-        ceiling = sum(max(f1.values()) for _, f1, _ in cases) / len(questions)
+        ceiling = sum(max(f1.values()) for _, f1 in cases) / len(questions)
         print(f"{mode}: F1 {answered:.1f} answered, {now:.1f} replayed with the configured weights {configured} (the check "
               f"that the replay is faithful); the best candidate each time would give {ceiling:.1f}")
         for f1, w in results[: args.top]:
@@ -119,21 +115,10 @@ def _record(answerer, mode: str, questions, S, score) -> tuple[float, list]:
             answered += score(a.text, list(q.answers)).f1 / len(questions)
             if seen and a.text != answerer.templates.abstain:
                 f1 = {c.text: score(c.text, list(q.answers)).f1 for cands, _ in seen for c in cands}
-                cases.append((list(seen), f1, _memory(answerer, mode, q.question, list(f1), S)))
+                cases.append((list(seen), f1))
     finally:
         S.rank = rank
     return answered, cases
-
-
-def _memory(answerer, mode: str, question: str, texts: list[str], S) -> dict:
-    """Each span's log-prob closed-book (the question alone): under the mode's own model, and under the base model."""
-    adapter = mode == "ft-rag"
-    out = {}
-    for closed, on in (("ft" if adapter else "base", adapter), ("base", False)):
-        prompt = answerer.prepare(question, closed).prompt
-        with answerer.engine.lock, answerer.engine.using(on):
-            out[on] = [s.logprob for s in S.score_spans(answerer.engine.model, answerer.engine.tokenizer, prompt, texts)]
-    return {t: (own, base) for t, own, base in zip(texts, out[adapter], out[False])}
 
 
 def _grid():
@@ -146,18 +131,17 @@ def _weights(spans) -> dict:
 
 
 def _table(cases):
-    """Every question's candidates as arrays: features (log-prob, tokens, evidence, typed, echo, rank, closed-book
-    log-prob under the mode's model, and under the base model), F1, question."""
+    """Every question's candidates as arrays: features (log-prob, tokens, evidence, typed, echo, rank), F1, question."""
     import numpy as np
 
     feats, f1s, owner = [], [], []
-    for i, (seen, f1, memory) in enumerate(cases):
+    for i, (seen, f1) in enumerate(cases):
         for cands, scored in seen:
             for c, s in zip(cands, scored):
-                feats.append((s.logprob, s.tokens, c.evidence, c.typed, c.echo, c.rank, *memory[c.text]))
+                feats.append((s.logprob, s.tokens, c.evidence, c.typed, c.echo, c.rank))
                 f1s.append(f1[c.text])
                 owner.append(i)
-    return np.array(feats, dtype=float).reshape(-1, 8), np.array(f1s), np.array(owner)
+    return np.array(feats, dtype=float).reshape(-1, 6), np.array(f1s), np.array(owner)
 
 
 def _f1(table, w: dict, n: int) -> float:
@@ -167,9 +151,8 @@ def _f1(table, w: dict, n: int) -> float:
     x, f1, owner = table
     if not len(f1):
         return 0.0
-    per_token = (x[:, 1] + 1) ** w["length_norm"]
-    total = (w["model_weight"] * x[:, 0] / per_token + w["memory_weight"] * (x[:, 6] - w["contrast"] * x[:, 7]) / per_token
-             + w["evidence_weight"] * x[:, 2] + w["type_weight"] * x[:, 3] - w["echo_weight"] * x[:, 4] - w["rank_weight"] * x[:, 5])
+    total = (w["model_weight"] * x[:, 0] / (x[:, 1] + 1) ** w["length_norm"] + w["evidence_weight"] * x[:, 2]
+             + w["type_weight"] * x[:, 3] - w["echo_weight"] * x[:, 4] - w["rank_weight"] * x[:, 5])
     order = np.lexsort((-total, owner))  # by question, best first; a tie keeps the earlier candidate
     first = np.unique(owner[order], return_index=True)[1]
     return float(f1[order[first]].sum() / n)

@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset folder with train.jsonl (default: newest under <workdir>/datasets)")
     p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id or a local folder")
     p.add_argument("--out", help="adapter folder (default: a new folder under <workdir>/adapters)")
+    p.add_argument("--init-adapter", metavar="DIR", help="an adapter to train further (its LoRA shape is kept); default: a new one")
     p.add_argument("--epochs", type=float, help="passes over the training rows (default: 1)")
     p.add_argument("--max-steps", type=int, help="optimizer steps in all; overrides --epochs")
     p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
@@ -384,7 +385,7 @@ def cmd_train(args) -> int:
     from train.config import TrainConfig
     from train.run import train
 
-    keys = ("data", "out", "epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
+    keys = ("data", "out", "init_adapter", "epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
             "batch_size", "grad_accum", "packing", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps", "tensorboard", "resume", "overwrite")
     cfg = load_config(TrainConfig, {"workdir": args.workdir, "model.model": args.model, "model.threads": args.threads,
                                     **{k: getattr(args, k) for k in keys}}, args.config)

@@ -87,8 +87,9 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     model_path = model_lib.resolve(cfg.model)
     checkpoint = _last_checkpoint(out) if cfg.resume else None
     if cfg.resume:
-        _check_same_base(checkpoint, model_path)
+        _check_same_base(checkpoint, model_path, "--resume")
         cfg = _as_started(cfg, out)
+    init = _init_adapter(cfg, model_path)
 
     # Load the model and the data
     import torch
@@ -113,7 +114,11 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     # (autocast_adapter_dtype), so the small updates do not vanish in bf16's 8-bit mantissa.
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
-    targets = _check_targets(model, cfg.target_modules)
+    if init is not None:  # trained further: its own LoRA weights, trainable; no new LoRA on top
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(init), is_trainable=True)
+    targets = _check_targets(model, cfg.target_modules) if init is None else None
     if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard")
     if cfg.tensorboard:  # transformers' TensorBoard callback reads its folder from the environment only
@@ -155,8 +160,8 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on CPU unless told it is one
     )
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+    lora = None if init is not None else LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                                     target_modules=targets, task_type="CAUSAL_LM")
     watch = _Watch(progress, stop)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows.to_dataset(),
                          eval_dataset=eval_rows.to_dataset() if has_eval else None,
@@ -254,7 +259,7 @@ def _resolve_data(cfg: TrainConfig, out: Path) -> Path:
 
 
 # What a run is: resuming it with other values would not continue it (another LoRA shape, batch or schedule).
-RUN_SETTINGS = ("epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
+RUN_SETTINGS = ("init_adapter", "epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
                 "batch_size", "grad_accum", "packing", "pad_to_multiple_of", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps")
 
 
@@ -296,14 +301,24 @@ def _last_checkpoint(out: Path) -> Path:
     return max(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def _check_same_base(checkpoint: Path, model_path: str) -> None:
+def _init_adapter(cfg: TrainConfig, model_path: str) -> Path | None:
+    if not cfg.init_adapter:
+        return None
+    path = Path(cfg.init_adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ConfigError(f"--init-adapter {path}: no adapter_config.json (not an adapter folder)")
+    _check_same_base(path, model_path, "--init-adapter")
+    return path
+
+
+def _check_same_base(adapter: Path, model_path: str, flag: str) -> None:
     from engine.model import model_identity
 
-    config = checkpoint / "adapter_config.json"
+    config = adapter / "adapter_config.json"
     base = json.loads(config.read_text()).get("base_model_name_or_path") if config.exists() else ""
     ours = model_identity(model_path)
     if base and base not in ours and Path(base).name not in ours:
-        raise RuntimeError(f"--resume: {checkpoint} was trained on base model {base!r}, not {model_path!r}; pass --model {base}")
+        raise RuntimeError(f"{flag}: {adapter} was trained on base model {base!r}, not {model_path!r}; pass --model {base}")
 
 
 def _check_targets(model, targets: list[str]) -> list[str] | str:

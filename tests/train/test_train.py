@@ -143,6 +143,30 @@ def test_a_finished_run_is_found_only_for_the_same_settings_data_and_model(train
 # Data -------------------------------------------------------------------------------------------
 
 
+def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, tiny_model, dataset, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from train.run import train
+
+    _, _, first, _ = trained
+    start = load_file(first / "adapter_model.safetensors")
+    # Another rank and lr: the adapter's own LoRA shape wins; a tiny lr keeps the weights near where they began.
+    report = train(cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(first), lora_r=8, lr=1e-6, max_steps=1))
+    out = Path(report.out)
+    further = load_file(out / "adapter_model.safetensors")
+    assert further.keys() == start.keys() and all(further[k].shape == start[k].shape for k in start)  # r 4, not 8
+    b = [k for k in start if "lora_B" in k]
+    assert all(start[k].abs().max() > 0 for k in b)  # the first run's B matrices are not PEFT's zeros ...
+    assert all(torch.allclose(further[k], start[k], atol=1e-4) for k in b)  # ... and training went on from them
+    assert any(not torch.equal(further[k], start[k]) for k in start)  # while still training
+    assert json.loads((out / "train_config.json").read_text())["init_adapter"] == str(first)
+    with pytest.raises(ConfigError, match="--init-adapter .*no adapter_config.json"):
+        train(cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(tmp_path)))
+    with pytest.raises(ConfigError, match="contradict"):
+        cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(first), resume=True)
+
+
 def test_labels_cover_the_final_answer_only(tiny_model):
     from transformers import AutoTokenizer
 

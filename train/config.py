@@ -20,7 +20,7 @@ class TrainConfig:
     workdir: str | None
     data: str | None  # a dataset folder; None = the newest under <workdir>/datasets
     out: str | None  # the adapter folder; None = a new one under <workdir>/adapters
-    init_adapter: str | None  # an adapter to train further (its LoRA shape wins over lora_r/alpha/targets); None = a new one
+    init_adapter: str | None  # an adapter to train further (its LoRA shape replaces lora_r/alpha/dropout/targets); None = a new one
     epochs: float
     max_steps: int  # > 0 overrides epochs
     lr: float
@@ -76,8 +76,6 @@ class TrainConfig:
             raise ConfigError(f"--eval-rows must be 0 (all) or more, got {self.eval_rows}")
         if self.save_steps < 1:
             raise ConfigError(f"--save-steps must be at least 1, got {self.save_steps}")
-        if self.resume and self.init_adapter:
-            raise ConfigError("--resume and --init-adapter contradict each other: resume continues --out's own run")
         if self.resume and self.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other: resume keeps --out, overwrite deletes it")
 

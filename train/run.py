@@ -72,7 +72,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     Returns:
         The report; `interrupted` if Ctrl-C or `stop` stopped it (a checkpoint is then saved in `out`).
     Raises:
-        ConfigError: bad --data/--out/--resume/--target-modules, naming the flag.
+        ConfigError: bad --data/--out/--resume/--init-adapter/--target-modules, naming the flag.
         ValueError: an empty dataset.
         RuntimeError: non-finite loss, a checkpoint of another base model.
     """
@@ -90,6 +90,8 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         _check_same_base(checkpoint, model_path, "--resume")
         cfg = _as_started(cfg, out)
     init = _init_adapter(cfg, model_path)
+    if init is not None:  # its own LoRA shape, so the run's record says what was trained
+        cfg = replace(cfg, **_lora_shape(init))
 
     # Load the model and the data
     import torch
@@ -309,6 +311,13 @@ def _init_adapter(cfg: TrainConfig, model_path: str) -> Path | None:
         raise ConfigError(f"--init-adapter {path}: no adapter_config.json (not an adapter folder)")
     _check_same_base(path, model_path, "--init-adapter")
     return path
+
+
+def _lora_shape(adapter: Path) -> dict:
+    saved = json.loads((adapter / "adapter_config.json").read_text())
+    targets = saved["target_modules"]
+    return {"lora_r": saved["r"], "lora_alpha": saved["lora_alpha"], "lora_dropout": saved.get("lora_dropout", 0.0),
+            "target_modules": sorted(targets) if isinstance(targets, list) else [targets]}
 
 
 def _check_same_base(adapter: Path, model_path: str, flag: str) -> None:

@@ -140,10 +140,9 @@ def test_a_finished_run_is_found_only_for_the_same_settings_data_and_model(train
     assert finished_run(cfg_for(tmp, tiny_model, other, eval_steps=2)) is None  # another dataset
 
 
-# Data -------------------------------------------------------------------------------------------
-
-
 def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, tiny_model, dataset, tmp_path):
+    import threading
+
     import torch
     from safetensors.torch import load_file
 
@@ -160,11 +159,22 @@ def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, ti
     assert all(start[k].abs().max() > 0 for k in b)  # the first run's B matrices are not PEFT's zeros ...
     assert all(torch.allclose(further[k], start[k], atol=1e-4) for k in b)  # ... and training went on from them
     assert any(not torch.equal(further[k], start[k]) for k in start)  # while still training
-    assert json.loads((out / "train_config.json").read_text())["init_adapter"] == str(first)
+    record = json.loads((out / "train_config.json").read_text())
+    assert record["init_adapter"] == str(first) and record["lora_r"] == 4  # what was trained, not the flag
     with pytest.raises(ConfigError, match="--init-adapter .*no adapter_config.json"):
         train(cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(tmp_path)))
-    with pytest.raises(ConfigError, match="contradict"):
-        cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(first), resume=True)
+
+    # Stopped early, such a run resumes from its checkpoint, still from the same adapter.
+    stop, again = threading.Event(), tmp_path / "again"
+    stopped = train(cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(first), out=str(again)),
+                    progress=lambda step, total, logs: stop.set(), stop=stop)
+    assert stopped.interrupted and stopped.steps < 3
+    resumed = train(cfg_for(tmp_path, tiny_model, dataset, out=str(again), resume=True))
+    assert resumed.steps == 3 and not resumed.interrupted
+    assert load_file(again / "adapter_model.safetensors").keys() == start.keys()
+
+
+# Data -------------------------------------------------------------------------------------------
 
 
 def test_labels_cover_the_final_answer_only(tiny_model):

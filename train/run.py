@@ -87,14 +87,13 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     model_path = model_lib.resolve(cfg.model)
     checkpoint = _last_checkpoint(out) if cfg.resume else None
     if cfg.resume:
-        _check_same_base(checkpoint, model_path, "--resume")
+        _check_same_base(_adapter_config(checkpoint, "--resume") or {}, checkpoint, model_path, "--resume")
         cfg = _as_started(cfg, out)
-    init = _init_adapter(cfg, model_path)
-    if init is not None:  # its own LoRA shape, so the run's record says what was trained
-        cfg = replace(cfg, **_lora_shape(init))
+    cfg, init = _init_adapter(cfg, model_path)
 
     # Load the model and the data
     import torch
+    from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from datasets import disable_progress_bars
@@ -116,11 +115,11 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     # (autocast_adapter_dtype), so the small updates do not vanish in bf16's 8-bit mantissa.
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
-    if init is not None:  # trained further: its own LoRA weights, trainable; no new LoRA on top
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(init), is_trainable=True)
-    targets = _check_targets(model, cfg.target_modules) if init is None else None
+    if init is None:
+        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=_check_targets(model, cfg.target_modules), task_type="CAUSAL_LM")
+    else:  # trained further: its own LoRA weights, trainable; no new LoRA on top
+        model, lora = PeftModel.from_pretrained(model, str(init), is_trainable=True), None
     if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard")
     if cfg.tensorboard:  # transformers' TensorBoard callback reads its folder from the environment only
@@ -130,7 +129,6 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     (out / "train_config.json").write_text(json.dumps(_run_record(cfg, data, out, model_path), indent=2))
 
     # Train
-    from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
     has_eval = bool(eval_rows.input_ids)
@@ -162,8 +160,6 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on CPU unless told it is one
     )
-    lora = None if init is not None else LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                                     target_modules=targets, task_type="CAUSAL_LM")
     watch = _Watch(progress, stop)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows.to_dataset(),
                          eval_dataset=eval_rows.to_dataset() if has_eval else None,
@@ -303,31 +299,43 @@ def _last_checkpoint(out: Path) -> Path:
     return max(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def _init_adapter(cfg: TrainConfig, model_path: str) -> Path | None:
+def _init_adapter(cfg: TrainConfig, model_path: str) -> tuple[TrainConfig, Path | None]:
+    """The run's config with --init-adapter's own LoRA shape (so the record says what was trained), and
+    that adapter's folder; `cfg` and None without one."""
     if not cfg.init_adapter:
-        return None
+        return cfg, None
     path = Path(cfg.init_adapter).expanduser()
-    if not (path / "adapter_config.json").is_file():
+    saved = _adapter_config(path, "--init-adapter")
+    if saved is None:
         raise ConfigError(f"--init-adapter {path}: no adapter_config.json (not an adapter folder)")
-    _check_same_base(path, model_path, "--init-adapter")
-    return path
+    if saved.get("peft_type", "LORA") != "LORA" or not {"r", "lora_alpha"} <= saved.keys():
+        raise ConfigError(f"--init-adapter {path}: peft_type {saved.get('peft_type')}, not a LoRA adapter; ragtune trains LoRA")
+    _check_same_base(saved, path, model_path, "--init-adapter")
+    targets = saved.get("target_modules") or cfg.target_modules
+    shape = {"lora_r": saved["r"], "lora_alpha": saved["lora_alpha"], "lora_dropout": saved.get("lora_dropout", 0.0),
+             "target_modules": sorted(targets) if isinstance(targets, list) else [targets]}
+    return replace(cfg, **shape), path
 
 
-def _lora_shape(adapter: Path) -> dict:
-    saved = json.loads((adapter / "adapter_config.json").read_text())
-    targets = saved["target_modules"]
-    return {"lora_r": saved["r"], "lora_alpha": saved["lora_alpha"], "lora_dropout": saved.get("lora_dropout", 0.0),
-            "target_modules": sorted(targets) if isinstance(targets, list) else [targets]}
+def _adapter_config(folder: Path, flag: str) -> dict | None:
+    """A PEFT folder's adapter_config.json; None if it has none."""
+    path = folder / "adapter_config.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{flag} {path}: unreadable ({e})") from None
 
 
-def _check_same_base(adapter: Path, model_path: str, flag: str) -> None:
+def _check_same_base(saved: dict, folder: Path, model_path: str, flag: str) -> None:
+    """`saved` (an adapter_config.json) names the base model `model_path` is, or none."""
     from engine.model import model_identity
 
-    config = adapter / "adapter_config.json"
-    base = json.loads(config.read_text()).get("base_model_name_or_path") if config.exists() else ""
+    base = saved.get("base_model_name_or_path") or ""
     ours = model_identity(model_path)
     if base and base not in ours and Path(base).name not in ours:
-        raise RuntimeError(f"{flag}: {adapter} was trained on base model {base!r}, not {model_path!r}; pass --model {base}")
+        raise RuntimeError(f"{flag}: {folder} was trained on base model {base!r}, not {model_path!r}; pass --model {base}")
 
 
 def _check_targets(model, targets: list[str]) -> list[str] | str:

@@ -163,6 +163,12 @@ def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, ti
     assert record["init_adapter"] == str(first) and record["lora_r"] == 4  # what was trained, not the flag
     with pytest.raises(ConfigError, match="--init-adapter .*no adapter_config.json"):
         train(cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(tmp_path)))
+    for name, text, why in (("broken", "{oops", "adapter_config.json: unreadable"),
+                            ("ia3", json.dumps({"peft_type": "IA3", "target_modules": ["k_proj"]}), "peft_type IA3, not a LoRA adapter")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_config.json").write_text(text)
+        with pytest.raises(ConfigError, match=f"--init-adapter .*{name}.*{why}"):  # one line naming the file, no traceback
+            train(cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(tmp_path / name)))
 
     # Stopped early, such a run resumes from its checkpoint, still from the same adapter.
     stop, again = threading.Event(), tmp_path / "again"
@@ -172,6 +178,7 @@ def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, ti
     resumed = train(cfg_for(tmp_path, tiny_model, dataset, out=str(again), resume=True))
     assert resumed.steps == 3 and not resumed.interrupted
     assert load_file(again / "adapter_model.safetensors").keys() == start.keys()
+    assert json.loads((again / "train_config.json").read_text())["init_adapter"] == str(first)
 
 
 # Data -------------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def main() -> None:
         rs = results[name]
         tps = statistics.median(r["tokens_per_s"] for r in rs)
         print(f"{name:<22} {tps:7.0f} tok/s  x{tps / base:4.2f} vs {names[0]}  eval loss {statistics.median(r['eval_loss'] for r in rs):.4f}  "
-              f"peak RSS {max(r['peak_rss_mb'] for r in rs) / 1024:.2f} GiB  train {statistics.median(r['train_s'] for r in rs):.1f} s")
+              f"peak RSS {max(r['peak_rss_mb'] for r in rs) / 1024:.2f} GiB (the worst run)  train {statistics.median(r['train_s'] for r in rs):.1f} s")
 
 
 def make_subset(source: Path, out: Path, n_train: int, n_eval: int) -> Path:

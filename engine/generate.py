@@ -9,7 +9,6 @@ callers never interleave tokens, and a stream holds the model until it ends or i
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import threading
 import time
@@ -69,16 +68,7 @@ class Engine:
             RuntimeError: missing folder, not an adapter, or trained on another base model.
         """
         path = Path(path).expanduser()
-        config_file = path / "adapter_config.json"
-        if not config_file.exists():
-            raise RuntimeError(f"--adapter {path}: " + ("no such folder" if not path.exists() else "not a PEFT adapter (no adapter_config.json)"))
-        try:
-            base = json.loads(config_file.read_text()).get("base_model_name_or_path") or ""
-        except (ValueError, AttributeError):
-            raise RuntimeError(f"--adapter {path}: adapter_config.json is not a JSON object") from None
-        ours = model_lib.model_identity(self.base_path)
-        if base and base not in ours and Path(base).name not in ours:
-            raise RuntimeError(f"--adapter {path}: trained on base model {base!r}, but the loaded model is {self.base_path!r}; pass --model {base}")
+        model_lib.check_base(model_lib.adapter_config(path, "--adapter"), path, self.base_path, "--adapter")
         from peft import PeftModel
 
         with self.lock:

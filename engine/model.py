@@ -122,6 +122,27 @@ def load(cfg: ModelConfig) -> LoadedModel:
     return LoadedModel(model, tokenizer, cfg.model, path, n_params)
 
 
+def adapter_config(path: Path, flag: str, error: type[Exception] = RuntimeError) -> dict:
+    """A PEFT adapter folder's adapter_config.json; `error`s name `flag` and the folder in one line."""
+    config_file = path / "adapter_config.json"
+    if not config_file.is_file():
+        raise error(f"{flag} {path}: " + ("no such folder" if not path.exists() else "not a PEFT adapter (no adapter_config.json)"))
+    try:
+        saved = json.loads(config_file.read_text())
+    except (OSError, ValueError):
+        saved = None
+    if not isinstance(saved, dict):
+        raise error(f"{flag} {path}: adapter_config.json is not a JSON object")
+    return saved
+
+
+def check_base(saved: dict, path: Path, model_path: str, flag: str) -> None:
+    """An adapter (its `saved` config) trained on another base model than `model_path` is a RuntimeError."""
+    base = saved.get("base_model_name_or_path") or ""
+    if base and base not in (ours := model_identity(model_path)) and Path(base).name not in ours:
+        raise RuntimeError(f"{flag} {path}: trained on base model {base!r}, not {model_path!r}; pass --model {base}")
+
+
 def model_identity(path: str) -> set[str]:
     """Names an adapter's `base_model_name_or_path` may carry for this model."""
     names = {path, Path(path).name}

@@ -9,7 +9,6 @@ the merged model computes what base + adapter computes, without PEFT at load tim
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -28,12 +27,11 @@ def export(adapter: str | Path, out: str | Path, merged: bool = True, overwrite:
         ConfigError: bad --adapter or --out.
     """
     from core import offline
+    from engine import model as model_lib
 
     offline.setup()
     adapter, out = Path(adapter).expanduser(), Path(out).expanduser()
-    config_file = adapter / "adapter_config.json"
-    if not config_file.exists():
-        raise ConfigError(f"--adapter {adapter}: " + ("no such folder" if not adapter.exists() else "not a PEFT adapter (no adapter_config.json)"))
+    saved = model_lib.adapter_config(adapter, "--adapter", ConfigError)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ConfigError(f"--out {out} exists and is not empty: pass --overwrite to replace it")
@@ -46,10 +44,9 @@ def export(adapter: str | Path, out: str | Path, merged: bool = True, overwrite:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine import model as model_lib
     from engine.config import ModelConfig
 
-    base = model or json.loads(config_file.read_text()).get("base_model_name_or_path")
+    base = model or saved.get("base_model_name_or_path")
     if not base:
         raise ConfigError(f"--adapter {adapter}: names no base model; pass --model")
     path = model_lib.resolve(ModelConfig(model=base, trust_remote_code=False, dtype="fp32", cache_dir=cache_dir, threads=0))

@@ -87,7 +87,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     model_path = model_lib.resolve(cfg.model)
     checkpoint = _last_checkpoint(out) if cfg.resume else None
     if cfg.resume:
-        _check_same_base(_adapter_config(checkpoint, "--resume") or {}, checkpoint, model_path, "--resume")
+        model_lib.check_base(model_lib.adapter_config(checkpoint, "--resume", ConfigError), checkpoint, model_path, "--resume")
         cfg = _as_started(cfg, out)
     cfg, init = _init_adapter(cfg, model_path)
 
@@ -302,40 +302,19 @@ def _last_checkpoint(out: Path) -> Path:
 def _init_adapter(cfg: TrainConfig, model_path: str) -> tuple[TrainConfig, Path | None]:
     """The run's config with --init-adapter's own LoRA shape (so the record says what was trained), and
     that adapter's folder; `cfg` and None without one."""
+    from engine import model as model_lib
+
     if not cfg.init_adapter:
         return cfg, None
     path = Path(cfg.init_adapter).expanduser()
-    saved = _adapter_config(path, "--init-adapter")
-    if saved is None:
-        raise ConfigError(f"--init-adapter {path}: no adapter_config.json (not an adapter folder)")
+    saved = model_lib.adapter_config(path, "--init-adapter", ConfigError)
     if saved.get("peft_type", "LORA") != "LORA" or not {"r", "lora_alpha"} <= saved.keys():
         raise ConfigError(f"--init-adapter {path}: peft_type {saved.get('peft_type')}, not a LoRA adapter; ragtune trains LoRA")
-    _check_same_base(saved, path, model_path, "--init-adapter")
+    model_lib.check_base(saved, path, model_path, "--init-adapter")
     targets = saved.get("target_modules") or cfg.target_modules
     shape = {"lora_r": saved["r"], "lora_alpha": saved["lora_alpha"], "lora_dropout": saved.get("lora_dropout", 0.0),
              "target_modules": sorted(targets) if isinstance(targets, list) else [targets]}
     return replace(cfg, **shape), path
-
-
-def _adapter_config(folder: Path, flag: str) -> dict | None:
-    """A PEFT folder's adapter_config.json; None if it has none."""
-    path = folder / "adapter_config.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{flag} {path}: unreadable ({e})") from None
-
-
-def _check_same_base(saved: dict, folder: Path, model_path: str, flag: str) -> None:
-    """`saved` (an adapter_config.json) names the base model `model_path` is, or none."""
-    from engine.model import model_identity
-
-    base = saved.get("base_model_name_or_path") or ""
-    ours = model_identity(model_path)
-    if base and base not in ours and Path(base).name not in ours:
-        raise RuntimeError(f"{flag}: {folder} was trained on base model {base!r}, not {model_path!r}; pass --model {base}")
 
 
 def _check_targets(model, targets: list[str]) -> list[str] | str:

@@ -163,7 +163,7 @@ def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, ti
     assert record["init_adapter"] == str(first) and record["lora_r"] == 4  # what was trained, not the flag
     with pytest.raises(ConfigError, match="--init-adapter .*no adapter_config.json"):
         train(cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(tmp_path)))
-    for name, text, why in (("broken", "{oops", "adapter_config.json: unreadable"),
+    for name, text, why in (("broken", "{oops", "adapter_config.json is not a JSON object"),
                             ("ia3", json.dumps({"peft_type": "IA3", "target_modules": ["k_proj"]}), "peft_type IA3, not a LoRA adapter")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "adapter_config.json").write_text(text)

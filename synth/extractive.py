@@ -10,10 +10,11 @@ object) and the clause is turned into a wh-question about that span:
 
 The question keeps the sentence's own words, so it is grounded and checkable; the answer is
 a span of the chunk, so the span scorer (engine/spans.py) can pick it at answer time.
-Paraphrases re-word the same fact (Ovadia et al. 2023: knowledge needs several wordings):
-the answer left in place ("The tower was completed in what year?"), an embedded question
-("Do you know when the tower was completed ...?") and a framed one ("According to the
-documents, when ...?").
+Paraphrases re-word the same fact (Ovadia et al. 2023: knowledge needs several wordings), the
+way people word questions rather than the way a template does: the answer left in place ("The
+tower was completed in what year?"), a short one without the clause's other modifiers ("When
+was the tower completed?") and one whose wh-phrase names the kind of answer ("In what year
+was the tower completed ...?", "Which company ...?").
 
 Only the main clause is used: "X did A, and Y did B" yields questions about "X did A"; the
 second clause would need its own inversion, and a wrong one reads badly.
@@ -32,6 +33,8 @@ from core.records import Chunk, Draft
 SUBCLAUSES = {"conj", "cc", "advcl", "ccomp", "parataxis", "punct", "mark", "preconj", "csubj", "dep", "intj", "discourse"}
 # Prepositions whose object's wh-word replaces the whole phrase: "in 1889" -> "when".
 PLACE_PREPS = {"in", "at", "near", "inside", "within", "on"}
+# Prepositions whose phrase reads wrongly set first: "By Rollo, who were led?", "To the king, what ...?"
+UNFRONTED = {"by", "of", "to", "as", "than", "with", "into", "onto", "like"}
 TIME_PREPS = {"in", "on", "at", "during", "by", "since", "until", "before", "after", "from"}
 DEICTIC = {"such", "this", "that", "these", "those", "it", "they"}  # "such a division" means nothing out of context
 PRONOUNS = {"it", "he", "she", "they", "this", "that", "these", "those", "we", "i", "you", "which", "who", "its", "there"}
@@ -152,10 +155,20 @@ def _clause_facts(sent, root, subj, index: int, max_answer_words: int, referent:
         if not any(t.i not in taken and not (t.is_stop or t.is_punct) for t in clause) and len(wh.split()) < 3:
             continue  # "Who concluded?", "When did Goodell state?": nothing a reader could look up ("How many employees" is)
         if answer[0].i == subj_span[0].i and answer[-1].i == subj_span[-1].i:
-            questions = _subject_questions(wh, clause, subj_span)
+            def ask(wh, clause):
+                return _subject_questions(wh, clause, subj_span)
+            subject_asked = True
         else:
-            questions = _object_questions(wh, clause, root, subj_span, drop, referent)
-        questions = [q for q in questions if q and _balanced(q) and not CITATION.search(q)]
+            def ask(wh, clause):
+                return _object_questions(wh, clause, root, subj_span, drop, referent)
+            subject_asked = False
+        questions = ask(wh, clause)  # the main wording, then the answer left in place
+        if short := _short_clause(clause, root, taken, subject_asked):
+            questions += ask(wh, short)[:1]
+        if typed := _typed_wh(wh, answer):
+            questions += ask(typed, clause)[:1]
+        questions.append(_fronted(ask, wh, clause, root, taken))
+        questions = list(dict.fromkeys(q for q in questions if q and _balanced(q) and not CITATION.search(q)))
         if questions:
             label = answer[0].ent_type_ or ("subject" if answer[0].i == subj_span[0].i else "object")
             facts.append(Fact(text, questions, sent.text.strip(), PRIORITY.get(label, 3), index))
@@ -278,8 +291,7 @@ def _subject_questions(wh: str, clause: list, subj: list) -> list[str]:
     if not rest:
         return []
     tail = f" {_lower_first(before)}" if _text(before) else ""
-    return [f"{wh} {rest}{tail}?", f"According to the documents, {wh.lower()} {rest}{tail}?",
-            f"Do you know {wh.lower()} {rest}{tail}?"]
+    return [f"{wh} {rest}{tail}?"]
 
 
 def _object_questions(wh: str, clause: list, root, subj: list, drop: list, referent: str | None = None) -> list[str]:
@@ -309,12 +321,60 @@ def _object_questions(wh: str, clause: list, root, subj: list, drop: list, refer
     tail = f" {_lower_first(front)}" if _text(front) else ""
     in_situ = ""
     if drop[0].i > subj[-1].i:  # "the tower was completed in what year": only if the answer was not fronted
-        in_situ = (f"{subject} " + _text([t for t in after if t.i < drop[0].i]) + f" {_in_situ(wh, drop)} "
-                   + _text([t for t in after if t.i > drop[-1].i]) + tail)
-    declarative = _text([t for t in after if t.i not in dropped])
-    return [f"{wh} {inverted}{tail}?", f"{_upper_first(in_situ.strip())}?" if in_situ else "",
-            f"According to the documents, {_lower_wh(wh)} {inverted}{tail}?",
-            f"Do you know {_lower_wh(wh)} {subject} {declarative}{tail}?"]
+        in_situ = " ".join(f"{subject} {_text([t for t in after if t.i < drop[0].i])} {_in_situ(wh, drop)} "
+                           f"{_text([t for t in after if t.i > drop[-1].i])}{tail}".split())
+    return [f"{wh} {inverted}{tail}?", f"{_upper_first(in_situ.strip())}?" if in_situ else ""]
+
+
+def _modifiers(clause: list, root, taken: set[int]) -> list[list]:
+    """The verb's modifiers (prepositional phrases, adverbs) that hold none of `taken`, in order."""
+    verbs = {root.i} | {c.i for c in root.children if c.dep_ == "xcomp"}
+    in_clause = {t.i for t in clause}
+    phrases = [[x for x in t.subtree if x.i in in_clause] for t in clause
+               if t.head.i in verbs and t.i not in verbs and t.dep_ in ("prep", "agent", "advmod", "npadvmod")]
+    return [p for p in phrases if p and not {x.i for x in p} & taken]
+
+
+def _short_clause(clause: list, root, taken: set[int], subject_asked: bool) -> list | None:
+    """The clause without the verb's trailing modifiers, as long as something is left to look
+    up: people ask "When was the tower completed?" and "What served as the capital of Poland?",
+    not the sentence back. None if nothing could be taken out.
+
+    `taken` are the answer's, the subject's and the verb's tokens. A clause of only those is
+    still a question if the subject is not what is asked and the verb needs nothing more ("When
+    was the tower completed?", "When did Tesla die?"); not "What served?", not "When did Goodell
+    state?" (its clause was cut)."""
+    complete = not subject_asked and not any(c.dep_ in ("dobj", "ccomp", "xcomp", "attr", "oprd", "dative", "acomp") for c in root.children)
+    kept = list(clause)
+    for phrase in reversed(_modifiers(clause, root, taken)):  # the last modifier first
+        rest = [t for t in kept if t not in phrase]
+        if complete or any(t.i not in taken and not (t.is_stop or t.is_punct) for t in rest):
+            kept = rest
+    return kept if len(kept) < len(clause) else None
+
+
+def _fronted(ask, wh: str, clause: list, root, taken: set[int]) -> str | None:
+    """The question with the clause's last modifier put first, as people often set the scene:
+    "In 1889, what was completed by the company of Gustave Eiffel?"."""
+    phrases = [p for p in _modifiers(clause, root, taken) if p[0].dep_ != "agent" and p[0].lower_ not in UNFRONTED]
+    if not phrases:
+        return None
+    phrase = phrases[-1]
+    question = next(iter(ask(wh, [t for t in clause if t not in phrase])), "")
+    return f"{_upper_first(_text(phrase))}, {_lower_wh(question)}" if question else None
+
+
+def _typed_wh(wh: str, answer: list) -> str | None:
+    """The wh-phrase a person would type, where the answer says what kind of thing it is: "In what
+    year" for a year, "Which company" for "the company of Gustave Eiffel". None where it does not."""
+    if wh == "When" and len(answer) == 1 and answer[0].shape_ == "dddd":
+        return "In what year"
+    ids = {t.i for t in answer}
+    head = next((t for t in answer if t.head.i not in ids or t.head.i == t.i), None)
+    content = [t for t in answer if not (t.is_stop or t.is_punct)]
+    if wh in ("Who", "What") and head is not None and head.pos_ == "NOUN" and len(content) > 1:
+        return f"Which {head.lower_}"  # the rest of the answer ("of Gustave Eiffel") is what is asked
+    return None
 
 
 def _well_cut(answer: list, text: str) -> bool:

@@ -56,6 +56,14 @@ def test_extractive_questions_ask_for_a_span_of_their_sentence():
     assert ("When was the Eiffel Tower completed by the company of Gustave Eiffel?", "1889") in pairs
     assert ("How many employees does the company have?", "300") in pairs
     assert ("Who won his second title in Denver?", "Peyton Manning") in pairs
+    # paraphrases worded as people ask: shorter, the kind of answer named, the scene set first
+    wide = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=5)).generate([Chunk("c", text, "s", "h", "", 0, 40)])[0]
+    wordings = {d.question for d in wide if d.answer == "1889"}
+    assert wordings == {"When was the Eiffel Tower completed by the company of Gustave Eiffel?", "When was the Eiffel Tower completed?",
+                        "In what year was the Eiffel Tower completed by the company of Gustave Eiffel?"}
+    assert ("Which company was the Eiffel Tower completed by in 1889?", "the company of Gustave Eiffel") in {(d.question, d.answer) for d in wide}
+    assert ("In 1889, what was the Eiffel Tower completed by?", "the company of Gustave Eiffel") in {(d.question, d.answer) for d in wide}
+    assert not any(d.question.startswith(("By ", "Do you know", "According to")) for d in wide)
     for d in drafts:
         assert d.question.endswith("?") and d.answer in text and d.evidence in text and not d.error
         assert d.answer.lower() not in d.question.lower()

@@ -12,8 +12,10 @@ Each run writes a fresh dataset folder, so nothing is resumed from an earlier ru
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -74,9 +76,34 @@ def main() -> None:
     print(f"  dev gold answers that are a pair's answer       {exact} of {len(rows)} questions = {100 * exact / len(rows):.1f}%")
     print(f"  dev gold answers inside some pair's answer      {inside} of {len(rows)} = {100 * inside / len(rows):.1f}%")
 
+    # Question style: people's questions are short and bring words their sentence lacks.
+    print("  question style             words (median); share of content words found in the evidence sentence (median / mean)")
+    docs = {f.name: html.unescape(re.sub(r"<[^>]+>", " ", f.read_text())) for f in (SQUAD / "docs").glob("*.html")}
+    squad = []
+    for r in rows[:1500]:
+        sentences = [x for x in re.split(r"(?<=[.!?])\s+", docs.get(r.get("doc"), "")) if r["answers"][0] in x]
+        if sentences:
+            squad.append((r["question"], max(sentences, key=lambda x: _overlap(r["question"], x))))
+    for name, qs in (("SQuAD dev (people)", squad), *((f"synthetic, {kind}", [(p["question"], p["evidence"]) for p in pairs if p["kind"] == kind])
+                                                    for kind in sorted({p["kind"] for p in pairs}))):
+        overlaps = [_overlap(q, e) for q, e in qs]
+        print(f"    {name:<24} n={len(qs):<5} words {statistics.median(len(q.split()) for q, _ in qs):4.1f}   "
+              f"in the evidence {statistics.median(overlaps):.2f} / {statistics.mean(overlaps):.2f}")
+
     print(f"\n{args.samples} random pairs (seed 0):")
     for p in random.Random(0).sample(pairs, min(args.samples, len(pairs))):
         print(f"  [{p['kind']}] {p['question']}  ->  {p['answer']}")
+
+
+STOP = set("a an the of in on at to by for from with and or is was were are be been did do does what when where who whom which why how "
+           "many much that this it its as his her their into than".split())
+
+
+def _overlap(question: str, evidence: str) -> float:
+    """The share of the question's content words that its evidence sentence also has."""
+    words = [w for w in re.findall(r"[a-z0-9]+", question.lower()) if w not in STOP]
+    have = set(re.findall(r"[a-z0-9]+", evidence.lower()))
+    return sum(w in have for w in words) / max(1, len(words))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ a span of the chunk, so the span scorer (engine/spans.py) can pick it at answer 
 Paraphrases re-word the same fact (Ovadia et al. 2023: knowledge needs several wordings), the
 way people word questions rather than the way a template does: the answer left in place ("The
 tower was completed in what year?"), a short one without the clause's other modifiers ("When
-was the tower completed?") and one whose wh-phrase names the kind of answer ("In what year
-was the tower completed ...?", "Which company ...?").
+was the tower completed?"), one whose wh-phrase names the kind of answer ("In what year
+was the tower completed ...?", "Which company ...?") and one that sets the scene first ("In
+1889, what was completed ...?"). docs/ft-rag.md measures what the wording did.
 
 Only the main clause is used: "X did A, and Y did B" yields questions about "X did A"; the
 second clause would need its own inversion, and a wrong one reads badly.

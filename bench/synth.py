@@ -12,7 +12,6 @@ Each run writes a fresh dataset folder, so nothing is resumed from an earlier ru
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import random
 import re
@@ -42,6 +41,8 @@ def main() -> None:
     from rag.ingest import ingest
     from synth.config import SynthConfig
     from evals.metrics import normalize
+    from rag.config import workdir_path
+    from rag.index import Index
     from synth.pipeline import synthesize
 
     ingest(load_config(IngestConfig, {"paths": [str(SQUAD / "docs")], "workdir": args.workdir}))
@@ -78,14 +79,18 @@ def main() -> None:
 
     # Question style: people's questions are short and bring words their sentence lacks.
     print("  question style             words (median); share of content words found in the evidence sentence (median / mean)")
-    docs = {f.name: html.unescape(re.sub(r"<[^>]+>", " ", f.read_text())) for f in (SQUAD / "docs").glob("*.html")}
+    sentences_of: dict[str, list[str]] = {}  # the articles' sentences as ingested, by file name (the questions' "doc")
+    for chunk in Index(load_config(SynthConfig, {"workdir": args.workdir}).search.index, workdir_path(args.workdir)).all_chunks():
+        sentences_of.setdefault(Path(chunk.source).name, []).extend(re.split(r"(?<=[.!?])\s+", chunk.text))
     squad = []
     for r in rows[:1500]:
-        sentences = [x for x in re.split(r"(?<=[.!?])\s+", docs.get(r.get("doc"), "")) if r["answers"][0] in x]
+        sentences = [x for x in sentences_of.get(r.get("doc"), []) if r["answers"][0] in x]
         if sentences:
             squad.append((r["question"], max(sentences, key=lambda x: _overlap(r["question"], x))))
-    for name, qs in (("SQuAD dev (people)", squad), *((f"synthetic, {kind}", [(p["question"], p["evidence"]) for p in pairs if p["kind"] == kind])
-                                                    for kind in sorted({p["kind"] for p in pairs}))):
+    groups = {"SQuAD dev (people)": squad}
+    for kind in sorted({p["kind"] for p in pairs}):
+        groups[f"synthetic, {kind}"] = [(p["question"], p["evidence"]) for p in pairs if p["kind"] == kind]
+    for name, qs in groups.items():
         overlaps = [_overlap(q, e) for q, e in qs]
         print(f"    {name:<24} n={len(qs):<5} words {statistics.median(len(q.split()) for q, _ in qs):4.1f}   "
               f"in the evidence {statistics.median(overlaps):.2f} / {statistics.mean(overlaps):.2f}")
@@ -95,13 +100,11 @@ def main() -> None:
         print(f"  [{p['kind']}] {p['question']}  ->  {p['answer']}")
 
 
-STOP = set("a an the of in on at to by for from with and or is was were are be been did do does what when where who whom which why how "
-           "many much that this it its as his her their into than".split())
-
-
 def _overlap(question: str, evidence: str) -> float:
-    """The share of the question's content words that its evidence sentence also has."""
-    words = [w for w in re.findall(r"[a-z0-9]+", question.lower()) if w not in STOP]
+    """The share of the question's content words (not spaCy's stop words) that its evidence sentence also has."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    words = [w for w in re.findall(r"[a-z0-9]+", question.lower()) if w not in STOP_WORDS]
     have = set(re.findall(r"[a-z0-9]+", evidence.lower()))
     return sum(w in have for w in words) / max(1, len(words))
 

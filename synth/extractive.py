@@ -153,22 +153,23 @@ def _clause_facts(sent, root, subj, index: int, max_answer_words: int, referent:
         if not _well_cut(answer, text):
             continue
         taken = {t.i for t in drop} | {t.i for t in subj_span} | {root.i}
-        if not any(t.i not in taken and not (t.is_stop or t.is_punct) for t in clause) and len(wh.split()) < 3:
+        if not _left_to_look_up(clause, taken) and len(wh.split()) < 3:
             continue  # "Who concluded?", "When did Goodell state?": nothing a reader could look up ("How many employees" is)
-        if answer[0].i == subj_span[0].i and answer[-1].i == subj_span[-1].i:
-            def ask(wh, clause):
-                return _subject_questions(wh, clause, subj_span)
-            subject_asked = True
-        else:
-            def ask(wh, clause):
-                return _object_questions(wh, clause, root, subj_span, drop, referent)
-            subject_asked = False
-        questions = ask(wh, clause)  # the main wording, then the answer left in place
+        subject_asked = answer[0].i == subj_span[0].i and answer[-1].i == subj_span[-1].i
+
+        def ask(wh: str, tokens: list) -> list[str]:
+            """The question about this answer over `tokens` (the clause, or part of it); for an object, then the answer left in place."""
+            if subject_asked:
+                return _subject_questions(wh, tokens, subj_span)
+            return _object_questions(wh, tokens, root, subj_span, drop, referent)
+
+        questions = ask(wh, clause)
         if short := _short_clause(clause, root, taken, subject_asked):
             questions += ask(wh, short)[:1]
         if typed := _typed_wh(wh, answer):
             questions += ask(typed, clause)[:1]
-        questions.append(_fronted(ask, wh, clause, root, taken))
+        if scene := _scene(clause, root, taken):
+            questions += [f"{_upper_first(_text(scene))}, {_lower_wh(q)}" for q in ask(wh, [t for t in clause if t not in scene])[:1]]
         questions = list(dict.fromkeys(q for q in questions if q and _balanced(q) and not CITATION.search(q)))
         if questions:
             label = answer[0].ent_type_ or ("subject" if answer[0].i == subj_span[0].i else "object")
@@ -324,7 +325,7 @@ def _object_questions(wh: str, clause: list, root, subj: list, drop: list, refer
     if drop[0].i > subj[-1].i:  # "the tower was completed in what year": only if the answer was not fronted
         in_situ = " ".join(f"{subject} {_text([t for t in after if t.i < drop[0].i])} {_in_situ(wh, drop)} "
                            f"{_text([t for t in after if t.i > drop[-1].i])}{tail}".split())
-    return [f"{wh} {inverted}{tail}?", f"{_upper_first(in_situ.strip())}?" if in_situ else ""]
+    return [f"{wh} {inverted}{tail}?", f"{_upper_first(in_situ)}?" if in_situ else ""]
 
 
 def _modifiers(clause: list, root, taken: set[int]) -> list[list]:
@@ -349,20 +350,21 @@ def _short_clause(clause: list, root, taken: set[int], subject_asked: bool) -> l
     kept = list(clause)
     for phrase in reversed(_modifiers(clause, root, taken)):  # the last modifier first
         rest = [t for t in kept if t not in phrase]
-        if complete or any(t.i not in taken and not (t.is_stop or t.is_punct) for t in rest):
+        if complete or _left_to_look_up(rest, taken):
             kept = rest
     return kept if len(kept) < len(clause) else None
 
 
-def _fronted(ask, wh: str, clause: list, root, taken: set[int]) -> str | None:
-    """The question with the clause's last modifier put first, as people often set the scene:
-    "In 1889, what was completed by the company of Gustave Eiffel?"."""
+def _scene(clause: list, root, taken: set[int]) -> list | None:
+    """The clause's last modifier that reads well put first, as people often set the scene: "In
+    1889, what was completed by the company of Gustave Eiffel?"."""
     phrases = [p for p in _modifiers(clause, root, taken) if p[0].dep_ != "agent" and p[0].lower_ not in UNFRONTED]
-    if not phrases:
-        return None
-    phrase = phrases[-1]
-    question = next(iter(ask(wh, [t for t in clause if t not in phrase])), "")
-    return f"{_upper_first(_text(phrase))}, {_lower_wh(question)}" if question else None
+    return phrases[-1] if phrases else None
+
+
+def _left_to_look_up(tokens: list, taken: set[int]) -> bool:
+    """A content word besides the answer, the subject and the verb (`taken`): something a reader could look up."""
+    return any(t.i not in taken and not (t.is_stop or t.is_punct) for t in tokens)
 
 
 def _typed_wh(wh: str, answer: list) -> str | None:

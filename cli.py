@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paraphrases", type=int, help="extra wordings per fact (default: 2)")
     p.add_argument("--distractors", type=int, help="K hard distractors per RAFT row (default: 3)")
     p.add_argument("--oracle-p", type=float, help="P: share of RAFT rows holding the oracle chunk (default: 0.8)")
+    p.add_argument("--raft-context", choices=["joint", "single"],
+                   help="RAFT rows hold the oracle among the distractors (joint, default) or one chunk each, as the span reader reads")
     p.add_argument("--max-tokens", type=int, help="RAFT rows fit this many tokens, train's --max-length (default: 512)")
     p.add_argument("--eval-fraction", type=float, help="F: share of chunks held out for evaluation (default: 0.1)")
     p.add_argument("--split-by", choices=["chunk", "document"], help="hold out whole chunks (default) or whole documents")
@@ -357,8 +359,8 @@ def cmd_synth(args) -> int:
     from synth.config import SynthConfig
     from synth.pipeline import synthesize
 
-    keys = ("generator", "out", "pairs_per_chunk", "paraphrases", "distractors", "oracle_p", "eval_fraction", "split_by", "seed",
-            "format", "cot", "noise", "noise_kinds", "round_trip", "model", "base_url", "api_key_env", "concurrency", "timeout", "retries")
+    keys = ("generator", "out", "pairs_per_chunk", "paraphrases", "distractors", "oracle_p", "raft_context", "max_tokens",
+            "eval_fraction", "split_by", "seed", "format", "cot", "noise", "noise_kinds", "round_trip", "model", "base_url", "api_key_env", "concurrency", "timeout", "retries")
     cfg = load_config(SynthConfig, {"workdir": args.workdir, **{k: getattr(args, k) for k in keys},
                                     **{f"search.{k}": v for k, v in _index_overrides(args).items()}}, args.config)
     bars = _StageBars(disable=args.json)

@@ -221,31 +221,30 @@ class Answerer:
     def _pick_span(self, question: str, p: Prepared, adapter: bool, golds=()) -> tuple[Generation, float | None]:
         """The best candidate span of the retrieved chunks (engine/spans.py), or "I don't know".
 
-        Each chunk's spans are scored by the model in a prompt holding that chunk alone; the
-        abstain answer competes in the top chunk's prompt. `golds` ride along in each prompt's
-        pass: their perplexity is the lowest over the chunks (the chunk that holds the answer).
+        Each chunk's spans are scored by the model in a prompt holding that chunk alone, and
+        the abstain answer with them (`spans.abstains` decides). `golds` ride along in each
+        prompt's pass: their perplexity is the lowest over the chunks (the one with the answer).
         """
         from engine import spans as S
 
         t0 = time.perf_counter()
         cfg, abstain, golds = self.cfg.spans, self.templates.abstain, list(golds)
-        ranked, prompt_tokens, says_abstain, top_best, gold_ppl = [], 0, None, -float("inf"), None
+        ranked, prompt_tokens, says_abstain, margins, gold_ppl = [], 0, None, [], None
         self._prefixes = self._prefixes or S.PrefixCache()
         key = self.engine.model.active_adapter if adapter else None  # named afresh on each load: a new adapter, a new cache
         with self.engine.lock, self.engine.using(adapter):
             for r, (hit, prompt) in enumerate(zip(p.hits, p.chunk_prompts or [])):
                 cands = S.candidate_spans(hit.chunk.text, question, r)
-                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + golds + [abstain] * (r == 0),
+                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + golds + [abstain],
                                        prefix=p.shared, cache=self._prefixes, key=key)
-                if r == 0:
-                    says_abstain = scored.pop()
-                    top_best = max((s.logprob for s in scored[: len(cands)]), default=top_best)
+                says_abstain = scored.pop()
+                margins.append(says_abstain.logprob - max((s.logprob for s in scored[: len(cands)]), default=-float("inf")))
                 gold_ppl = _lowest([gold_ppl] + [_perplexity(s) for s in scored[len(cands):]])
                 ranked += S.rank(cands, scored[: len(cands)], cfg)
                 prompt_tokens += self.engine.count_tokens(prompt)
         ranked.sort(key=lambda t: -t[0])
-        unsupported = not ranked or max(c.evidence for _, c, _ in ranked) == 0
-        if unsupported or (says_abstain is not None and says_abstain.logprob > top_best + cfg.abstain_margin):
+        supported = bool(ranked) and max(c.evidence for _, c, _ in ranked) > 0
+        if S.abstains(margins, supported, cfg.abstain_margin):
             text, tokens = abstain, says_abstain.tokens if says_abstain else self.engine.count_tokens(abstain)
         else:
             _, best, scored = ranked[0]

@@ -78,7 +78,7 @@ class SpanConfig:
     type_weight: float  # for a span of the entity type the question asks for
     echo_weight: float  # x the share of the span's content words that the question already says (a penalty)
     rank_weight: float  # x its chunk's rank, 0 for the top chunk (a penalty)
-    abstain_margin: float  # "I don't know" must beat the top chunk's best span by this many nats
+    abstain_margin: float  # "I don't know" must beat every chunk's best span by this many nats
 
 
 @dataclass

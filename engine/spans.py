@@ -125,6 +125,14 @@ def rank(candidates: list[Candidate], scored: list[ScoredSpan], cfg) -> list[tup
     return sorted(totals, key=lambda t: -t[0])
 
 
+def abstains(margins: list[float], supported: bool, margin: float) -> bool:
+    """Whether "I don't know" is the answer: no sentence of the chunks speaks to the question,
+    or it beats the best span of every chunk by `margin` nats (`margins`: each chunk's
+    log P(abstain) - its best span's). One chunk's "I don't know" is not enough: the answer
+    may be in another, and an adapter trained on single-chunk rows abstains on distractors."""
+    return not supported or (bool(margins) and min(margins) > margin)
+
+
 class PrefixCache:
     """The KV cache of prompt prefixes that many prompts share (the system prompt and the worked
     examples come before every question), so each prompt only runs its own part. Keyed by the

@@ -10,6 +10,7 @@ from rag.config import SearchConfig
 
 GENERATORS = ("extractive", "local", "openai")
 FORMATS = ("messages", "alpaca", "sharegpt")
+RAFT_CONTEXTS = ("joint", "single")
 NOISE_KINDS = ("delete", "insert", "swap", "case", "order")
 
 
@@ -25,6 +26,7 @@ class SynthConfig:
     paraphrases: int  # extra wordings of each question
     distractors: int  # K hard distractors per RAFT row: the retriever's hits for the question, oracle excluded
     oracle_p: float  # P: share of RAFT rows whose context holds the oracle chunk
+    raft_context: str  # joint: the oracle among the distractors | single: one chunk a row, as the span reader reads
     eval_fraction: float  # F: share of chunks (or documents) held out for evaluation
     split_by: str  # chunk | document
     seed: int
@@ -60,6 +62,7 @@ class SynthConfig:
             self.llm.model = self.model
         checks = [
             (self.generator in GENERATORS, f"--generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}"),
+            (self.raft_context in RAFT_CONTEXTS, f"--raft-context must be one of {', '.join(RAFT_CONTEXTS)}, got {self.raft_context!r}"),
             (0 <= self.oracle_p <= 1, f"--oracle-p must be between 0 and 1, got {self.oracle_p}"),
             (0 <= self.eval_fraction < 1, f"--eval-fraction must be at least 0 and below 1, got {self.eval_fraction}"),
             (self.split_by in ("chunk", "document"), f"--split-by must be chunk or document, got {self.split_by!r}"),

@@ -251,8 +251,12 @@ def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, l
     for p in pairs:
         rng = random.Random(f"{cfg.seed}:{p.id}")
         out_rows[p.split].append(rows.closed_book_row(p, templates))
-        out_rows[p.split].append(rows.raft_row(p, by_id[p.chunk_id], [by_id[i] for i in p.distractors], templates, rng,
-                                               cfg.oracle_p, cfg.shuffle_context, cfg.cot, cfg.max_tokens))
+        oracle, others = by_id[p.chunk_id], [by_id[i] for i in p.distractors]
+        if cfg.raft_context == "single":
+            out_rows[p.split].append(rows.single_chunk_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.cot))
+        else:
+            out_rows[p.split].append(rows.raft_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.shuffle_context,
+                                                   cfg.cot, cfg.max_tokens))
     _write_jsonl(out / "pairs.jsonl", [p.to_json() for p in pairs])
     for split, rs in out_rows.items():
         _write_jsonl(out / f"{split}.jsonl", rs)
@@ -278,7 +282,7 @@ def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, l
                   "groups": len({p.group for p in pairs})},
         "rows": {s: dict(Counter(r["kind"] for r in rs)) for s, rs in out_rows.items()},
         "mean_words": {"question": _mean(len(p.question.split()) for p in pairs), "answer": _mean(len(p.answer.split()) for p in pairs)},
-        "raft": {"distractors": cfg.distractors, "oracle_p": cfg.oracle_p, "max_tokens": cfg.max_tokens,
+        "raft": {"context": cfg.raft_context, "distractors": cfg.distractors, "oracle_p": cfg.oracle_p, "max_tokens": cfg.max_tokens,
                  "oracle_in_context": _mean(r["oracle_in_context"] for rs in out_rows.values() for r in rs if r["kind"] == "raft"),
                  "mean_chunks": _mean(r["chunks"] for rs in out_rows.values() for r in rs if r["kind"] == "raft")},
         "leakage": {"split_by": cfg.split_by, "max_eval_train_similarity": round(leak_max, 4), "mean_best_similarity": round(leak_mean, 4)},

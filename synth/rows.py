@@ -6,6 +6,10 @@ Two kinds of row teach two things:
     raft         the oracle chunk among K hard distractors -> answer: how to answer from
                  retrieved context, for `ft-rag` (RAFT, Zhang et al. 2024). With probability
                  1 - P the oracle is left out and the answer comes from memory.
+                 `raft_context: single` makes each RAFT row one chunk, as the span reader
+                 reads them (one prompt per retrieved chunk): the oracle -> the answer, or with
+                 probability 1 - P the hardest distractor -> "I don't know". So the adapter
+                 learns which chunk holds an answer, and not to answer from one that does not.
 RAFT contexts are rendered by the engine's own prompt builder (engine/prompts.py), so the
 adapter trains on exactly the delimiters, source markers and instructions it will be shown
 (without the worked examples, unless prompts.yaml sets `adapter_examples`).
@@ -49,6 +53,20 @@ def raft_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTem
         rng.shuffle(chunks)
         messages = _raft_messages(pair.question, chunks, t, answer)
     return _row(pair, messages, "raft", oracle_in_context=with_oracle, chunks=len(chunks))
+
+
+def single_chunk_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTemplates, rng: random.Random,
+                     oracle_p: float, cot: bool) -> dict:
+    """One chunk in the context, as the span reader prompts it: the oracle (with probability
+    `oracle_p`) -> the answer, else the hardest distractor -> the abstain answer. A distractor
+    that holds the answer verbatim answers it (the retriever found the fact twice)."""
+    with_oracle = rng.random() < oracle_p or not distractors
+    chunk = oracle if with_oracle else distractors[0]
+    if with_oracle:
+        answer = f'"{pair.evidence}"\nAnswer: {pair.answer}' if cot and pair.evidence else pair.answer
+    else:
+        answer = pair.answer if pair.answer.lower() in chunk.text.lower() else t.abstain
+    return _row(pair, _raft_messages(pair.question, [chunk], t, answer), "raft", oracle_in_context=with_oracle, chunks=1)
 
 
 def _raft_messages(question: str, chunks: list[Chunk], t: P.PromptTemplates, answer: str) -> list[dict]:

@@ -88,6 +88,16 @@ def test_spans_are_ranked_by_evidence_and_type_over_small_likelihood_gaps():
     assert [c.text for _, c, _ in rank([likely, right], scored[:2], SpanConfig(0, 0, 0, 0, 0))] == ["the sea", "Rollo"]
 
 
+def test_i_dont_know_wins_only_over_every_chunk_s_best_span():
+    from engine.spans import abstains
+
+    assert abstains([5.0, 3.0], supported=True, margin=2)  # both chunks: "I don't know" by more than 2 nats
+    assert not abstains([5.0, -1.0], supported=True, margin=2)  # the top chunk is a distractor; the second answers
+    assert not abstains([5.0, 1.5], supported=True, margin=2)  # within the margin in one chunk
+    assert abstains([-9.0], supported=False, margin=2)  # no sentence shares a word with the question
+    assert not abstains([], supported=True, margin=2)
+
+
 def test_a_question_no_chunk_speaks_to_is_not_answered_from_the_context(answerer):
     a = answerer.answer("Zebra xylophone quokka?", "rag")
     assert a.text == "I don't know" and a.sources  # chunks were retrieved, none shares a word with it

@@ -181,6 +181,32 @@ def test_raft_rows_fit_the_token_budget_by_dropping_the_weakest_distractors_neve
     assert no_oracle["chunks"] == 1 and not no_oracle["oracle_in_context"] and "number 0" in no_oracle["messages"][-2]["content"]
 
 
+def test_single_chunk_rows_hold_one_chunk_the_oracle_answers_and_a_distractor_does_not():
+    from core.records import Pair
+    from engine.prompts import load_templates
+    from synth.rows import single_chunk_row
+
+    t = load_templates("prompts.yaml")
+    oracle = Chunk("oracle", "Rollo led the Normans.", "/d/a.md", "h", "History", 0, 5)
+    others = [Chunk(f"x{i}", f"Distractor text number {i}.", "/d/b.md", "h", "", i, 4) for i in range(3)]
+    pair = Pair("p", "Who led the Normans?", "Rollo", "oracle", "/d/a.md", None, "History", "extractive", {}, "oracle:0",
+                "original", "train", "Rollo led the Normans.", ("x0", "x1", "x2"))
+    rng = random.Random(0)
+    rows = [single_chunk_row(pair, oracle, others, t, rng, 0.7, False) for _ in range(1000)]
+    assert 0.65 < sum(r["oracle_in_context"] for r in rows) / len(rows) < 0.75
+    for r in rows[:50]:
+        user, answer = r["messages"][-2]["content"], r["messages"][-1]["content"]
+        assert user.count('<document id="') == 1 and r["chunks"] == 1 and r["kind"] == "raft"
+        if r["oracle_in_context"]:
+            assert "Rollo led the Normans." in user and answer == "Rollo"
+        else:  # the hardest distractor alone, answered as the reader should answer it
+            assert "number 0" in user and answer == t.abstain
+    twice = Chunk("x0", "Some say Rollo was Danish.", "/d/b.md", "h", "", 0, 5)  # the retriever found the fact twice
+    assert single_chunk_row(pair, oracle, [twice], t, random.Random(0), 0.0, False)["messages"][-1]["content"] == "Rollo"
+    alone = single_chunk_row(pair, oracle, [], t, random.Random(0), 0.0, False)  # no distractor: the oracle it is
+    assert alone["oracle_in_context"] and alone["messages"][-1]["content"] == "Rollo"
+
+
 # The whole pipeline ------------------------------------------------------------------------------------
 
 
@@ -261,7 +287,8 @@ def test_bad_settings_and_an_empty_index(tmp_path, workdir):
     from synth.pipeline import synthesize
 
     for key, value, flag in (("oracle_p", 1.5, "--oracle-p"), ("eval_fraction", 1.0, "--eval-fraction"),
-                             ("generator", "magic", "--generator"), ("noise_kinds", "typo", "--noise-kinds")):
+                             ("generator", "magic", "--generator"), ("noise_kinds", "typo", "--noise-kinds"),
+                             ("raft_context", "both", "--raft-context")):
         with pytest.raises(ConfigError, match=flag):
             synth_cfg(workdir, **{key: value})
     with pytest.raises(RuntimeError, match="empty: run `ragtune ingest PATH` first"):
@@ -278,6 +305,13 @@ def test_the_cli_prints_a_summary_and_json(workdir, dataset):
     assert card["path"] == dataset[0]["path"] and card["pairs"] == dataset[0]["pairs"]
     bad = subprocess.run(CLI + ["synth", "--workdir", str(workdir), "--oracle-p", "2"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--oracle-p must be between 0 and 1" in bad.stderr
+    # The RAFT flags reach the rows: one chunk each, and the budget --max-tokens sets.
+    single = subprocess.run(CLI + ["synth", "--workdir", str(workdir), "--eval-fraction", "0.25", "--raft-context", "single",
+                                   "--max-tokens", "300", "--json"], capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    card = json.loads(single.stdout)
+    assert card["path"] != dataset[0]["path"] and card["raft"]["context"] == "single" and card["raft"]["max_tokens"] == 300
+    assert card["raft"]["mean_chunks"] == 1.0 < dataset[0]["raft"]["mean_chunks"]
 
 
 def test_split_by_document_and_the_round_trip_filter(workdir, tiny_model, model_cache):

@@ -360,7 +360,8 @@ def cmd_synth(args) -> int:
     from synth.pipeline import synthesize
 
     keys = ("generator", "out", "pairs_per_chunk", "paraphrases", "distractors", "oracle_p", "raft_context", "max_tokens",
-            "eval_fraction", "split_by", "seed", "format", "cot", "noise", "noise_kinds", "round_trip", "model", "base_url", "api_key_env", "concurrency", "timeout", "retries")
+            "eval_fraction", "split_by", "seed", "format", "cot", "noise", "noise_kinds", "round_trip", "model", "base_url",
+            "api_key_env", "concurrency", "timeout", "retries")
     cfg = load_config(SynthConfig, {"workdir": args.workdir, **{k: getattr(args, k) for k in keys},
                                     **{f"search.{k}": v for k, v in _index_overrides(args).items()}}, args.config)
     bars = _StageBars(disable=args.json)

@@ -130,16 +130,22 @@ def test_noise_changes_the_question_but_never_the_answer_words():
 # RAFT rows ------------------------------------------------------------------------------------------------
 
 
-def test_raft_rows_hold_the_oracle_with_probability_p_and_never_as_a_distractor():
+def _rollo():
+    """Prompt templates, an oracle chunk, three distractors and the pair asked of the oracle."""
     from core.records import Pair
     from engine.prompts import load_templates
-    from synth.rows import closed_book_row, raft_row
 
-    t = load_templates("prompts.yaml")
     oracle = Chunk("oracle", "Rollo led the Normans.", "/d/a.md", "h", "History", 0, 5)
     others = [Chunk(f"x{i}", f"Distractor text number {i}.", "/d/b.md", "h", "", i, 4) for i in range(3)]
     pair = Pair("p", "Who led the Normans?", "Rollo", "oracle", "/d/a.md", None, "History", "extractive", {}, "oracle:0",
                 "original", "train", "Rollo led the Normans.", ("x0", "x1", "x2"))
+    return load_templates("prompts.yaml"), oracle, others, pair
+
+
+def test_raft_rows_hold_the_oracle_with_probability_p_and_never_as_a_distractor():
+    from synth.rows import closed_book_row, raft_row
+
+    t, oracle, others, pair = _rollo()
     rng = random.Random(0)
     rows = [raft_row(pair, oracle, others, t, rng, 0.7, True, False) for _ in range(1000)]
     share = sum(r["oracle_in_context"] for r in rows) / len(rows)
@@ -182,15 +188,9 @@ def test_raft_rows_fit_the_token_budget_by_dropping_the_weakest_distractors_neve
 
 
 def test_single_chunk_rows_hold_one_chunk_the_oracle_answers_and_a_distractor_does_not():
-    from core.records import Pair
-    from engine.prompts import load_templates
     from synth.rows import single_chunk_row
 
-    t = load_templates("prompts.yaml")
-    oracle = Chunk("oracle", "Rollo led the Normans.", "/d/a.md", "h", "History", 0, 5)
-    others = [Chunk(f"x{i}", f"Distractor text number {i}.", "/d/b.md", "h", "", i, 4) for i in range(3)]
-    pair = Pair("p", "Who led the Normans?", "Rollo", "oracle", "/d/a.md", None, "History", "extractive", {}, "oracle:0",
-                "original", "train", "Rollo led the Normans.", ("x0", "x1", "x2"))
+    t, oracle, others, pair = _rollo()
     rng = random.Random(0)
     rows = [single_chunk_row(pair, oracle, others, t, rng, 0.7, False) for _ in range(1000)]
     assert 0.65 < sum(r["oracle_in_context"] for r in rows) / len(rows) < 0.75

@@ -45,7 +45,7 @@ def raft_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTem
     """The oracle (with probability `oracle_p`) among the distractors, as the engine renders a RAG
     prompt, in at most `max_tokens` (estimated) unless the first chunk alone is longer."""
     with_oracle = rng.random() < oracle_p
-    answer = f'"{pair.evidence}"\nAnswer: {pair.answer}' if cot and pair.evidence and with_oracle else pair.answer
+    answer = _answer(pair, cot) if with_oracle else pair.answer
     chunks = ([oracle] if with_oracle else []) + list(distractors)  # distractors come hardest first
     messages = _raft_messages(pair.question, chunks, t, answer)
     while len(chunks) > 1 and _estimate_tokens(messages) > max_tokens:
@@ -65,10 +65,15 @@ def single_chunk_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.P
     with_oracle = rng.random() < oracle_p or not distractors
     chunk = oracle if with_oracle else distractors[0]
     if with_oracle:
-        answer = f'"{pair.evidence}"\nAnswer: {pair.answer}' if cot and pair.evidence else pair.answer
+        answer = _answer(pair, cot)
     else:
         answer = pair.answer if pair.answer.lower() in chunk.text.lower() else t.abstain
     return _row(pair, _raft_messages(pair.question, [chunk], t, answer), "raft", oracle_in_context=with_oracle, chunks=1)
+
+
+def _answer(pair: Pair, cot: bool) -> str:
+    """A RAFT row's answer, opening with the quoted supporting sentence when `cot` is on."""
+    return f'"{pair.evidence}"\nAnswer: {pair.answer}' if cot and pair.evidence else pair.answer
 
 
 def _raft_messages(question: str, chunks: list[Chunk], t: P.PromptTemplates, answer: str) -> list[dict]:

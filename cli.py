@@ -115,7 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="dataset folder (default: <workdir>/datasets/<generator>-<settings hash>)")
     p.add_argument("--pairs-per-chunk", type=int, help="facts asked about per chunk (default: 4)")
     p.add_argument("--paraphrases", type=int, help="extra wordings per fact (default: 2)")
-    p.add_argument("--synonyms", type=float, help="extractive: share of a paraphrase's content words swapped for WordNet synonyms (default: 0)")
     p.add_argument("--distractors", type=int, help="K hard distractors per RAFT row (default: 3)")
     p.add_argument("--oracle-p", type=float, help="P: share of RAFT rows holding the oracle chunk (default: 0.8)")
     p.add_argument("--raft-context", choices=["joint", "single"],
@@ -360,7 +359,7 @@ def cmd_synth(args) -> int:
     from synth.config import SynthConfig
     from synth.pipeline import synthesize
 
-    keys = ("generator", "out", "pairs_per_chunk", "paraphrases", "synonyms", "distractors", "oracle_p", "raft_context", "max_tokens",
+    keys = ("generator", "out", "pairs_per_chunk", "paraphrases", "distractors", "oracle_p", "raft_context", "max_tokens",
             "eval_fraction", "split_by", "seed", "format", "cot", "noise", "noise_kinds", "round_trip", "model", "base_url",
             "api_key_env", "concurrency", "timeout", "retries")
     cfg = load_config(SynthConfig, {"workdir": args.workdir, **{k: getattr(args, k) for k in keys},

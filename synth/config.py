@@ -24,7 +24,6 @@ class SynthConfig:
     out: str | None  # the dataset folder; null = <workdir>/datasets/<generator>-<config hash>
     pairs_per_chunk: int  # facts asked about per chunk (each with its paraphrases)
     paraphrases: int  # extra wordings of each question
-    synonyms: float  # extractive: share of a paraphrase's content words swapped for WordNet synonyms
     distractors: int  # K hard distractors per RAFT row: the retriever's hits for the question, oracle excluded
     oracle_p: float  # P: share of RAFT rows whose context holds the oracle chunk
     raft_context: str  # joint: the oracle among the distractors | single: one chunk a row, as the span reader reads
@@ -70,8 +69,6 @@ class SynthConfig:
             (self.format in FORMATS, f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}"),
             (self.pairs_per_chunk >= 1, f"--pairs-per-chunk must be at least 1, got {self.pairs_per_chunk}"),
             (0 <= self.paraphrases <= 25, f"--paraphrases must be between 0 and 25, got {self.paraphrases}"),
-            (0 <= self.synonyms <= 1, f"--synonyms must be between 0 and 1, got {self.synonyms}"),
-            (not self.synonyms or self.generator == "extractive", "--synonyms is for --generator extractive (an LLM words its own questions)"),
             (self.distractors >= 0, f"--distractors must be 0 or more, got {self.distractors}"),
             (self.max_tokens >= 64, f"--max-tokens must be at least 64, got {self.max_tokens}"),
             (0 <= self.noise <= 1, f"--noise must be between 0 and 1, got {self.noise}"),

@@ -26,10 +26,9 @@ from __future__ import annotations
 import random
 import re
 from functools import lru_cache
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from core.records import Chunk, Draft
-from synth import thesaurus
 
 # Clauses hanging off the root that are not part of the main statement.
 SUBCLAUSES = {"conj", "cc", "advcl", "ccomp", "parataxis", "punct", "mark", "preconj", "csubj", "dep", "intj", "discourse"}
@@ -67,10 +66,7 @@ class ExtractiveGenerator:
     def __init__(self, cfg):
         self.cfg = cfg
         self.settings = {"pairs_per_chunk": cfg.pairs_per_chunk, "paraphrases": cfg.paraphrases, "spacy": "en_core_web_sm"}
-        if cfg.synonyms:
-            self.settings |= {"synonyms": cfg.synonyms, "thesaurus": thesaurus.WORDNET_VERSION}
         self._nlp = None
-        self._thesaurus = None
 
     @property
     def nlp(self):
@@ -90,22 +86,7 @@ class ExtractiveGenerator:
 
     def generate(self, chunks: list[Chunk]) -> list[list[Draft]]:
         texts = [" ".join(c.text.split()) for c in chunks]
-        drafts = [self._drafts(doc, chunk) for chunk, doc in zip(chunks, self.nlp.pipe(texts, batch_size=32))]
-        return self._reword(drafts) if self.cfg.synonyms else drafts
-
-    def _reword(self, drafts: list[list[Draft]]) -> list[list[Draft]]:
-        """Some of each paraphrase's words swapped for synonyms (synth/thesaurus.py); the original keeps the sentence's."""
-        if self._thesaurus is None:
-            from engine.model import cache_dir
-
-            self._thesaurus = thesaurus.Thesaurus(cache_dir(self.cfg.llm))
-        todo = [d for ds in drafts for d in ds if d.kind == "paraphrase"]
-        docs = dict(zip(todo, self.nlp.pipe([d.question for d in todo], batch_size=64)))
-        return [[self._reworded(d, docs[d]) if d in docs else d for d in ds] for ds in drafts]
-
-    def _reworded(self, draft: Draft, doc) -> Draft:
-        rng = random.Random(f"{self.cfg.seed}:synonyms:{draft.question}")
-        return replace(draft, question=thesaurus.reword(doc, draft.answer, self._thesaurus, self.cfg.synonyms, rng))
+        return [self._drafts(doc, chunk) for chunk, doc in zip(chunks, self.nlp.pipe(texts, batch_size=32))]
 
     def _drafts(self, doc, chunk: Chunk) -> list[Draft]:
         person = self._title_person(chunk.section.split(" > ")[0])

@@ -127,33 +127,6 @@ def test_noise_changes_the_question_but_never_the_answer_words():
                 assert "Eiffel Tower" in out
 
 
-def test_synonyms_bring_new_words_but_keep_names_numbers_and_the_answer(tmp_path):
-    from synth.extractive import ExtractiveGenerator
-    from synth.thesaurus import wordnet_root
-
-    text = "In 1889 the Eiffel Tower was completed by the company of Gustave Eiffel. Peyton Manning won his second title in Denver."
-    chunk = Chunk("c", text, "s", "h", "", 0, 40)
-    cfg = synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=5, synonyms=1.0, llm={"cache_dir": str(tmp_path)})
-    plain = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=5)).generate([chunk])[0]
-    reworded = ExtractiveGenerator(cfg).generate([chunk])[0]
-    assert [(d.kind, d.answer) for d in reworded] == [(d.kind, d.answer) for d in plain]
-    pairs = {(d.kind, d.question) for d in reworded}
-    assert ("paraphrase", "When was the Eiffel Tower finished?") in pairs  # WordNet's commonest sense of "complete"
-    assert ("original", "When was the Eiffel Tower completed by the company of Gustave Eiffel?") in pairs  # originals keep their words
-    changed = [(a, b) for a, b in zip(plain, reworded) if a.question != b.question]
-    assert changed and all(a.kind == "paraphrase" for a, _ in changed)
-    for before, d in changed:
-        assert d.question.endswith("?") and d.answer.lower() not in d.question.lower()
-        assert all(name in d.question for name in ("Eiffel", "Manning", "Denver", "1889") if name in before.question)
-    # WordNet was converted once into the cache, with LF line ends that nltk's byte offsets need
-    noun = wordnet_root(tmp_path) / "corpora" / "wordnet" / "data.noun"
-    assert noun.stat().st_size > 10_000_000 and b"\r" not in noun.read_bytes()[:100_000]
-    with pytest.raises(ConfigError, match="--synonyms must be between 0 and 1"):
-        synth_cfg("/tmp/unused", synonyms=1.5)
-    with pytest.raises(ConfigError, match="--synonyms is for --generator extractive"):
-        synth_cfg("/tmp/unused", synonyms=0.5, generator="local")
-
-
 # RAFT rows ------------------------------------------------------------------------------------------------
 
 

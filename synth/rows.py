@@ -61,14 +61,20 @@ def single_chunk_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.P
                      oracle_p: float, cot: bool) -> dict:
     """One chunk in the context, as the span reader prompts it: the oracle (with probability
     `oracle_p`) -> the answer, else the hardest distractor -> the abstain answer. A distractor
-    that holds the answer verbatim answers it (the retriever found the fact twice)."""
+    that holds the answer word for word (white space aside) answers it (the retriever found the
+    fact twice)."""
     with_oracle = rng.random() < oracle_p or not distractors
     chunk = oracle if with_oracle else distractors[0]
     if with_oracle:
         answer = _answer(pair, cot)
     else:
-        answer = pair.answer if pair.answer.lower() in chunk.text.lower() else t.abstain
+        answer = pair.answer if _words(pair.answer) in _words(chunk.text) else t.abstain
     return _row(pair, _raft_messages(pair.question, [chunk], t, answer), "raft", oracle_in_context=with_oracle, chunks=1)
+
+
+def _words(text: str) -> str:
+    """Lower case with runs of white space made one space: an answer a line break splits still counts."""
+    return " ".join(text.lower().split())
 
 
 def _answer(pair: Pair, cot: bool) -> str:

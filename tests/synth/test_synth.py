@@ -1,5 +1,6 @@
 """`ragtune synth` with the extractive generator, on two of the sample documents in a real index."""
 
+import dataclasses
 import json
 import random
 import shutil
@@ -203,6 +204,9 @@ def test_single_chunk_rows_hold_one_chunk_the_oracle_answers_and_a_distractor_do
             assert "number 0" in user and answer == t.abstain
     twice = Chunk("x0", "Some say Rollo was Danish.", "/d/b.md", "h", "", 0, 5)  # the retriever found the fact twice
     assert single_chunk_row(pair, oracle, [twice], t, random.Random(0), 0.0, False)["messages"][-1]["content"] == "Rollo"
+    broken = Chunk("x1", "Some say Rollo the\n  Walker was Danish.", "/d/b.md", "h", "", 0, 5)  # the answer split by a line break
+    walker = dataclasses.replace(pair, answer="Rollo the Walker")
+    assert single_chunk_row(walker, oracle, [broken], t, random.Random(0), 0.0, False)["messages"][-1]["content"] == "Rollo the Walker"
     alone = single_chunk_row(pair, oracle, [], t, random.Random(0), 0.0, False)  # no distractor: the oracle it is
     assert alone["oracle_in_context"] and alone["messages"][-1]["content"] == "Rollo"
 

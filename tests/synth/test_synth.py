@@ -91,6 +91,9 @@ def test_grounding_and_the_per_draft_filters():
     assert grounded("rollo", text, 0.8) and grounded("King Charles III.", text, 0.8)
     assert grounded("Charles III of France", text, 0.5) and not grounded("Charles III of France", text, 0.8)
     assert not grounded("William the Conqueror", text, 0.8) and not grounded("", text, 0.8)
+    # punctuation parts words (SQuAD's normalisation glues "$40,000/year" into one): two SQuAD drafts it dropped
+    assert grounded("40,000", "Salary ranges from $40,000/year to $90,000/yr.", 0.8)
+    assert grounded("Marconi", "he may have intercepted Marconi's European experiments", 0.8)
     assert check(Draft("Who led the Normans?", "Rollo"), text, cfg) is None
     assert check(Draft("Who led the Normans?", "William"), text, cfg) == "ungrounded"
     assert check(Draft("Did Rollo lead the Normans?", "Rollo"), text, cfg) == "answer_in_question"
@@ -207,6 +210,8 @@ def test_single_chunk_rows_hold_one_chunk_the_oracle_answers_and_a_distractor_do
     broken = Chunk("x1", "Some say Rollo the\n  Walker was Danish.", "/d/b.md", "h", "", 0, 5)  # the answer split by a line break
     walker = dataclasses.replace(pair, answer="Rollo the Walker")
     assert single_chunk_row(walker, oracle, [broken], t, random.Random(0), 0.0, False)["messages"][-1]["content"] == "Rollo the Walker"
+    longer = Chunk("x2", "Rollonia was Danish.", "/d/b.md", "h", "", 0, 4)  # a longer word is not the answer
+    assert single_chunk_row(pair, oracle, [longer], t, random.Random(0), 0.0, False)["messages"][-1]["content"] == t.abstain
     alone = single_chunk_row(pair, oracle, [], t, random.Random(0), 0.0, False)  # no distractor: the oracle it is
     assert alone["oracle_in_context"] and alone["messages"][-1]["content"] == "Rollo"
 

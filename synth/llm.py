@@ -19,18 +19,18 @@ it as malformed instead of losing it silently.
 `local` generates each batch of chunks in one batched `Engine.generate` call. `openai` keeps
 --concurrency requests in flight, each with --timeout, and retries connection errors,
 timeouts, 429 and 5xx --retries times with exponential backoff; an endpoint still down
-after that is a one-line RuntimeError naming its URL.
+after that is a one-line RuntimeError naming its URL. Its client (`Endpoint`, engine/remote.py)
+is the one `--llm openai` answers with.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from core.records import Chunk, Draft
+from engine.remote import Batch, Endpoint, http_reason
 
 # The prompt ---------------------------------------------------------------------------------
 #
@@ -221,7 +221,7 @@ class LocalGenerator:
 
 class OpenAIGenerator:
     name = "openai"
-    PLACEHOLDER_KEY = "-"  # local servers want no key, but the client insists on one; never $OPENAI_API_KEY by accident
+    PLACEHOLDER_KEY = Endpoint.PLACEHOLDER_KEY
 
     def __init__(self, cfg, backoff: float = 1.0):
         """Connect to `cfg.base_url`; with no `cfg.model`, ask the endpoint for its first model.
@@ -231,19 +231,9 @@ class OpenAIGenerator:
         Raises:
             RuntimeError: the key's environment variable is unset, or the endpoint is down.
         """
-        import openai
-
-        self.cfg, self.backoff, self.url = cfg, backoff, cfg.base_url.rstrip("/")
-        key = self.PLACEHOLDER_KEY
-        if cfg.api_key_env:
-            key = os.environ.get(cfg.api_key_env)
-            if not key:
-                raise RuntimeError(f"--api-key-env {cfg.api_key_env}: the environment variable {cfg.api_key_env} is not set; "
-                                   "export it or drop the flag")
-        # Retries are ours (`_call`), so which failures retry and how long they wait is explicit.
-        self.client = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=cfg.timeout)
-        self._failure: str | None = None  # set by the first request that gives up: the others stop retrying
-        self._gave_up = threading.Event()
+        self.cfg, self.endpoint = cfg, Endpoint(cfg.base_url, cfg.api_key_env, cfg.timeout, cfg.retries, backoff)
+        self.url, self.client = self.endpoint.url, self.endpoint.client
+        self._batch = Batch()  # the requests of one `generate` call: the first that gives up stops the others retrying
         self.model = cfg.model or self._first_model()
         d = cfg.decoding
         self.settings = {"model": self.model, "base_url": self.url, "api_key_env": cfg.api_key_env,
@@ -257,14 +247,13 @@ class OpenAIGenerator:
         Raises:
             RuntimeError: the endpoint stayed down through the retries, or refuses every request (bad key, unknown model).
         """
-        self._failure = None
-        self._gave_up.clear()
+        self._batch = Batch()
         pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="ragtune-synth")
         try:
             futures = [pool.submit(self._drafts, c) for c in chunks]
             return [f.result() for f in futures]
         except BaseException:  # down, refused, or Ctrl+C: requests in flight end, none retries
-            self._gave_up.set()
+            self._batch.gave_up.set()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # queued chunks never start
@@ -281,9 +270,9 @@ class OpenAIGenerator:
             resp = self._call("POST /chat/completions", lambda: self.client.chat.completions.create(**request))
         except openai.APIStatusError as e:
             if e.status_code in (401, 403, 404):  # a wrong key or model: every other request fails alike
-                raise RuntimeError(f"{self.url}: HTTP {e.status_code}: {_reason(e)}") from None
+                raise RuntimeError(f"{self.url}: HTTP {e.status_code}: {http_reason(e)}") from None
             # Another 4xx is about this request (a chunk too long for the model's context, say).
-            return [Draft("", "", 0, error=f"refused by the endpoint: HTTP {e.status_code}: {_reason(e)}")]
+            return [Draft("", "", 0, error=f"refused by the endpoint: HTTP {e.status_code}: {http_reason(e)}")]
         content = resp.choices[0].message.content if resp.choices else None
         return parse(content or "", chunk.text, self.cfg)
 
@@ -294,43 +283,5 @@ class OpenAIGenerator:
         return models[0].id
 
     def _call(self, what: str, request):
-        """`request()`, retried on connection errors, timeouts, 429 and 5xx with exponential backoff.
-
-        Other HTTP errors are raised as they are. With retries 3 and backoff 1 s, a dead
-        endpoint is given up on after 4 attempts and 1 + 2 + 4 = 7 s of waiting.
-
-        Raises:
-            RuntimeError: one line naming the URL and the last failure, once the retries are
-                spent (or another request of the batch gave up).
-        """
-        import openai
-
-        for attempt in range(self.cfg.retries + 1):
-            if self._gave_up.is_set():
-                break
-            try:
-                return request()
-            except openai.APIStatusError as e:
-                if e.status_code != 429 and e.status_code < 500:
-                    raise
-                reason = f"HTTP {e.status_code}: {_reason(e)}"
-            except openai.APITimeoutError:  # before APIConnectionError, its base class
-                reason = f"no reply within --timeout {self.cfg.timeout:g} s"
-            except openai.APIConnectionError as e:
-                reason = _first_line(e.__cause__ or e)
-            if attempt < self.cfg.retries:
-                self._gave_up.wait(self.backoff * 2**attempt)  # wakes at once if another request gave up
-        else:
-            attempts = f"{self.cfg.retries + 1} attempt" + "s" * (self.cfg.retries > 0)
-            self._failure = self._failure or f"{self.url}: {what} failed after {attempts} ({reason})"
-            self._gave_up.set()
-        raise RuntimeError(self._failure or f"{self.url}: {what} abandoned: the batch failed")
-
-
-def _reason(e) -> str:
-    body = e.body if isinstance(e.body, dict) else {}
-    return _first_line(body.get("message") or e.message)
-
-
-def _first_line(e) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+        """`request()` through the endpoint's retries (`Endpoint.call`), as one of this batch's requests."""
+        return self.endpoint.call(what, request, self._batch)

@@ -5,7 +5,7 @@ import pytest
 from app import AppConfig, DemoConfig
 from conftest import ROOT
 from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
-from engine.config import AskConfig, DecodingConfig, ModelConfig, ServeConfig, SpanConfig
+from engine.config import AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
 from evals.config import EvalConfig
 from rag.config import IndexConfig, IngestConfig, SearchConfig
 from synth.config import SynthConfig
@@ -14,7 +14,7 @@ from train.config import TrainConfig
 STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig, "model.yaml": ModelConfig,
           "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig, "spans.yaml": SpanConfig,
           "synth.yaml": SynthConfig, "train.yaml": TrainConfig, "eval.yaml": EvalConfig, "app.yaml": AppConfig,
-          "demo.yaml": DemoConfig}
+          "demo.yaml": DemoConfig, "llm.yaml": LLMConfig}
 
 
 def test_every_yaml_file_builds_its_config_class():

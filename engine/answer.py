@@ -16,10 +16,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from core.records import Answer, Hit, Source
+from engine import cite
 from engine import prompts as P
 from engine.config import MODES, AskConfig, DecodingConfig
-from engine.generate import Engine, Generation, one_of
+from engine.generate import Engine, Generation, Reading, one_of
 
 ADAPTER_MODES = ("ft", "ft-rag")
 RAG_MODES = ("rag", "ft-rag")
@@ -46,11 +49,22 @@ class Answerer:
     def __init__(self, cfg: AskConfig, engine: Engine | None = None, retriever=None):
         self.cfg = cfg
         self.templates = P.load_templates(cfg.prompts)
+        if engine is None and cfg.llm is not None and cfg.llm.kind == "openai":
+            from engine.remote import RemoteEngine
+
+            engine = RemoteEngine(cfg.llm)
         self.engine = engine or Engine(cfg.model)
         self._retriever = retriever
         self._prefixes = None  # span answers' PrefixCache, made on first use
-        small = self.engine.n_params <= cfg.small_model_params * 1e6
-        self.rag_answer = ("spans" if small else "generate") if cfg.rag_answer == "auto" else cfg.rag_answer
+        self.rag_answer = cfg.rag_answer
+        if getattr(self.engine, "writes", False):  # an endpoint can neither score spans nor constrain decoding
+            self.rag_answer = "generate"
+        elif cfg.rag_answer == "auto":  # measured, not guessed from the size: engine/probe.py
+            from engine import probe
+
+            from engine.model import cache_dir
+
+            self.rag_answer = "generate" if probe.writes(self.engine, self.templates, cache_dir(cfg.model)) else "spans"
 
     # What can answer --------------------------------------------------------------------
 
@@ -58,6 +72,9 @@ class Answerer:
         """The adapter the `ft` modes use: `--adapter`, else the newest one trained here."""
         if mode not in ADAPTER_MODES:
             return None
+        if getattr(self.engine, "writes", False):  # an endpoint serves its adapter by name, or says why not
+            with self.engine.using(True):
+                return self.engine.adapter_path
         if self.engine.adapter_path is not None and (self.cfg.adapter is None or Path(self.cfg.adapter).expanduser() == self.engine.adapter_path):
             return self.engine.adapter_path
         path = Path(self.cfg.adapter).expanduser() if self.cfg.adapter else newest_adapter(self.cfg.workdir)
@@ -124,6 +141,8 @@ class Answerer:
             return Prepared(self.engine.render(_with_history(messages, history)), [], shared=self._shared(messages, history))
         if hits is None:
             hits = self.retrieve(question, k)
+        if self.rag_answer == "generate" and self.templates.write_system:  # a writer cites; span examples would teach it spans
+            system, shots = system or self.templates.write_system, False
         messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system, shots)
         prepared = Prepared(self.engine.render(_with_history(messages, history)), used, shared=self._shared(messages, history))
         if self.picks_span(mode):
@@ -158,7 +177,7 @@ class Answerer:
         else:
             gens = self.engine.generate([p.prompt for p in prepared], decoding, adapter=adapter is not None,
                                         batch_size=self.cfg.batch_size, processors=[p.processor for p in prepared])
-            if golds:
+            if golds and not getattr(self.engine, "writes", False):  # an endpoint gives no log-probs of our golds
                 gold = [self._gold_perplexity([p.prompt], p.shared, g, adapter is not None) for p, g in zip(prepared, golds)]
         per_question = (time.perf_counter() - t0) / max(len(questions), 1)
         return [replace(self._answer(q, mode, p, g, adapter, per_question if len(questions) > 1 else None), gold_perplexity=ppl)
@@ -219,37 +238,78 @@ class Answerer:
         return prompt[: prompt.rfind(last)] if last in prompt else ""
 
     def _pick_span(self, question: str, p: Prepared, adapter: bool, golds=()) -> tuple[Generation, float | None]:
-        """The best candidate span of the retrieved chunks (engine/spans.py), or "I don't know".
+        """The span reader's answer, in the form the question wants (engine/qtype.py):
 
-        Each chunk's spans are scored by the model in a prompt holding that chunk alone, and
-        the abstain answer with them (`spans.abstains` decides). `golds` ride along in each
+            factoid  the best candidate span (engine/spans.py), quoted in its sentence, cited;
+            open     the best one to three sentences (engine/extract.py), each cited;
+            or "I don't know" when nothing retrieved supports an answer.
+
+        Each chunk's spans or sentences are scored by the model in a prompt holding that chunk
+        alone, with the abstain answer (`spans.abstains` decides). `golds` ride along in each
         prompt's pass: their perplexity is the lowest over the chunks (the one with the answer).
+        The returned Generation carries the form, the span and the citations in `reading`.
         """
+        from engine import extract as X
         from engine import spans as S
+        from engine.qtype import classify
 
         t0 = time.perf_counter()
         cfg, abstain, golds = self.cfg.spans, self.templates.abstain, list(golds)
-        ranked, prompt_tokens, says_abstain, margins, gold_ppl = [], 0, None, [], None
+        kind = classify(question)
+        sentences = X.split_sentences(p.hits, question) if kind.kind == "open" else []
+        ranked, lm, prompt_tokens, says_abstain, margins, gold_ppl = [], {}, 0, None, [], None
         self._prefixes = self._prefixes or S.PrefixCache()
         key = self.engine.model.active_adapter if adapter else None  # named afresh on each load: a new adapter, a new cache
         with self.engine.lock, self.engine.using(adapter):
             for r, (hit, prompt) in enumerate(zip(p.hits, p.chunk_prompts or [])):
-                cands = S.candidate_spans(hit.chunk.text, question, r)
-                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, [c.text for c in cands] + golds + [abstain],
-                                       prefix=p.shared, cache=self._prefixes, key=key)
+                cands = S.candidate_spans(hit.chunk.text, question, r) if kind.kind == "factoid" else []
+                sents = [s for s in sentences if s.hit == r]
+                texts = [c.text for c in cands] + [s.text for s in sents] + golds + [abstain]
+                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, texts, prefix=p.shared, cache=self._prefixes, key=key)
                 says_abstain = scored.pop()
                 margins.append(says_abstain.logprob - max((s.logprob for s in scored[: len(cands)]), default=-float("inf")))
-                gold_ppl = _lowest([gold_ppl] + [_perplexity(s) for s in scored[len(cands):]])
+                gold_ppl = _lowest([gold_ppl] + [_perplexity(s) for s in scored[len(cands) + len(sents):]])
                 ranked += S.rank(cands, scored[: len(cands)], cfg)
+                lm.update({(s.hit, s.pos): sc.logprob / (sc.tokens + 1) for s, sc in zip(sents, scored[len(cands):])})
                 prompt_tokens += self.engine.count_tokens(prompt)
+        if kind.kind == "open":
+            gen = self._extract(question, sentences, lm, kind.is_list, p.hits)
+        else:
+            gen = self._quote(ranked, margins, p.hits)
+        gen.prompt_tokens, gen.latency_s = prompt_tokens, time.perf_counter() - t0
+        return gen, gold_ppl
+
+    def _quote(self, ranked: list, margins: list[float], hits: list[Hit]) -> Generation:
+        """A factoid's answer: the best span in its quoted sentence, or "I don't know"."""
+        from engine import extract as X
+        from engine import spans as S
+
         ranked.sort(key=lambda t: -t[0])
         supported = bool(ranked) and max(c.evidence for _, c, _ in ranked) > 0
-        if S.abstains(margins, supported, cfg.abstain_margin):
-            text, tokens = abstain, says_abstain.tokens if says_abstain else self.engine.count_tokens(abstain)
-        else:
-            _, best, scored = ranked[0]
-            text, tokens = best.text, scored.tokens
-        return Generation(text, prompt_tokens, tokens, "stop", time.perf_counter() - t0), gold_ppl
+        if S.abstains(margins, supported, self.cfg.spans.abstain_margin):
+            return self._abstain()
+        _, best, scored = ranked[0]
+        text, cited = X.quote_span(best.text, best.sentence, best.rank + 1, hits[best.rank])
+        return Generation(text, 0, scored.tokens, "stop", 0.0, reading=Reading("factoid", best.text, [cited]))
+
+    def _extract(self, question: str, sentences: list, lm: dict, is_list: bool, hits: list[Hit]) -> Generation:
+        """An open question's answer: its best sentences, cited, or "I don't know"."""
+        from engine import extract as X
+
+        if not sentences or max(s.evidence for s in sentences) == 0:
+            return self._abstain()
+        vectors = self.retriever.embedder.embed([question] + [s.text for s in sentences])
+        vectors = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9)
+        similarity = (vectors[1:] @ vectors[0]).tolist()
+        ranked = X.rank(sentences, [lm[(s.hit, s.pos)] for s in sentences], similarity, self.cfg.spans)
+        chosen = X.choose(ranked, sentences, is_list, self.cfg.spans)
+        text, cited = X.render(chosen, hits, is_list)
+        form = "list" if is_list and len(chosen) > 1 else "open"
+        return Generation(text, 0, self.engine.count_tokens(text), "stop", 0.0, reading=Reading(form, "", cited))
+
+    def _abstain(self) -> Generation:
+        text = self.templates.abstain
+        return Generation(text, 0, self.engine.count_tokens(text), "stop", 0.0, reading=Reading("abstain"))
 
     def _gold_perplexity(self, prompts: list[str], shared: str, golds: list[str], adapter: bool) -> float | None:
         """The lowest per-token perplexity of any gold answer after any of the prompts."""
@@ -265,9 +325,16 @@ class Answerer:
                 self.engine.model, self.engine.tokenizer, prompt, golds, prefix=shared, cache=self._prefixes, key=key)])
 
     def _answer(self, question: str, mode: str, p: Prepared, g: Generation, adapter: Path | None, latency: float | None) -> Answer:
-        return Answer(question, mode, g.text, [Source.from_hit(h) for h in p.hits], g.prompt_tokens, g.generated_tokens,
+        text, reading, dropped = g.text, g.reading, 0
+        if reading is None and mode in RAG_MODES:  # a written answer: its [n] resolved to the prompt's chunks
+            text, cited, dropped = cite.resolve(g.text, p.hits)
+            abstained = self.templates.abstain.lower() in text.lower() and not cited
+            reading = Reading("abstain" if abstained else "generated", "", cited)
+        reading = reading or Reading()
+        return Answer(question, mode, text, [Source.from_hit(h) for h in p.hits], g.prompt_tokens, g.generated_tokens,
                       g.latency_s if latency is None else latency, g.finish_reason, g.first_token_s,
-                      self.cfg.model.model, str(adapter) if adapter else None)
+                      getattr(self.engine, "name", self.cfg.model.model), str(adapter) if adapter else None,
+                      form=reading.form, span=reading.span, citations=reading.citations, dropped_citations=dropped)
 
 
 def _with_history(messages: list[dict], history: list[dict] | None) -> list[dict]:

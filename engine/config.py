@@ -20,10 +20,10 @@ class ModelConfig:
     """Which model to load, and how."""
 
     config_file = "model.yaml"
-    model: str  # "packaged" | an HF id | a local folder
+    model: str  # "packaged" | an HF id | a local folder | a .gguf file (converted once into cache_dir)
     trust_remote_code: bool
     dtype: str  # auto | fp32 | bf16
-    cache_dir: str | None  # where the packaged GGUF becomes an HF folder
+    cache_dir: str | None  # where a GGUF (the packaged one or --model FILE.gguf) becomes an HF folder
     threads: int  # 0 = one per core
 
     def __post_init__(self):
@@ -79,6 +79,51 @@ class SpanConfig:
     echo_weight: float  # x the share of the span's content words that the question already says (a penalty)
     rank_weight: float  # x its chunk's rank, 0 for the top chunk (a penalty)
     abstain_margin: float  # "I don't know" must beat every chunk's best span by this many nats
+    sentence_lm_weight: float  # open answers: x the sentence's mean log-prob per token as the answer
+    sentence_evidence_weight: float  # x the share of the question's content words in the sentence
+    sentence_dense_weight: float  # x the cosine of the sentence's embedding with the question's
+    sentence_rank_weight: float  # x its chunk's rank (a penalty)
+    sentence_length_weight: float  # x its words beyond a quote's 40, per 40 (a penalty)
+    sentence_margin: float  # further sentences join the best one if they score within this of it
+    max_sentences: int  # sentences in an open answer
+    max_words: int  # words in an open answer, beyond its first sentence
+    max_list_items: int  # bullets in a list answer
+
+    def __post_init__(self):
+        if not 1 <= self.max_sentences <= 10:
+            raise ConfigError(f"spans: max_sentences must be between 1 and 10, got {self.max_sentences}")
+        if self.max_words < 1 or self.max_list_items < 1:
+            raise ConfigError("spans: max_words and max_list_items must be at least 1")
+
+
+@dataclass
+class LLMConfig:
+    """Which LLM answers: the local model (the `model` section), or one behind an OpenAI-compatible endpoint."""
+
+    config_file = "llm.yaml"
+    kind: str  # local | openai (flag: --llm)
+    base_url: str | None  # openai: the API's root, e.g. http://127.0.0.1:8000/v1
+    model: str | None  # openai (--llm-model): the model's name there; null = the first it lists
+    adapter_model: str | None  # openai: the name it serves the LoRA adapter under, for the ft modes
+    api_key_env: str | None  # openai: the env var holding the key
+    concurrency: int  # openai: requests in flight
+    timeout: float  # openai: seconds per request
+    retries: int  # openai: attempts after the first, with exponential backoff
+
+    def __post_init__(self):
+        if self.kind not in ("local", "openai"):
+            raise ConfigError(f"--llm must be local or openai, got {self.kind!r}")
+        if self.kind == "openai" and not self.base_url:
+            raise ConfigError("--llm openai needs --base-url (an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1)")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"--base-url must start with http:// or https://, got {self.base_url!r}")
+        # No flags for these three (configs/llm.yaml, or an `llm:` section in --config): the message names the key.
+        if self.concurrency < 1:
+            raise ConfigError(f"llm.concurrency must be at least 1, got {self.concurrency}")
+        if self.timeout <= 0:
+            raise ConfigError(f"llm.timeout must be positive, got {self.timeout}")
+        if self.retries < 0:
+            raise ConfigError(f"llm.retries must be 0 or more, got {self.retries}")
 
 
 @dataclass
@@ -92,13 +137,13 @@ class AskConfig:
     k: int  # chunks retrieved for the rag modes
     prompts: str  # a YAML file of prompt templates, in configs/ or a path
     context_tokens: int  # token budget of the retrieved context in the prompt
-    rag_answer: str  # generate | spans | copy | auto: how the rag modes produce an answer
-    small_model_params: int  # `auto` picks spans for models up to this size (millions of parameters)
+    rag_answer: str  # generate | spans | copy | auto: how the rag modes produce an answer (auto: engine/probe.py)
     batch_size: int  # questions per batch in `answer_batch`
     spans: SpanConfig = field(default=None)
     model: ModelConfig = field(default=None)
     decoding: DecodingConfig = field(default=None)
     search: SearchConfig = field(default=None)
+    llm: LLMConfig = field(default=None)
 
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)

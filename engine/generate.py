@@ -12,12 +12,15 @@ import contextlib
 import queue
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
+from core.records import Citation
 from engine import model as model_lib
 from engine.config import DecodingConfig, ModelConfig
+
+PLAIN_STOP = "\nQuestion:"  # where a base model's plain-template answer ends
 
 
 @dataclass
@@ -30,6 +33,16 @@ class Generation:
     finish_reason: str  # stop (EOS or a stop string) | length (hit max_new_tokens)
     latency_s: float = 0.0
     first_token_s: float | None = None  # streaming only: time to the first text
+    reading: Reading | None = None  # a span reader's answer: its form and citations
+
+
+@dataclass
+class Reading:
+    """What a span reader's answer is made of (engine/answer.py): its form, span and citations."""
+
+    form: str = ""  # factoid | open | list | abstain
+    span: str = ""
+    citations: list[Citation] = field(default_factory=list)
 
 
 class Engine:
@@ -40,6 +53,7 @@ class Engine:
         loaded = model_lib.load(cfg)
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         self.base_path, self.n_params = loaded.path, loaded.n_params
+        self.plain_template = loaded.plain_template  # a base model: `render` writes plain text
         self.adapter_path: Path | None = None
         self._adapters_loaded = 0
         self.lock = threading.Lock()  # not an RLock: a stream may be resumed from another thread
@@ -49,8 +63,26 @@ class Engine:
     # Prompts ------------------------------------------------------------------------------
 
     def render(self, messages: list[dict]) -> str:
-        """Messages through the model's own chat template, ready for the assistant's turn."""
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        """Messages through the model's own chat template, ready for the assistant's turn.
+
+        A model without one (a base model: `plain_template`) gets plain text instead: the
+        system prompt, then each turn as "Question: ..." and "Answer: ...", ending at "Answer:".
+        """
+        if not self.plain_template:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # Prompts are tokenized without special tokens, so a BOS the model expects (Gemma's) is written here.
+        adds_bos = self.tokenizer("")["input_ids"][:1] == [self.tokenizer.bos_token_id]
+        bos = self.tokenizer.bos_token if adds_bos else ""
+        turns = []
+        for m in messages:
+            text = m["content"]
+            if m["role"] == "system":
+                turns.append(text + "\n\n")
+            elif m["role"] == "user":  # the rag prompt labels its own question after the documents
+                turns.append(text if "Question:" in text else f"Question: {text}")
+            else:
+                turns.append(f"\nAnswer: {text}\n\n")
+        return bos + "".join(turns) + "\nAnswer:"
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -110,6 +142,7 @@ class Engine:
         """
         import torch
 
+        decoding = self._stops(decoding)
         out: list[Generation | None] = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         with self.lock, self.using(adapter), torch.inference_mode():
@@ -154,6 +187,7 @@ class Engine:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
+        decoding = self._stops(decoding)
         n = len(prompts)
         adapters = adapters or [False] * n
         done = [False] * n  # a row that ended (EOS or a stop string) or whose reader left
@@ -230,6 +264,12 @@ class Engine:
         if prompt_tokens + d.max_new_tokens > self.max_context:
             raise ValueError(f"the prompt is {prompt_tokens} tokens; with max_new_tokens {d.max_new_tokens} it exceeds "
                              f"the model's context of {self.max_context} tokens")
+
+    def _stops(self, d: DecodingConfig) -> DecodingConfig:
+        """A base model with the plain template goes on to ask itself the next question: stop there."""
+        if self.plain_template and PLAIN_STOP not in d.stop:
+            return replace(d, stop=[*d.stop, PLAIN_STOP])
+        return d
 
     def _generate_kwargs(self, d: DecodingConfig) -> dict:
         kw = dict(max_new_tokens=d.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,

@@ -32,6 +32,7 @@ class PromptTemplates:
     rag_system: str
     rag_user: str
     document: str
+    write_system: str = ""  # the rag system prompt for a model that writes, citing the chunks [n]
     order: str = "best_last"
     examples: tuple[Example, ...] = field(default_factory=tuple)
     abstain: str = "I don't know"

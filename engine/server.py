@@ -7,7 +7,9 @@
 Any OpenAI client works: `OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="-")`. Decoding
 parameters the request leaves out come from configs/decoding.yaml (greedy by default, not
 OpenAI's temperature 1). Beyond OpenAI's, a request may send `top_k`, `repetition_penalty` and
-`k` (chunks retrieved), and a rag answer carries the chunks it read in a top-level `sources`.
+`k` (chunks retrieved), and a rag answer carries the chunks it read in a top-level `sources`,
+what its `[n]` cite in `citations` (`sources[n - 1]`), and `dropped_citations`: the `[n]` it
+wrote for no chunk, removed from the text.
 """
 
 from __future__ import annotations
@@ -264,11 +266,12 @@ class _Reply:
 def _extras(a: Answer) -> dict:
     usage = {"prompt_tokens": a.prompt_tokens, "completion_tokens": a.generated_tokens,
              "total_tokens": a.prompt_tokens + a.generated_tokens}
-    return {"usage": usage, "sources": [asdict(s) for s in a.sources]}
+    citations = [{k: getattr(c, k) for k in ("n", "chunk_id", "source", "page", "section", "quote")} for c in a.citations]
+    return {"usage": usage, "sources": [asdict(s) for s in a.sources], "citations": citations, "dropped_citations": a.dropped_citations}
 
 
 async def _sse(reply: _Reply, first: str | Answer, events: AsyncIterator[str | Answer]) -> AsyncIterator[str]:
-    """Server-sent events: the role, the pieces, a last chunk with usage and sources, then [DONE]."""
+    """Server-sent events: the role, the pieces, a last chunk with usage, sources and citations, then [DONE]."""
     try:
         yield reply.chunk({"role": "assistant", "content": ""})
         item = first

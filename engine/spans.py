@@ -56,6 +56,7 @@ class Candidate:
     evidence: float = 0.0  # share of the question's content words in the span's sentence
     typed: bool = False  # its entity type is what the question asks for
     echo: float = 0.0  # share of its content words that the question already says
+    sentence: str = ""  # the sentence it was found in, which a factoid answer quotes
 
 
 @dataclass(frozen=True)
@@ -94,10 +95,13 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
     text = " ".join(text.split())
     doc = nlp(text)
 
-    def evidence(start_char: int) -> float:
+    def sentence(start_char: int) -> tuple[float, str]:
+        """The span's sentence, and the share of the question's content words it holds."""
         sent = doc.char_span(start_char, start_char + 1, alignment_mode="expand")
-        words = {t.lower_ for t in sent.sent if not (t.is_stop or t.is_punct)} if sent is not None else set()
-        return len(content & words) / len(content) if content else 0.0
+        if sent is None:
+            return 0.0, ""
+        words = {t.lower_ for t in sent.sent if not (t.is_stop or t.is_punct)}
+        return (len(content & words) / len(content) if content else 0.0), sent.sent.text.strip()
 
     found = [(s.text, s.start_char, s.label_ or None) for s in sorted(list(doc.ents) + list(doc.noun_chunks), key=lambda s: s.start)]
     found += [(t.text, t.idx, "NUM") for t in doc if t.like_num]
@@ -109,11 +113,12 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
         if not span or len(words) > MAX_SPAN_WORDS or set(words) <= asked:
             continue
         said = [w for w in words if w and w not in nlp.Defaults.stop_words]
-        c = Candidate(span, rank, evidence(start), label in types,
-                      sum(w in content for w in said) / len(said) if said else 0.0)
+        evidence, sent = sentence(start)
+        c = Candidate(span, rank, evidence, label in types, sum(w in content for w in said) / len(said) if said else 0.0, sent)
         if span in out:  # said twice: its best sentence counts, and an entity reading once is enough
             old = out[span]
-            c = Candidate(span, rank, max(old.evidence, c.evidence), old.typed or c.typed, c.echo)
+            best = old if old.evidence >= c.evidence else c
+            c = Candidate(span, rank, best.evidence, old.typed or c.typed, c.echo, best.sentence)
         out[span] = c
     return list(out.values())
 

@@ -14,7 +14,7 @@ class EvalConfig:
 
     config_file = "eval.yaml"
     workdir: str | None
-    questions: str | None  # a JSONL file of {"question", "answers", "id"?, "doc"?}
+    questions: str | None  # a JSONL file of {"question", "answers", "id"?, "doc"?, "type"?, "keys"?}
     split: str | None  # "eval": the held-out split of the newest dataset (or --data)
     data: str | None  # the dataset folder for --split eval; None = the newest
     modes: list[str]

@@ -2,6 +2,10 @@
 
 A questions file holds one JSON object a line, the format of SQuAD-style sets:
     {"question": "Who ...?", "answers": ["Tesla", "Nikola Tesla"], "id": "q1", "doc": "Nikola_Tesla"}
+An open question may name its key facts, each a list of alternative phrasings, and its type
+(factoid or open; without one, engine/qtype.py's classifier decides):
+    {"question": "How does re-ingesting work?", "answers": ["..."], "type": "open",
+     "keys": [["content hash", "sha-256"], ["upsert"]]}
 Bad lines are skipped and counted, each with its line number, and the rest are asked.
 """
 
@@ -12,6 +16,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+TYPES = ("factoid", "open")
+
 
 @dataclass(frozen=True)
 class Question:
@@ -19,6 +25,8 @@ class Question:
     question: str
     answers: tuple[str, ...]  # empty: unanswerable, the right answer is to abstain
     doc: str = ""
+    keys: tuple[tuple[str, ...], ...] = ()  # key facts an answer should state, each as alternative phrasings
+    type: str = ""  # factoid | open; "" = the classifier's call
 
 
 @dataclass
@@ -52,7 +60,9 @@ def read_questions(path: str | Path, unanswerable: bool = False) -> QuestionSet:
             out.skipped.append(f"{path.name}:{n}: {reason}")
             continue
         answers = tuple(a for a in row.get("answers") or [] if a.strip())
-        out.questions.append(Question(str(row.get("id", n)), row["question"].strip(), answers, str(row.get("doc", ""))))
+        keys = tuple(tuple(alt.strip() for alt in key) for key in row.get("keys") or [])
+        out.questions.append(Question(str(row.get("id", n)), row["question"].strip(), answers, str(row.get("doc", "")),
+                                      keys, row.get("type") or ""))
     out.total = len(out.questions)
     if not out.questions:
         raise ValueError(f"--questions {path}: no usable questions ({len(out.skipped)} lines skipped)")
@@ -67,6 +77,12 @@ def _why_not(row, unanswerable: bool) -> str:
     answers = row.get("answers")
     if answers is not None and (not isinstance(answers, list) or not all(isinstance(a, str) for a in answers)):
         return "answers is not a list of strings"
+    keys = row.get("keys")
+    if keys is not None and not (isinstance(keys, list) and all(
+            isinstance(key, list) and key and all(isinstance(alt, str) and alt.strip() for alt in key) for key in keys)):
+        return "keys must be a list of lists of strings"
+    if row.get("type") is not None and row["type"] not in TYPES:
+        return f"type must be {' or '.join(TYPES)}, got {row['type']!r}"
     if not any(a.strip() for a in answers or []) and not unanswerable:
         return "no answers (pass --unanswerable to score these as questions to abstain on)"
     return ""

@@ -1,7 +1,7 @@
 """The report folder of `ragtune eval`, and `--compare` of two of them.
 
     report.json   everything: per question, each mode's answer, scores and sources; the summary
-    report.md     the score table with 95% intervals, the verdict, the error analysis
+    report.md     a score table per question type with 95% intervals, the verdict, the error analysis
     scores.png    the scores as bars with their intervals
 """
 
@@ -12,9 +12,12 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evals.run import BUCKETS, RATE_METRICS
+from evals.run import BUCKETS, RATE_METRICS, SHORT_WORDS
 
 LABELS = {"exact": "EM", "f1": "F1", "contains": "contains", "rouge_l": "ROUGE-L"}
+OPEN_METRICS = ("key_recall", "token_f1", "token_recall", "cited", "citation_precision")  # open questions' table
+OPEN_LABELS = {"key_recall": "key recall", "token_f1": "token F1", "token_recall": "token recall", "cited": "cited %",
+               "citation_precision": "cite prec"}
 
 
 def default_out(workdir: str | Path) -> Path:
@@ -50,7 +53,7 @@ def read(run: str | Path) -> dict:
 
 
 def markdown(report: dict, examples: int = 3) -> str:
-    s, modes, q = report["summary"], report["modes"], report["questions"]
+    modes, q, types = report["modes"], report["questions"], by_type(report)
     lines = [f"# ragtune eval: {q['asked']} questions, {', '.join(modes)}", "", f"**{report['verdict']}**", ""]
     lines += [f"Questions: `{q['source']}`" + (f", a random sample of {q['asked']} of {q['read']} (seed {q['seed']})" if q["asked"] < q["read"] else ""),
               f"; {len(q['skipped'])} lines skipped." if q["skipped"] else ""]
@@ -60,17 +63,18 @@ def markdown(report: dict, examples: int = 3) -> str:
               f"index {v['index']['collection'] + ' @ ' + v['index']['version'][:8] if v.get('index') else 'none'}, "
               f"k={v['k']}, rag answers: {v['rag_answer']}. {report['elapsed_s']:.0f} s in all.", ""]
 
-    lines += ["## Scores (mean and 95% bootstrap interval)", "",
-              "| mode | " + " | ".join(LABELS[k] for k in RATE_METRICS) + " | abstains | gold perplexity | latency p50 / p95 | tokens |",
-              "|---" * (len(RATE_METRICS) + 5) + "|"]
-    for m in modes:
-        cells = [f"{s[m][k]['mean']:.1f} [{s[m][k]['low']:.1f}, {s[m][k]['high']:.1f}]" for k in RATE_METRICS]
-        ppl = s[m].get("gold_perplexity")
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {s[m]['abstain_rate']:.1f}% | "
-                     + (f"{ppl['mean']:.2f} [{ppl['low']:.2f}, {ppl['high']:.2f}]" if ppl else "n/a")
-                     + f" | {s[m]['latency_s']['p50']:.2f} / {s[m]['latency_s']['p95']:.2f} s | {s[m]['generated_tokens']:.1f} |")
-    lines += ["", "Gold perplexity: per token, of the likeliest gold answer after the mode's prompt (a geometric mean); "
-              "lower means the model expects the right answer. Latency of batched modes is their batch's time shared out."]
+    lines += ["## Scores (mean and 95% bootstrap interval)"]
+    for qtype, summary in types.items():
+        n = next(iter(summary.values())).get("n", q["asked"])
+        lines += ["", f"### {qtype.capitalize()} questions ({n})", ""]
+        lines += _open_table(summary, modes) if qtype == "open" else _factoid_table(summary, modes)
+    if "factoid" in types:
+        lines += ["", "Gold perplexity: per token, of the likeliest gold answer after the mode's prompt (a geometric mean); "
+                  "lower means the model expects the right answer. Latency of batched modes is their batch's time shared out."]
+    if "open" in types:
+        lines += ["", "Open questions: key recall is the share of key facts the answer states; token F1 and recall compare its "
+                  "words with the reference answer's; cite prec is the share of cited chunks holding a key fact or the answer, "
+                  f"over the answers that cite; ≤{SHORT_WORDS} words counts bare spans, abstentions aside."]
     if report.get("retrieval"):
         r = report["retrieval"]
         lines += ["", f"Retrieval (shared by the rag modes): hit@{r['k']} {r['hit_at_k']['mean']:.1f}% "
@@ -101,6 +105,36 @@ def markdown(report: dict, examples: int = 3) -> str:
                 lines += [f"  - {m}: {_quote(row['modes'][m]['answer'])}" + (f" ({b})" if row["modes"][m]["bucket"] == b else
                           " (right)" if row["modes"][m]["correct"] else "") for m in modes]
     return "\n".join(lines) + "\n"
+
+
+def by_type(report: dict) -> dict:
+    """The per-type summaries; a report without them (written before types) is all factoid."""
+    return report.get("by_type") or {"factoid": report["summary"]}
+
+
+def _factoid_table(s: dict, modes: list[str]) -> list[str]:
+    lines = ["| mode | " + " | ".join(LABELS[k] for k in RATE_METRICS) + " | abstains | gold perplexity | latency p50 / p95 | tokens |",
+             "|---" * (len(RATE_METRICS) + 5) + "|"]
+    for m in modes:
+        cells = [_cell(s[m][k]) for k in RATE_METRICS]
+        ppl = s[m].get("gold_perplexity")
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {s[m]['abstain_rate']:.1f}% | "
+                     + (f"{ppl['mean']:.2f} [{ppl['low']:.2f}, {ppl['high']:.2f}]" if ppl else "n/a")
+                     + f" | {s[m]['latency_s']['p50']:.2f} / {s[m]['latency_s']['p95']:.2f} s | {s[m]['generated_tokens']:.1f} |")
+    return lines
+
+
+def _open_table(s: dict, modes: list[str]) -> list[str]:
+    lines = ["| mode | " + " | ".join(OPEN_LABELS[k] for k in OPEN_METRICS) + f" | words p50 | ≤{SHORT_WORDS} words |",
+             "|---" * (len(OPEN_METRICS) + 3) + "|"]
+    for m in modes:
+        cells = [_cell(s[m][k]) if s[m].get(k) else "n/a" for k in OPEN_METRICS]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {s[m]['words_p50']:g} | {s[m]['short_rate']:.1f}% |")
+    return lines
+
+
+def _cell(iv: dict) -> str:
+    return f"{iv['mean']:.1f} [{iv['low']:.1f}, {iv['high']:.1f}]"
 
 
 def _examples(report: dict, bucket: str, n: int) -> list[dict]:

@@ -7,6 +7,10 @@ Each question is retrieved for once; the rag modes share those chunks, so a diff
 rag and ft-rag is the model's, never the retriever's. Every answer goes through the engine's
 `Answerer`, so a mode here is the mode `ragtune ask` and the app answer in. The result is a
 plain dict (report.json); evals/report.py writes it out and reads it back for --compare.
+
+Factoid and open questions are summarised apart (`by_type`): a factoid answer is scored on its
+short span by SQuAD F1, an open one on the key facts it states, its token overlap with the
+reference, its citations and its length.
 """
 
 from __future__ import annotations
@@ -20,14 +24,18 @@ from typing import Callable
 import numpy as np
 
 from core.config import to_dict
+from engine.cite import strip
 from evals import metrics, stats
 from evals.config import EvalConfig
-from evals.questions import Question, QuestionSet, eval_split, read_questions, sample
+from evals.questions import TYPES, Question, QuestionSet, eval_split, read_questions, sample
 
 # The comparisons a decision rests on: does fine-tuning add to RAG, does it add to the bare model.
 KEY_COMPARISONS = (("ft-rag", "rag"), ("ft", "base"))
 BUCKETS = ("retrieval miss", "wrong span", "verbose", "abstained", "hallucinated")
 RATE_METRICS = ("exact", "f1", "contains", "rouge_l")  # per question 0-100, averaged with intervals
+# Per question 0-100 or None where it does not apply (no keys, no citation), averaged where it does
+LONG_METRICS = ("key_recall", "token_f1", "token_recall", "citation_precision", "cited")
+SHORT_WORDS = 3  # an answer this short to an open question is a bare span, not an explanation
 
 
 def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None) -> dict:
@@ -48,6 +56,7 @@ def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None =
     progress = progress or (lambda *_: None)
     qs = sample(_load_questions(cfg), cfg.limit, cfg.seed)
     questions = qs.questions
+    types = _types(questions)
 
     if cfg.ask.adapter and not Path(cfg.ask.adapter).expanduser().is_dir():
         raise ValueError(f"--adapter {cfg.ask.adapter}: no such folder")
@@ -78,7 +87,7 @@ def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None =
                                             golds=[list(q.answers) for q in batch])
             for j, (q, a) in enumerate(zip(batch, answers)):
                 r = retrieval[start + j] if mode in RAG_MODES else None
-                rows.append(_score(q, a, r, answerer.templates.abstain, cfg.correct_f1))
+                rows.append(_score(q, a, r, answerer.templates.abstain, cfg.correct_f1, types[start + j]))
             progress(mode, len(rows), len(questions))
         results[mode] = rows
 
@@ -90,11 +99,13 @@ def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None =
         "versions": _versions(cfg, answerer),
         "config": to_dict(cfg),
         "summary": {m: _summarize(results[m], cfg) for m in modes},
+        "by_type": _by_type(results, types, modes, cfg),
         "retrieval": _retrieval_summary(retrieval, cfg) if retrieval else None,
         "comparisons": _comparisons(results, modes, cfg),
         "buckets": {m: _bucket_counts(results[m]) for m in modes},
         "disagreements": sum(1 for i in range(len(questions)) if len({results[m][i]["correct"] for m in modes}) > 1),
-        "per_question": [{"id": q.id, "question": q.question, "answers": list(q.answers), "doc": q.doc,
+        "per_question": [{"id": q.id, "question": q.question, "answers": list(q.answers), "doc": q.doc, "type": types[i],
+                          **({"keys": [list(k) for k in q.keys]} if q.keys else {}),
                           **({"retrieval": {k: v for k, v in retrieval[i].items() if k != "context"}} if retrieval else {}),
                           "modes": {m: results[m][i] for m in modes}} for i, q in enumerate(questions)],
     }
@@ -116,6 +127,15 @@ def _load_questions(cfg: EvalConfig) -> QuestionSet:
     return eval_split(data)
 
 
+def _types(questions: list[Question]) -> list[str]:
+    """Each question's type: its own if the file gives one, else the classifier's."""
+    if all(q.type for q in questions):
+        return [q.type for q in questions]
+    from engine.qtype import classify
+
+    return [q.type or classify(q.question).kind for q in questions]
+
+
 # Scoring one answer ------------------------------------------------------------------------------
 
 
@@ -130,24 +150,36 @@ def _retrieval(q: Question, hits) -> dict:
     return {"hit": hit, "recall": round(100 * recall, 2), "sources": [h.chunk.id for h in hits], "context": context}
 
 
-def _score(q: Question, a, retrieval: dict | None, abstain: str, correct_f1: float) -> dict:
-    abstained = bool(metrics.normalize(abstain)) and metrics.normalize(abstain) in metrics.normalize(a.text)
+def _score(q: Question, a, retrieval: dict | None, abstain: str, correct_f1: float, qtype: str) -> dict:
+    """One answer's scores; `qtype` is the question's type (factoid | open)."""
+    text = strip(a.text)
+    short = a.span or text  # a factoid answer's span alone: SQuAD scores the answer, not the sentence quoted with it
+    abstained = a.form == "abstain" or (bool(metrics.normalize(abstain)) and metrics.normalize(abstain) in metrics.normalize(text))
     if q.answers:
-        s = metrics.score(a.text, list(q.answers))
-        exact, f1, contains, rouge = s.exact, s.f1, s.contains, metrics.rouge_l(a.text, list(q.answers))
+        s = metrics.score(short, list(q.answers))
+        exact, f1, contains, rouge = s.exact, s.f1, s.contains, metrics.rouge_l(short, list(q.answers))
     else:  # unanswerable: abstaining is the right answer
         exact = f1 = rouge = 100.0 * abstained
         contains = abstained
+    cited = [a.sources[c.n - 1].text for c in a.citations]
     row = {"answer": a.text, "exact": exact, "f1": round(f1, 2), "contains": 100.0 * contains, "rouge_l": round(rouge, 2),
            "abstained": abstained, "correct": f1 >= correct_f1, "latency_s": round(a.latency_s, 4),
            "generated_tokens": a.generated_tokens, "prompt_tokens": a.prompt_tokens,
            "gold_perplexity": None if a.gold_perplexity is None else round(a.gold_perplexity, 3),
+           "type": qtype, "form": a.form, "key_recall": _round(metrics.key_recall(text, q.keys)),
+           "token_f1": _round(metrics.token_f1(text, list(q.answers))), "token_recall": _round(metrics.token_recall(text, list(q.answers))),
+           "words": metrics.words(text), "cited": bool(cited),
+           "citation_precision": _round(metrics.citation_precision(cited, q.keys, list(q.answers))),
            "sources": [{"rank": s.rank, "source": s.source, "section": s.section, "page": s.page, "chunk_id": s.chunk_id} for s in a.sources]}
-    row["bucket"] = None if row["correct"] else _bucket(row, contains, retrieval)
+    row["bucket"] = None if row["correct"] else _bucket(row, short, contains, retrieval)
     return row
 
 
-def _bucket(row: dict, contains: bool, retrieval: dict | None) -> str:
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def _bucket(row: dict, said: str, contains: bool, retrieval: dict | None) -> str:
     """Why a wrong answer is wrong, checked in this order (the first that fits)."""
     if row["abstained"]:
         return "abstained"
@@ -156,7 +188,7 @@ def _bucket(row: dict, contains: bool, retrieval: dict | None) -> str:
     if retrieval is not None:
         if not retrieval["hit"]:
             return "retrieval miss"  # no retrieved chunk holds the answer: the reader never had a chance
-        said = metrics.normalize(row["answer"])
+        said = metrics.normalize(said)
         if said and said in retrieval["context"]:
             return "wrong span"  # the answer was in the context; the model picked other words from it
     return "hallucinated"  # words that are in no retrieved chunk (or, closed-book, simply wrong)
@@ -166,10 +198,7 @@ def _bucket(row: dict, contains: bool, retrieval: dict | None) -> str:
 
 
 def _summarize(rows: list[dict], cfg: EvalConfig) -> dict:
-    out = {}
-    for key in RATE_METRICS:
-        iv = stats.interval([r[key] for r in rows], cfg.resamples, cfg.seed)
-        out[key] = {"mean": round(iv.mean, 2), "low": round(iv.low, 2), "high": round(iv.high, 2)}
+    out = {key: _interval([r[key] for r in rows], cfg) for key in RATE_METRICS}
     out["abstain_rate"] = round(100 * float(np.mean([r["abstained"] for r in rows])), 2)
     ppl = [r["gold_perplexity"] for r in rows if r["gold_perplexity"]]
     if ppl:  # a geometric mean: perplexities multiply, and one odd question must not dominate
@@ -180,6 +209,31 @@ def _summarize(rows: list[dict], cfg: EvalConfig) -> dict:
     out["latency_s"] = {"p50": round(float(np.percentile(lat, 50)), 4), "p95": round(float(np.percentile(lat, 95)), 4)}
     out["generated_tokens"] = round(float(np.mean([r["generated_tokens"] for r in rows])), 2)
     return out
+
+
+def _by_type(results: dict[str, list[dict]], types: list[str], modes: list[str], cfg: EvalConfig) -> dict:
+    """by_type[type][mode]: the summary over that type's questions, with the long-answer scores added."""
+    out = {}
+    for t in TYPES:
+        idx = [i for i, qtype in enumerate(types) if qtype == t]
+        if idx:
+            out[t] = {m: _summarize_type([results[m][i] for i in idx], cfg) for m in modes}
+    return out
+
+
+def _summarize_type(rows: list[dict], cfg: EvalConfig) -> dict:
+    out = {"n": len(rows), **_summarize(rows, cfg)}
+    for key in LONG_METRICS:  # over the answers it applies to: citation precision over those that cite
+        values = [float(r[key]) * (100 if key == "cited" else 1) for r in rows if r[key] is not None]
+        out[key] = _interval(values, cfg) if values else None
+    out["words_p50"] = round(float(np.median([r["words"] for r in rows])), 1)
+    out["short_rate"] = round(100 * float(np.mean([r["words"] <= SHORT_WORDS and not r["abstained"] for r in rows])), 2)
+    return out
+
+
+def _interval(values: list[float], cfg: EvalConfig) -> dict:
+    iv = stats.interval(values, cfg.resamples, cfg.seed)
+    return {"mean": round(iv.mean, 2), "low": round(iv.low, 2), "high": round(iv.high, 2)}
 
 
 def _retrieval_summary(retrieval: list[dict], cfg: EvalConfig) -> dict:
@@ -206,10 +260,19 @@ def _bucket_counts(rows: list[dict]) -> dict:
 
 
 def verdict(report: dict) -> str:
-    """One sentence: which mode answers best, and whether fine-tuning's gains are more than luck."""
-    s, n = report["summary"], report["questions"]["asked"]
-    best = max(s, key=lambda m: s[m]["f1"]["mean"])
-    parts = [f"On {'these' if n != 1 else 'this'} {n} question{'s' * (n != 1)} {best} answers best (F1 {s[best]['f1']['mean']:.1f})"]
+    """One sentence: which mode answers each type of question best, and whether fine-tuning's gains are more than luck.
+
+    Factoid questions are judged by F1; open ones by key-fact recall if they have keys, else by token F1.
+    """
+    n = report["questions"]["asked"]
+    by_type = report.get("by_type") or {"factoid": report["summary"]}
+    lead = f"On {'these' if n != 1 else 'this'} {n} question{'s' * (n != 1)}"
+    bests = [(t, *_best(t, by_type[t])) for t in TYPES if t in by_type]
+    if len(bests) == 1:
+        _, mode, score = bests[0]
+        parts = [f"{lead} {mode} answers best ({score})"]
+    else:
+        parts = [lead + " and".join(f" {mode} answers the {_ones(t, by_type[t])} best ({score})" for t, mode, score in bests)]
     for c in report["comparisons"]:
         if not c["key"]:
             continue
@@ -220,17 +283,35 @@ def verdict(report: dict) -> str:
     return "; ".join(parts) + "."
 
 
+def _best(qtype: str, summaries: dict) -> tuple[str, str]:
+    """The best mode for a question type, and its score as said: ("rag", "F1 41.2")."""
+    key, label = "f1", "F1"
+    if qtype == "open":
+        key, label = next(((k, lab) for k, lab in (("key_recall", "key-fact recall"), ("token_f1", "token F1"))
+                           if any(s.get(k) for s in summaries.values())), (key, label))
+    scored = {m: s[key]["mean"] for m, s in summaries.items() if s.get(key)}
+    mode = max(scored, key=scored.get)
+    return mode, f"{label} {scored[mode]:.1f}"
+
+
+def _ones(qtype: str, summaries: dict) -> str:
+    n = next(iter(summaries.values()))["n"]
+    return f"{n} {qtype} one{'s' * (n != 1)}"
+
+
 def _versions(cfg: EvalConfig, answerer) -> dict:
     """What produced these numbers, so two runs can be told apart: model, adapter, dataset, index."""
     engine = answerer.engine
     out = {"model": cfg.ask.model.model, "model_path": str(engine.base_path), "model_params": engine.n_params,
            "dtype": str(getattr(engine.model, "dtype", "")), "rag_answer": answerer.rag_answer, "k": cfg.ask.k, "adapter": None}
-    if engine.adapter_path is not None:
+    if engine.adapter_path is not None and Path(engine.adapter_path).is_dir():  # an endpoint's adapter is a name
         adapter = Path(engine.adapter_path)
         trained = json.loads((adapter / "train_config.json").read_text()) if (adapter / "train_config.json").exists() else {}
         out["adapter"] = str(adapter)
         out["adapter_dataset"] = trained.get("data")
         out["adapter_written"] = (adapter / "adapter_config.json").stat().st_mtime
+    elif engine.adapter_path is not None:
+        out["adapter"] = str(engine.adapter_path)
     out["index"] = None
     if answerer._retriever is not None:  # opened by a rag mode
         index = answerer.retriever.index

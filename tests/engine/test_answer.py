@@ -1,8 +1,11 @@
 """The four modes on a tiny model over the sample corpus: spans, copy decoding, adapters, `ragtune ask`."""
 
 import json
+import re
 import subprocess
 import sys
+
+from dataclasses import replace
 
 import pytest
 
@@ -72,12 +75,13 @@ def test_candidate_spans_skip_the_question_s_own_words_and_know_their_sentence()
 
 
 def test_spans_are_ranked_by_evidence_and_type_over_small_likelihood_gaps():
+    from core.config import load_config
     from engine.config import SpanConfig
     from engine.spans import Candidate, ScoredSpan, expected_types, rank
 
     assert "DATE" in expected_types("In what year did it open?") and "PERSON" in expected_types("Who built it?")
     assert expected_types("What is the tower made of?") == set()
-    cfg = SpanConfig(evidence_weight=16, type_weight=4, echo_weight=4, rank_weight=3, abstain_margin=2)
+    cfg = load_config(SpanConfig, dict(evidence_weight=16, type_weight=4, echo_weight=4, rank_weight=3, abstain_margin=2))
     likely = Candidate("the sea", evidence=0.0)
     right = Candidate("Rollo", evidence=0.5, typed=True)
     echoing = Candidate("the Norman leader Rollo", evidence=0.5, typed=True, echo=1.0)
@@ -85,7 +89,7 @@ def test_spans_are_ranked_by_evidence_and_type_over_small_likelihood_gaps():
     scored = [ScoredSpan(c.text, lp, 2) for c, lp in zip([likely, right, echoing, later], [-3.0, -6.0, -5.0, -4.0])]
     order = [c.text for _, c, _ in rank([likely, right, echoing, later], scored, cfg)]
     assert order == ["Rollo", "the Norman leader Rollo", "Rollo of Normandy", "the sea"]  # beat by -5 and -4
-    assert [c.text for _, c, _ in rank([likely, right], scored[:2], SpanConfig(0, 0, 0, 0, 0))] == ["the sea", "Rollo"]
+    assert [c.text for _, c, _ in rank([likely, right], scored[:2], replace(cfg, evidence_weight=0, type_weight=0, echo_weight=0, rank_weight=0))] == ["the sea", "Rollo"]
 
 
 def test_i_dont_know_wins_only_over_every_chunk_s_best_span():
@@ -103,11 +107,24 @@ def test_a_question_no_chunk_speaks_to_is_not_answered_from_the_context(answerer
     assert a.text == "I don't know" and a.sources  # chunks were retrieved, none shares a word with it
 
 
-def test_rag_answers_are_spans_of_their_sources(answerer):
-    a = answerer.answer("How is the adapter trained?", "rag")
-    assert a.sources and a.mode == "rag" and a.prompt_tokens > 0
-    context = " ".join(" ".join(s.text.split()) for s in a.sources).lower()
-    assert a.text.lower() in context or a.text == "I don't know"
+def test_rag_answers_are_read_out_of_their_sources_in_the_form_the_question_wants(answerer):
+    from engine.cite import strip
+
+    for question, form in (("How is the adapter trained?", "open"), ("When is the adapter trained?", "factoid")):
+        a = answerer.answer(question, "rag")
+        assert a.sources and a.mode == "rag" and a.prompt_tokens > 0
+        context = " ".join(" ".join(s.text.split()) for s in a.sources).lower()
+        if a.form == "abstain":
+            assert a.text == "I don't know" and not a.citations
+            continue
+        assert a.form == form and a.citations
+        for c in a.citations:  # each citation quotes its own chunk
+            assert c.quote and " ".join(c.quote.split()).lower().strip("… ") in " ".join(a.sources[c.n - 1].text.split()).lower()
+        if form == "open":  # whole sentences, each cited; never a bare span
+            assert a.span == "" and [p for p in map(strip, re.split(r"\[\d+\]", a.text)) if p.lower() not in context] == []
+        else:
+            assert a.span and a.span.lower() in context and a.text.startswith(a.span)
+            assert c.quote[c.bold[0] : c.bold[1]] == a.span
     assert '<document id="1"' in answerer.prepare("How is the adapter trained?", "rag").prompt
 
 

@@ -1,0 +1,208 @@
+"""Answers a user can use: rag answers by question type, against the obvious baseline.
+
+    python bench/answers.py                                   # the sample corpus, packaged model, span reader
+    python bench/answers.py --model /tmp/ggufs/qwen.gguf --reader spans,generate
+    python bench/answers.py --long --limit 200 --seed 0       # SQuAD dev: the answer's sentence as the reference
+
+The sample corpus (sample/docs) is ingested into --workdir first (skipped when unchanged) and
+asked its 28 factoid questions (sample/questions.jsonl) and its open ones
+(sample/open_questions.jsonl, with key facts). Each model answers in the rag mode with each
+reader: `spans` (the span reader: a quoted span, or cited sentences for an open question) or
+`generate` (the model writes, citing the chunks). The baseline, from the same retrieved chunks,
+is the two sentences of the top two chunks that share the most words with the question
+(engine/extract.baseline). Also printed: the question classifier's agreement with each set's
+type, each model's writing probe (engine/probe.py, what `rag_answer: auto` decides by) and its
+generation speed.
+
+--long asks SQuAD dev questions instead; each one's long reference is the sentence of the
+articles that holds its gold answer and shares most words with the question.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SQUAD = ROOT.parent / "shared" / "eval" / "squad"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", default=None, help="default: /tmp/ragtune-bench-sample, or -squad with --long")
+    ap.add_argument("--model", default="packaged", help="comma-separated: packaged, HF folders or .gguf files")
+    ap.add_argument("--reader", default="spans", help="comma-separated: spans, generate")
+    ap.add_argument("--long", action="store_true", help="SQuAD dev questions, scored against the answer's sentence")
+    ap.add_argument("--limit", type=int, default=200, help="--long: questions asked")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--k", type=int, default=2)
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--show", type=int, default=0, help="print this many open answers per run")
+    args = ap.parse_args()
+
+    from core import offline
+
+    offline.setup()
+    from core.config import load_config
+    from rag.config import IngestConfig
+    from rag.ingest import ingest
+
+    workdir = args.workdir or f"/tmp/ragtune-bench-{'squad' if args.long else 'sample'}"
+    docs = SQUAD / "docs" if args.long else ROOT / "sample" / "docs"
+    print(f"ingesting {docs} into {workdir} ...", flush=True)
+    ingest(load_config(IngestConfig, {"paths": [str(docs)], "workdir": workdir}))
+    sets = _squad_long(workdir, args.limit, args.seed) if args.long else _sample_sets()
+    _classifier_table(sets)
+
+    for model in args.model.split(","):
+        _bench_model(model, args, workdir, sets)
+
+
+# The question sets -------------------------------------------------------------------------------
+
+
+def _sample_sets() -> dict[str, list[dict]]:
+    read = lambda name: [json.loads(line) for line in (ROOT / "sample" / name).read_text().splitlines() if line.strip()]
+    return {"factoid": read("questions.jsonl"), "open": read("open_questions.jsonl")}
+
+
+def _squad_long(workdir: str, limit: int, seed: int) -> dict[str, list[dict]]:
+    """SQuAD dev questions whose long reference is the sentence that holds the gold answer."""
+    from core.config import load_config
+    from engine.spans import _nlp
+    from evals.metrics import normalize
+    from rag.config import SearchConfig
+    from rag.index import Index
+
+    rows = [json.loads(line) for line in (SQUAD / "questions.jsonl").read_text().splitlines() if line.strip()]
+    sample = random.Random(seed).sample(rows, min(limit, len(rows)))
+    cfg = load_config(SearchConfig, {"workdir": workdir})
+    sentences = [s.text.strip() for c in Index(cfg.index, Path(workdir)).all_chunks() for s in _nlp()(" ".join(c.text.split())).sents]
+    normed = [normalize(s) for s in sentences]
+    out = []
+    for r in sample:
+        golds = [normalize(a) for a in r["answers"] if normalize(a)]
+        asked = set(normalize(r["question"]).split())
+        holding = [i for i, s in enumerate(normed) if any(f" {g} " in f" {s} " for g in golds)]
+        if holding:
+            best = max(holding, key=lambda i: len(asked & set(normed[i].split())))
+            out.append({**r, "short": r["answers"], "answers": [sentences[best]]})
+    print(f"--long: {len(out)} of {len(sample)} SQuAD questions (seed {seed}) have a sentence holding their answer")
+    return {"long": out}
+
+
+def _classifier_table(sets: dict[str, list[dict]]) -> None:
+    """How often engine/qtype.py gives each set its own type (SQuAD's questions are all factoid)."""
+    from engine.qtype import classify
+
+    print("\nquestion classifier (engine/qtype.py)")
+    squad = [json.loads(line)["question"] for line in (SQUAD / "questions.jsonl").read_text().splitlines() if line.strip()]
+    named = {**{k: [q["question"] for q in v] for k, v in sets.items() if k != "long"}, "squad-dev (factoid)": squad}
+    for name, questions in named.items():
+        want = "open" if name == "open" else "factoid"
+        hits = sum(classify(q).kind == want for q in questions)
+        print(f"  {name:<22} {hits}/{len(questions)} classified {want} ({100 * hits / len(questions):.1f}%)")
+
+
+# One model ---------------------------------------------------------------------------------------
+
+
+def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) -> None:
+    from core.config import load_config
+    from engine import probe
+    from engine.answer import Answerer
+    from engine.config import AskConfig
+    from engine.generate import Engine
+
+    base_cfg = load_config(AskConfig, {"workdir": workdir, "model.model": model, "model.dtype": args.dtype, "k": args.k})
+    print(f"\nmodel {model}: loading ...", flush=True)
+    engine = Engine(base_cfg.model)
+    answerer = Answerer(base_cfg, engine)
+    score = probe.run(engine, answerer.templates)
+    print(f"model {model}: {engine.n_params / 1e6:.0f}M params, writing probe {score:.2f} "
+          f"(auto: {'generate' if score >= probe.PASS_MARK else 'spans'}), {_tokens_per_s(engine):.1f} tokens/s generated")
+    retriever = answerer.retriever
+    hits = {name: [retriever.search(q["question"], args.k) for q in qs] for name, qs in sets.items()}
+    print(f"\n{'run':<22} {'set':<8} {'n':>4} {'F1':>6} {'keys':>6} {'tokF1':>6} {'tokRec':>6} {'cited':>6} {'prec':>5} "
+          f"{'words':>6} {'<=3w':>5} {'p50 s':>6}")
+    for name, qs in sets.items():
+        _print_row("baseline", name, [_baseline(q, h) for q, h in zip(qs, hits[name])], qs)
+    for reader in args.reader.split(","):
+        cfg = load_config(AskConfig, {"workdir": workdir, "model.model": model, "model.dtype": args.dtype, "k": args.k,
+                                      "rag_answer": reader, "decoding.max_new_tokens": 96})
+        run = Answerer(cfg, engine, retriever)
+        for name, qs in sets.items():
+            answers = []
+            for q, h in zip(qs, hits[name]):
+                t0 = time.perf_counter()
+                a = run.answer_batch([q["question"]], "rag", hits=[h])[0]
+                answers.append((a, time.perf_counter() - t0))
+            _print_row(f"{reader}", name, answers, qs)
+            for (a, _), q in list(zip(answers, qs))[: args.show if name != "factoid" else 0]:
+                print(f"      Q: {q['question']}\n      A: {a.text}")
+
+
+def _baseline(q: dict, hits) -> tuple:
+    from types import SimpleNamespace
+
+    from engine.extract import baseline
+
+    t0 = time.perf_counter()
+    text = baseline(q["question"], hits)
+    sources = [SimpleNamespace(chunk_id=h.chunk.id, text=h.chunk.text) for h in hits]
+    return SimpleNamespace(text=text, span="", citations=sources[:2], sources=sources), time.perf_counter() - t0  # it quotes the top two
+
+
+def _print_row(run: str, name: str, answers: list, qs: list[dict]) -> None:
+    from evals import metrics as M
+
+    f1, keys, tf, tr, cited, prec, words, short, lat = [], [], [], [], [], [], [], [], []
+    for (a, seconds), q in zip(answers, qs):
+        text = _strip(a.text)
+        golds = q.get("short", q["answers"])
+        f1.append(M.score(a.span or text, golds).f1)
+        if q.get("keys"):
+            keys.append(M.key_recall(a.text, [list(k) for k in q["keys"]]))
+        tf.append(M.token_f1(a.text, q["answers"]) or 0.0)
+        tr.append(M.token_recall(a.text, q["answers"]) or 0.0)
+        texts = {s.chunk_id: s.text for s in a.sources}
+        chunks = [texts[c.chunk_id] for c in a.citations if c.chunk_id in texts]
+        cited.append(bool(chunks))
+        p = M.citation_precision(chunks, [list(k) for k in q.get("keys", [])], golds) if chunks else None
+        if p is not None:
+            prec.append(p)
+        words.append(M.words(a.text))
+        short.append(M.words(a.text) <= 3 and "know" not in a.text.lower())
+        lat.append(seconds)
+    mean = lambda xs: f"{statistics.mean(xs):6.1f}" if xs else f"{'-':>6}"
+    print(f"{run:<22} {name:<8} {len(qs):>4} {mean(f1)} {mean(keys)} {mean(tf)} {mean(tr)} {100 * statistics.mean(cited):5.0f}% "
+          f"{(statistics.mean(prec) / 100 if prec else 0):5.2f} {statistics.median(words):6.0f} {sum(short):>5} {statistics.median(lat):6.2f}",
+          flush=True)
+
+
+def _strip(text: str) -> str:
+    from engine.cite import strip
+
+    return strip(text)
+
+
+def _tokens_per_s(engine) -> float:
+    """Greedy generation speed, one prompt, 48 new tokens (what a chat user waits for)."""
+    from engine.config import DecodingConfig
+
+    prompt = engine.render([{"role": "user", "content": "Explain in two sentences what a search index is."}])
+    d = DecodingConfig(0.0, 0, 1.0, 48, 1.0, None, [])
+    engine.generate([prompt], d)  # warm-up
+    t0 = time.perf_counter()
+    g = engine.generate([prompt], d)[0]
+    return g.generated_tokens / (time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    main()

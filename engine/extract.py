@@ -1,0 +1,162 @@
+"""Extractive answers: the sentences of the retrieved chunks that answer an open question.
+
+"How", "why" and "which ... (several)" questions are answered by one to three whole sentences
+of the chunks, each with its citation `[n]`, in reading order; a list question gets bullets.
+Each sentence scores the model's mean log-prob of it as the answer, in the prompt that holds
+its chunk (the span reader's prompt and pass), plus what a reader checks: the share of the
+question's content words it holds, its embedding's similarity to the question's, and its
+chunk's rank. configs/spans.yaml has the weights; bench/answers.py measures them.
+
+Factoid answers quote the span's sentence the same way (`quote`), with the span in bold.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.records import Citation, Hit
+from engine.cite import citation
+
+BULLET = re.compile(r"^\s*(?:[-*•▪‣◦]|\d{1,2}[.)])\s+")
+FIELD = re.compile(r"^[a-z_]{2,20}:\s+")  # a JSON field's name, as the JSON loader writes it: "answer: Yes, ..."
+QUOTE_WORDS = 40  # a longer sentence is quoted around its span, with ellipses
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence (or list item) of a retrieved chunk, with the reader's checks."""
+
+    text: str
+    hit: int  # its chunk's place among the hits: it is cited as [hit + 1]
+    pos: int  # its place within the chunk: reading order
+    evidence: float  # share of the question's content words (by stem) it holds
+    bullet: bool = False  # a list item
+    intro: bool = False  # introduces a list: ends with ":"
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+
+def split_sentences(hits: list[Hit], question: str) -> list[Sentence]:
+    """The sentences and list items of every hit's chunk, in order, with their evidence."""
+    from engine.spans import _nlp
+
+    nlp = _nlp()
+    asked = _stems(w.lower_ for w in nlp.tokenizer(question) if not (w.is_stop or w.is_punct))
+    out = []
+    for h, hit in enumerate(hits):
+        pos = 0
+        for line in hit.chunk.text.splitlines():
+            bullet = bool(BULLET.match(line))
+            line = " ".join(FIELD.sub("", BULLET.sub("", line)).split())
+            if not line:
+                continue
+            for sent in ([line] if bullet else [s.text.strip() for s in nlp(line).sents]):
+                if (len(sent.split()) < 3 and not bullet) or sent.endswith("?"):  # a heading, a fragment, or a question: never an answer
+                    continue
+                words = _stems(t.lower_ for t in nlp.tokenizer(sent) if not (t.is_stop or t.is_punct))
+                share = len(asked & words) / len(asked) if asked else 0.0
+                out.append(Sentence(sent, h, pos, share, bullet, sent.endswith(":")))
+                pos += 1
+    return out
+
+
+def rank(sentences: list[Sentence], lm: list[float], similarity: list[float], cfg) -> list[tuple[float, Sentence]]:
+    """Sentences by total score, best first. `lm`: each one's mean log-prob per token as the
+    answer; `similarity`: the cosine of its embedding with the question's."""
+    scored = [(cfg.sentence_lm_weight * l + cfg.sentence_evidence_weight * s.evidence + cfg.sentence_dense_weight * d
+               - cfg.sentence_rank_weight * s.hit - cfg.sentence_length_weight * max(0, s.words - QUOTE_WORDS) / QUOTE_WORDS, s)
+              for s, l, d in zip(sentences, lm, similarity)]
+    return sorted(scored, key=lambda t: -t[0])
+
+
+def choose(ranked: list[tuple[float, Sentence]], sentences: list[Sentence], is_list: bool, cfg) -> list[Sentence]:
+    """The answer's sentences, in reading order: the best one, then any that score within
+    `sentence_margin` of it while the answer stays under `max_words`; a list question takes
+    the items that follow a list's opening line, or its best items."""
+    if not ranked:
+        return []
+    best_score, best = ranked[0]
+    if is_list:
+        items = _list_after(best, sentences)
+        if items:
+            return items[: cfg.max_list_items]
+    chosen, words = [best], best.words
+    for score, s in ranked[1:]:
+        if len(chosen) >= cfg.max_sentences or score < best_score - cfg.sentence_margin:
+            break
+        if words + s.words <= cfg.max_words and s.text != best.text:
+            chosen.append(s)
+            words += s.words
+    return sorted(chosen, key=lambda s: (s.hit, s.pos))
+
+
+def render(chosen: list[Sentence], hits: list[Hit], is_list: bool) -> tuple[str, list[Citation]]:
+    """The answer's text, each sentence followed by its `[n]`, and the citations it makes."""
+    cites: dict[int, Citation] = {}
+    lines = []
+    for s in chosen:
+        n = s.hit + 1
+        quote = cites[n].quote + " " + s.text if n in cites else s.text
+        cites[n] = citation(n, hits[s.hit], quote)
+        lines.append(f"{s.text} [{n}]")
+    bulleted = is_list and len(chosen) > 1
+    text = "\n".join(f"- {line}" for line in lines) if bulleted else " ".join(lines)
+    return text, list(cites.values())
+
+
+def quote_span(span: str, sentence: str, n: int, hit: Hit) -> tuple[str, Citation]:
+    """A factoid answer: the span, then the sentence it came from as a quote, cited.
+
+    The citation's `bold` gives the span's place in the quote, for the app to embolden.
+    """
+    quote = _around(sentence, span) if sentence else span
+    at = quote.find(span)
+    cited = citation(n, hit, quote, (at, at + len(span)) if at >= 0 else None)
+    return f'{span}: "{quote}" [{n}]', cited
+
+
+def baseline(question: str, hits: list[Hit], top: int = 2) -> str:
+    """The cheap baseline bench/answers.py beats: the two sentences of the top two chunks that
+    share the most words with the question, in reading order."""
+    sents = split_sentences(hits[:top], question)
+    best = sorted(sents, key=lambda s: -s.evidence)[:2]
+    return " ".join(s.text for s in sorted(best, key=lambda s: (s.hit, s.pos)))
+
+
+def _list_after(best: Sentence, sentences: list[Sentence]) -> list[Sentence]:
+    """The list a list question's best sentence opens, or belongs to."""
+    same = [s for s in sentences if s.hit == best.hit]
+    at = next(i for i, s in enumerate(same) if s.pos == best.pos)
+    if best.bullet:  # back up to the list's first item
+        while at > 0 and same[at - 1].bullet:
+            at -= 1
+        start = at
+    elif best.intro or (at + 1 < len(same) and same[at + 1].bullet):
+        start = at + 1
+    else:
+        return []
+    items = []
+    for s in same[start:]:
+        if not s.bullet:
+            break
+        items.append(s)
+    return items if len(items) > 1 else []
+
+
+def _around(sentence: str, span: str) -> str:
+    """A long sentence cut to about QUOTE_WORDS words around the span."""
+    words = sentence.split()
+    if len(words) <= QUOTE_WORDS or span not in sentence:
+        return sentence
+    at = len(sentence[: sentence.find(span)].split())
+    lo = max(0, min(at - QUOTE_WORDS // 2, len(words) - QUOTE_WORDS))
+    hi = lo + QUOTE_WORDS
+    return ("… " if lo else "") + " ".join(words[lo:hi]) + (" …" if hi < len(words) else "")
+
+
+def _stems(words) -> set[str]:
+    """Crude stems: "ingested", "ingesting" and "ingest" meet at their first five letters."""
+    return {w[:5] if len(w) > 5 else w for w in words if any(c.isalnum() for c in w)}

@@ -1,0 +1,75 @@
+"""`rag_answer: auto`: whether a model writes its rag answers or picks them, decided by a test.
+
+A model that can write gives fuller answers than the span reader; one that cannot rambles or
+answers from memory. Its parameter count does not tell which: a probe does. The model answers
+the worked examples of configs/prompts.yaml with the writing prompt, each example's document
+among the others' as distractors, and passes one when its answer holds the example's answer
+and cites that document. It writes if it passes at least `PASS_MARK` of them.
+bench/answers.py runs the probe beside each model's measured span and written answers: that
+is the evidence for the mark. The verdict is cached per model, so the probe runs once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from core.records import Chunk, Hit
+from engine import cite
+from engine import prompts as P
+
+PASS_MARK = 2 / 3  # of the examples; see bench/answers.py
+
+
+def writes(engine, templates: P.PromptTemplates, cache: Path | None) -> bool:
+    """Whether `engine`'s model should write its rag answers (the probe's verdict, cached)."""
+    key = hashlib.sha256(f"{engine.base_path}|{_stamp(engine.base_path)}|{templates.write_system}".encode()).hexdigest()[:16]
+    path = cache / f"probe-{key}.json" if cache else None
+    if path is not None and path.is_file():
+        try:
+            return json.loads(path.read_text())["score"] >= PASS_MARK
+        except (ValueError, KeyError):
+            pass  # a damaged verdict: run the probe again
+    score = run(engine, templates)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"model": str(engine.base_path), "score": score}))
+        tmp.replace(path)
+    return score >= PASS_MARK
+
+
+def run(engine, templates: P.PromptTemplates) -> float:
+    """The share of the worked examples the model answers right, citing the right document."""
+    from engine.config import DecodingConfig
+
+    examples = [e for e in templates.examples if e.context]
+    if not examples or not templates.write_system:
+        return 0.0
+    hits = [Hit(Chunk(f"example-{i}", e.context, f"example-{i}.txt", "", "", 0, 0), 1.0, i + 1) for i, e in enumerate(examples)]
+    prompts, shown = [], []
+    for i, e in enumerate(examples):
+        order = hits[i + 1 : i + 2] + hits[i : i + 1] + hits[:i] + hits[i + 2 :]  # its own document second: citing [1] blindly fails
+        messages, used = P.rag_messages(e.question, order, templates, engine.count_tokens, 4096, templates.write_system, False)
+        prompts.append(engine.render(messages))
+        shown.append(used)
+    greedy = DecodingConfig(0.0, 0, 1.0, 48, 1.0, None, [])
+    gens = engine.generate(prompts, greedy, batch_size=len(prompts))
+    passed = 0
+    for i, (e, g, used) in enumerate(zip(examples, gens, shown)):
+        _, cited, _ = cite.resolve(g.text, used)
+        passed += _norm(e.answer) in _norm(g.text) and any(c.chunk_id == f"example-{i}" for c in cited)
+    return passed / len(examples)
+
+
+def _stamp(path) -> str:
+    """The model folder's identity: its config's size and time (a re-converted model is re-probed)."""
+    config = Path(str(path)) / "config.json"
+    return f"{config.stat().st_size}-{config.stat().st_mtime_ns}" if config.is_file() else str(path)
+
+
+def _norm(text: str) -> str:
+    from evals.metrics import normalize
+
+    return normalize(text)

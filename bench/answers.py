@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--sets", default="factoid,open", help="of the sample's: factoid, open")
     ap.add_argument("--show", type=int, default=0, help="print this many open answers per run")
     args = ap.parse_args()
 
@@ -57,7 +58,7 @@ def main() -> None:
     docs = SQUAD / "docs" if args.long else ROOT / "sample" / "docs"
     print(f"ingesting {docs} into {workdir} ...", flush=True)
     ingest(load_config(IngestConfig, {"paths": [str(docs)], "workdir": workdir}))
-    sets = _squad_long(workdir, args.limit, args.seed) if args.long else _sample_sets()
+    sets = _squad_long(workdir, args.limit, args.seed) if args.long else {k: v for k, v in _sample_sets().items() if k in args.sets.split(",")}
     _classifier_table(sets)
 
     for model in args.model.split(","):

@@ -54,6 +54,7 @@ def main() -> None:
     from engine.answer import Answerer
     from engine.config import AskConfig
     from engine.generate import Engine
+    from engine.cite import strip
     from evals.metrics import score
     from rag.config import IngestConfig
     from rag.ingest import ingest
@@ -82,9 +83,9 @@ def main() -> None:
         answers = answerer.answer_batch(questions, "rag")
         per_q = (time.perf_counter() - t0) / len(questions)
         retriever = answerer._retriever
-        scores = [score(a.text, r["answers"]) for a, r in zip(answers, sample)]
+        scores = [score(a.span or strip(a.text), r["answers"]) for a, r in zip(answers, sample)]  # a factoid's span, as eval scores it
         abstain = sum(a.text.lower().startswith("i don't know") for a in answers) / len(answers)
-        words = statistics.median(len(a.text.split()) for a in answers)
+        words = statistics.median(len((a.span or strip(a.text)).split()) for a in answers)
         print(f"{name:<24} {_mean(s.exact for s in scores):6.1f} {_mean(s.f1 for s in scores):6.1f} "
               f"{100 * _mean(s.contains for s in scores):8.1f}% {100 * abstain:7.1f}% {words:6.0f} {per_q:6.2f}", flush=True)
         for a, r, s in list(zip(answers, sample, scores))[: args.show]:

@@ -96,11 +96,12 @@ def choose(ranked: list[tuple[float, Sentence]], sentences: list[Sentence], is_l
 def render(chosen: list[Sentence], hits: list[Hit], is_list: bool) -> tuple[str, list[Citation]]:
     """The answer's text, each sentence followed by its `[n]`, and the citations it makes."""
     cites: dict[int, Citation] = {}
+    last: dict[int, int] = {}  # each chunk's last quoted sentence: a gap between two is marked " … "
     lines = []
     for s in chosen:
         n = s.hit + 1
-        quote = cites[n].quote + " " + s.text if n in cites else s.text
-        cites[n] = citation(n, hits[s.hit], quote)
+        quote = cites[n].quote + (" " if last[n] + 1 == s.pos else " … ") + s.text if n in cites else s.text
+        cites[n], last[n] = citation(n, hits[s.hit], quote), s.pos
         lines.append(f"{s.text} [{n}]")
     bulleted = is_list and len(chosen) > 1
     text = "\n".join(f"- {line}" for line in lines) if bulleted else " ".join(lines)

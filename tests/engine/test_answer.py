@@ -118,8 +118,11 @@ def test_rag_answers_are_read_out_of_their_sources_in_the_form_the_question_want
             assert a.text == "I don't know" and not a.citations
             continue
         assert a.form == form and a.citations
-        for c in a.citations:  # each citation quotes its own chunk
-            assert c.quote and " ".join(c.quote.split()).lower().strip("… ") in " ".join(a.sources[c.n - 1].text.split()).lower()
+        own = lambda n: " ".join(a.sources[n - 1].text.split()).lower()
+        for said, n in re.findall(r"(?:^|\]\s|\n- )([^\[]+?)\s?\[(\d+)\]", a.text):  # each sentence is its cited chunk's
+            assert " ".join(said.strip(' "').split()).lower().strip("… ") in own(int(n)) or a.form == "factoid"
+        for c in a.citations:
+            assert c.quote and all(" ".join(part.split()).lower() in own(c.n) for part in c.quote.strip("… ").split(" … "))
         if form == "open":  # whole sentences, each cited; never a bare span
             assert a.span == "" and [p for p in map(strip, re.split(r"\[\d+\]", a.text)) if p.lower() not in context] == []
         else:

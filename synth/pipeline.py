@@ -337,12 +337,13 @@ def _round_trip(cfg: SynthConfig, kept: list, by_id: dict) -> list[bool]:
     from core.config import load_config
     from core.records import Hit
     from engine.answer import Answerer
+    from engine.cite import strip
     from engine.config import AskConfig
     from evals.metrics import score
 
     answerer = Answerer(load_config(AskConfig, {"workdir": str(cfg.workdir), "model.model": cfg.llm.model, "prompts": cfg.prompts}))
     answers = answerer.answer_batch([k.draft.question for k in kept], "rag", hits=[[Hit(by_id[k.chunk_id], 1.0, 1)] for k in kept])
-    return [score(a.text, [k.draft.answer]).f1 >= 50 for a, k in zip(answers, kept)]
+    return [score(a.span or strip(a.text), [k.draft.answer]).f1 >= 50 for a, k in zip(answers, kept)]  # a factoid's span, not its quote
 
 
 def _embedder(cfg: SynthConfig):

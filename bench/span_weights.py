@@ -112,7 +112,7 @@ def _record(answerer, mode: str, questions, S, score) -> tuple[float, list]:
         for q in tqdm(questions, desc=mode, unit="question", file=sys.stderr):
             seen.clear()
             a = answerer.answer(q.question, mode)
-            answered += score(a.text, list(q.answers)).f1 / len(questions)
+            answered += score(a.span or a.text, list(q.answers)).f1 / len(questions)
             if seen and a.text != answerer.templates.abstain:
                 f1 = {c.text: score(c.text, list(q.answers)).f1 for cands, _ in seen for c in cands}
                 cases.append((list(seen), f1))

@@ -29,7 +29,7 @@ from engine.config import MODES, AskConfig, check_listener
 
 TITLE = "ragtune"
 POLL_S = 0.5  # how often a page following a job looks at it
-SOURCES = "\n\n**Sources**\n"  # where a chat answer's source list starts
+SOURCES = "\n\n**Sources**\n\n"  # where a chat answer's source list starts
 
 
 @dataclass
@@ -60,20 +60,24 @@ class DemoConfig:
     workdir: str | None
     docs: str  # relative paths are relative to the ragtune checkout
     questions: str
+    open_questions: str
     model: str | None  # None = the packaged model
     train: dict  # overrides of configs/train.yaml
     eval_limit: int  # questions sampled from the synthetic eval split
+    open_limit: int  # questions sampled from open_questions; 0 = all
     app: AppConfig = field(default=None)
 
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)
         self.app.workdir = self.app.ask.workdir = self.app.ask.search.workdir = self.workdir
         root = Path(__file__).resolve().parent
-        self.docs, self.questions = (str(p if Path(p).is_absolute() else root / p) for p in (self.docs, self.questions))
+        self.docs, self.questions, self.open_questions = (str(p if Path(p).is_absolute() else root / p)
+                                                          for p in (self.docs, self.questions, self.open_questions))
         if self.model:
             self.app.ask.model.model = self.model
-        if self.eval_limit < 0:
-            raise ConfigError(f"eval_limit must be 0 or more, got {self.eval_limit}")
+        for name in ("eval_limit", "open_limit"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         from train.config import TrainConfig
 
         load_config(TrainConfig, self.train)  # a typo in demo.yaml's train section fails here, not after ingest and synth
@@ -219,10 +223,10 @@ def side_by_side(question: str, temperature: float = 0.0, top_k: int = 50, top_p
     except StopIteration as end:
         answers = end.value
     for mode, a in answers.items():
-        text[mode] = a.text or "*(no answer)*"
+        text[mode] = render_answer(a) if a.text else "*(no answer)*"
         text[mode] += f"\n\n<sub>{a.latency_s:.2f} s, {a.generated_tokens} token{'s' * (a.generated_tokens != 1)}</sub>"
         if mode in sources:
-            sources[mode] = format_sources(a.sources)
+            sources[mode] = format_sources(a.sources, mode)
     yield view()
 
 
@@ -237,7 +241,7 @@ def chat(message: str, history: list[dict], mode: str = "rag", temperature: floa
     why = answerer.unavailable([mode]).get(mode)
     if why:
         raise RuntimeError(f"mode {mode} is unavailable: {why}")
-    turns = [{"role": t["role"], "content": _plain(t["content"]).split(SOURCES)[0]}  # the model sees answers, not source lists
+    turns = [{"role": t["role"], "content": _unlinked(_plain(t["content"]).split(SOURCES)[0])}  # the model sees answers, not source lists
              for t in (history or []) if t.get("role") in ("user", "assistant")]
     out = turns + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     stream = answerer.stream(message, mode, _decoding(answerer, temperature, top_k, top_p, max_new_tokens), history=turns)
@@ -247,21 +251,74 @@ def chat(message: str, history: list[dict], mode: str = "rag", temperature: floa
             yield out
     except StopIteration as end:
         a = end.value
+    key = f"chat{sum(t['role'] == 'assistant' for t in turns) + 1}"  # this turn's anchors, apart from earlier turns'
+    if a.text:
+        out[-1]["content"] = render_answer(a, key)
     if a.sources:
-        out[-1]["content"] = (a.text or out[-1]["content"]) + SOURCES + format_sources(a.sources)
+        out[-1]["content"] += SOURCES + format_sources(a.sources, key)
     yield out
 
 
-def format_sources(sources) -> str:
-    """The chunks an answer was given, best first: file, page or section, score and a snippet."""
+def render_answer(answer, key: str = "") -> str:
+    """An answer as Markdown, each `[n]` a link to its source in `format_sources(answer.sources, key)`.
+
+    A factoid shows its span, then the sentence it came from, quoted, with the span in bold.
+    Extracted answers (factoid, open, list) are the documents' words and are shown literally;
+    a written one keeps the model's Markdown. `key` tells apart the anchors of several answers
+    on one page (default: the answer's mode).
+    """
+    key = key or answer.mode
+    quoted = answer.citations[0] if answer.form == "factoid" and answer.citations else None
+    if quoted is not None and quoted.quote:
+        q, (start, end) = re.sub(r"\s", " ", quoted.quote), quoted.bold or (0, 0)  # one line of blockquote; offsets kept
+        body = _md(q[:start]) + f"**{_md(q[start:end])}**" + _md(q[end:]) if end > start else _md(q)
+        head = " ".join((answer.span or q[start:end]).split())
+        return (f"**{_md(head)}**\n\n" if head else "") + f"> {body} {_link(quoted.n, key, len(answer.sources))}"
+    escape = _md if answer.form in ("factoid", "open", "list") else str
+    parts = CITED.split(answer.text)  # text, n, text, n, ..., text
+    return "".join(escape(p) if i % 2 == 0 else _link(int(p), key, len(answer.sources)) for i, p in enumerate(parts))
+
+
+def format_sources(sources, key: str = "") -> str:
+    """The chunks an answer was given, best first: `[n]`, file, page or section, score and a snippet.
+
+    Each is a `<details>` that opens on its full text, where the anchor `src-{key}-{n}` sits, so
+    the answer's `[n]` link opens it (browsers open a closed `<details>` around a link's target).
+    """
+    from html import escape
+
     if not sources:
         return "*no sources*"
-    lines = []
-    for s in sources:
+    blocks = []
+    for n, s in enumerate(sources, 1):
         where = f"page {s.page}" if s.page else (s.section or "")
-        snippet = " ".join(s.text.split())[:240]
-        lines.append(f"{s.rank}. **{Path(s.source).name}**{f' · {where}' if where else ''} · score {s.score:.3f}\n   > {snippet}…")
-    return "\n".join(lines)
+        snippet = " ".join(s.text.split())
+        anchor = f'<a id="{_anchor(key, n)}"></a>' if key else ""
+        blocks.append(f"<details><summary><b>[{n}] {escape(Path(s.source).name)}</b>{escape(f' · {where}') if where else ''} · score {s.score:.3f}"
+                      f"<br>{escape(snippet[:160])}{'…' if len(snippet) > 160 else ''}</summary>{anchor}\n\n{_md(s.text.strip())}\n\n</details>")
+    return "\n\n".join(blocks)
+
+
+CITED = re.compile(r"\[(\d{1,3})\]")  # a citation as engine/cite.py leaves it in an answer's text
+
+
+def _link(n: int, key: str, sources: int) -> str:
+    """`[n]` as a link to its source's anchor; a number without a source stays plain text."""
+    return f"[[{n}]](#{_anchor(key, n)})" if 1 <= n <= sources else f"\\[{n}\\]"
+
+
+def _anchor(key: str, n: int) -> str:
+    return f"src-{re.sub(r'[^A-Za-z0-9_-]+', '-', key)}-{n}"
+
+
+def _md(text: str) -> str:
+    """Text shown as written: Markdown's and HTML's special characters escaped."""
+    return re.sub(r"([\\`*_\[\]<>#~|$])", r"\\\1", text)
+
+
+def _unlinked(text: str) -> str:
+    """A rendered answer's `[[n]](#src-...)` links back to plain `[n]`, for the model to read."""
+    return re.sub(r"\[\[(\d{1,3})\]\]\(#src-[^)]*\)", r"[\1]", text)
 
 
 # Corpus ----------------------------------------------------------------------------------------

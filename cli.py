@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_search)
 
     model = argparse.ArgumentParser(add_help=False)
-    model.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id or a local folder")
+    model.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id, a local folder or a .gguf file")
     model.add_argument("--trust-remote-code", action="store_true", default=None, help="allow Python code shipped with the model (off by default)")
     model.add_argument("--dtype", choices=["auto", "fp32", "bf16"], help="weights' precision (default: auto)")
     model.add_argument("--adapter", help="PEFT adapter folder for ft/ft-rag (default: newest under <workdir>/adapters)")
@@ -83,12 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--rag-answer", choices=["generate", "spans", "copy", "auto"],
                        help="rag modes: free text, the likeliest span of the context, or copy-constrained text (default: auto)")
     model.add_argument("-k", type=int, help="chunks retrieved for the rag modes (default: 2)")
+    model.add_argument("--llm", choices=["local", "openai"], help="who answers: the local --model (default), or a model behind an OpenAI-compatible endpoint")
+    model.add_argument("--base-url", help="--llm openai: the endpoint, e.g. http://127.0.0.1:8000/v1")
+    model.add_argument("--llm-model", metavar="NAME", help="--llm openai: the model's name there (default: the first it lists)")
+    model.add_argument("--llm-adapter-model", metavar="NAME",
+                       help="--llm openai: the name it serves the adapter under, for ft/ft-rag (vLLM: --lora-modules NAME=DIR)")
+    serve_model = argparse.ArgumentParser(add_help=False, parents=[model])  # serve's own --api-key-env is the key its clients send
+    serve_model.add_argument("--llm-api-key-env", dest="llm_api_key_env", metavar="NAME", help="--llm openai: env var holding the endpoint's key")
+    model.add_argument("--api-key-env", dest="llm_api_key_env", metavar="NAME", help="--llm openai: env var holding the endpoint's key")
     decoding = _decoding_flags(seed=True)
 
     p = sub.add_parser("ask", parents=[common, index, model, decoding, output], help="answer a question in one of the four modes")
     p.add_argument("question", metavar="QUESTION")
     p.add_argument("--mode", choices=["base", "rag", "ft", "ft-rag"], help="default: rag")
     p.set_defaults(run=cmd_ask)
+
+    p = sub.add_parser("chat", parents=[common, index, model, decoding], help="questions line after line, the model kept loaded; /help lists the commands")
+    p.add_argument("--mode", choices=["base", "rag", "ft", "ft-rag"], help="the first questions' mode; /mode changes it (default: rag)")
+    p.set_defaults(run=cmd_chat)
 
     p = sub.add_parser("eval", parents=[common, index, model, _decoding_flags(seed=False), output],
                        help="the same questions in every mode: scores, intervals, verdict, error analysis")
@@ -103,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="print the score deltas of two report folders, and exit")
     p.set_defaults(run=cmd_eval)
 
-    p = sub.add_parser("serve", parents=[common, index, model, decoding], help="an OpenAI-compatible API over the four modes")
+    p = sub.add_parser("serve", parents=[common, index, serve_model, decoding], help="an OpenAI-compatible API over the four modes")
     p.add_argument("--host", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, help="default: 8000")
     p.add_argument("--api-key-env", metavar="NAME", help="env var holding the API key clients must send")
@@ -138,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", parents=[common, output], help="a LoRA adapter from a synthesized dataset")
     p.add_argument("--data", help="dataset folder with train.jsonl (default: newest under <workdir>/datasets)")
-    p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id or a local folder")
+    p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id, a local folder or a .gguf file")
     p.add_argument("--out", help="adapter folder (default: a new folder under <workdir>/adapters)")
     p.add_argument("--init-adapter", metavar="DIR", help="an adapter to train further (its LoRA shape is kept); default: a new one")
     p.add_argument("--epochs", type=float, help="passes over the training rows (default: 1)")
@@ -181,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="the whole job on the bundled sample corpus: ingest, synth, train, eval, app")
     p.add_argument("--no-app", action="store_true", help="print the tables and exit instead of launching the app")
-    p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct, the default), an HF model id or a local folder")
+    p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct, the default), an HF model id, a local folder or a .gguf file")
     p.set_defaults(run=cmd_demo)
     return parser
 
@@ -262,6 +274,9 @@ def cmd_search(args) -> int:
 def _ask_overrides(args) -> dict:
     out = {"workdir": args.workdir, "adapter": args.adapter, "k": args.k, "prompts": args.prompts, "rag_answer": args.rag_answer,
            "model.model": args.model, "model.trust_remote_code": args.trust_remote_code, "model.dtype": args.dtype,
+           # --base-url alone means the endpoint: answering with the local model instead would hide the slip
+           "llm.kind": args.llm or ("openai" if args.base_url else None), "llm.base_url": args.base_url,
+           "llm.model": args.llm_model, "llm.adapter_model": args.llm_adapter_model, "llm.api_key_env": args.llm_api_key_env,
            **{f"search.{k}": v for k, v in _index_overrides(args).items()}}
     for name in ("temperature", "top_k", "top_p", "max_new_tokens", "repetition_penalty") + (("seed",) if args.command != "eval" else ()):
         out[f"decoding.{name}"] = getattr(args, name)
@@ -272,11 +287,10 @@ def _ask_overrides(args) -> dict:
 
 def cmd_ask(args) -> int:
     from core.config import load_config
-    from engine.answer import Answerer
     from engine.config import AskConfig
 
     cfg = load_config(AskConfig, {**_ask_overrides(args), "mode": args.mode}, args.config)
-    answerer = Answerer(cfg)
+    answerer = _answerer(cfg)
     if args.json:
         print(json.dumps(answerer.answer(args.question, cfg.mode).to_json(), indent=2, ensure_ascii=False))
         return 0
@@ -287,10 +301,162 @@ def cmd_ask(args) -> int:
     except StopIteration as done:
         answer = done.value
     print(flush=True)  # before the sources, which go to stderr
+    cited = {c.n for c in answer.citations}
+    for n, s in enumerate(answer.sources, 1):  # [n] is how the answer cites the n-th chunk of its prompt
+        where = " ".join(x for x in (f"p.{s.page}" if s.page else "", f"§ {s.section}" if s.section else "") if x)
+        print(f"[{n}] {_short(s.source)} {where}{'  (cited)' if n in cited else ''}".rstrip(), file=sys.stderr)
+    if answer.dropped_citations:
+        print(f"{answer.dropped_citations} citation(s) to no retrieved chunk removed", file=sys.stderr)
+    return 0
+
+
+def _answerer(cfg):
+    """The Answerer for `ask` and `chat`, saying once when a base model answers through a plain template."""
+    from engine.answer import Answerer
+    from engine.model import PLAIN_TEMPLATE_NOTICE
+
+    answerer = Answerer(cfg)
+    if getattr(answerer.engine, "plain_template", False):
+        print(f"ragtune: --model {cfg.model.model} {PLAIN_TEMPLATE_NOTICE}", file=sys.stderr)
+    return answerer
+
+
+def cmd_chat(args) -> int:
+    from core.config import load_config
+    from engine.config import AskConfig
+
+    cfg = load_config(AskConfig, {**_ask_overrides(args), "mode": args.mode}, args.config)
+    answerer = _answerer(cfg)
+    mode, k, last, answered = cfg.mode, cfg.k, None, 0
+    why = answerer.unavailable([mode]).get(mode)  # loads the adapter and opens the index now, not at the first question
+    print(f"ragtune chat: mode {mode}, k {k}" + (f" (unavailable: {why})" if why else "") + "; /help lists the commands, Ctrl-D ends",
+          file=sys.stderr)
+    tty = sys.stdin.isatty()
+    if tty:
+        try:
+            import readline  # noqa: F401 - line editing and history for input()
+        except ImportError:
+            pass
+    try:
+        while True:
+            if tty:
+                try:
+                    line = input("> ")
+                except EOFError:
+                    print()
+                    break
+            else:
+                line = sys.stdin.readline()
+                if not line:
+                    break
+            command, arg = parse_chat_line(line)
+            if command == "ask":
+                try:
+                    last = _chat_answer(answerer, arg, mode, k)
+                    answered += 1
+                except Exception as e:  # one question failed; the chat goes on
+                    print(f"ragtune: error: {(str(e).strip().splitlines() or [type(e).__name__])[0]}", file=sys.stderr)
+            elif command == "mode" and arg is not None:
+                why = answerer.unavailable([arg]).get(arg)
+                if why:
+                    print(f"ragtune: mode {arg} is unavailable: {why}; still {mode}", file=sys.stderr)
+                else:
+                    mode = arg
+                    print(f"mode {mode}")
+            elif command == "k" and arg is not None:
+                k = arg
+                print(f"k {k}")
+            elif command in ("mode", "k"):
+                print(f"mode {mode}, k {k}")
+            elif command == "sources":
+                _chat_sources(last)
+            elif command == "help":
+                print(CHAT_HELP)
+            elif command == "quit":
+                break
+            elif command == "error":
+                print(f"ragtune: {arg}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print()
+    print(f"ragtune chat: {answered} question{'s' * (answered != 1)} answered", file=sys.stderr)
+    return 0
+
+
+CHAT_HELP = """Type a question and press Enter. Each question is answered on its own: the chat keeps no memory of earlier ones.
+  /mode base|rag|ft|ft-rag   answer in this mode from now on (/mode alone shows the mode and k)
+  /k N                       retrieve N chunks for the rag modes
+  /sources                   the chunks the last answer read: rank, file, page or section, score, a snippet
+  /help                      this text
+  /quit                      end the chat (so do Ctrl-D and Ctrl-C)"""
+
+
+def parse_chat_line(line: str) -> tuple[str, str | int | None]:
+    """What one line typed into `ragtune chat` asks for, as (command, argument).
+
+    ("ask", question); ("mode", a mode or None); ("k", N or None); ("sources" | "help" | "quit", None);
+    ("", None) for a blank line; ("error", why) for a command it cannot take.
+    """
+    from engine.config import MODES
+
+    text = line.strip()
+    if not text:
+        return "", None
+    if not text.startswith("/"):
+        return "ask", text
+    name, _, arg = text[1:].partition(" ")
+    name, arg = name.lower(), arg.strip()
+    if name == "mode":
+        if arg and arg.lower() not in MODES:
+            return "error", f"unknown mode {arg!r}: choose one of {', '.join(MODES)}"
+        return "mode", arg.lower() or None
+    if name == "k":
+        if arg and not (arg.isdigit() and int(arg) >= 1):
+            return "error", f"/k takes a number of chunks, 1 or more; got {arg!r}"
+        return "k", int(arg) if arg else None
+    if name in ("sources", "help", "quit", "exit"):
+        return ("quit" if name == "exit" else name), None
+    return "error", f"unknown command /{name}: /help lists the commands"
+
+
+def _chat_answer(answerer, question: str, mode: str, k: int):
+    """Stream one answer to stdout, then its citations one per line; returns the `Answer`."""
+    stream, shown = answerer.stream(question, mode, k=k), ""
+    try:
+        while True:
+            piece = next(stream)
+            shown += piece
+            print(piece, end="", flush=True)
+    except StopIteration as done:
+        answer = done.value
+    finally:
+        stream.close()  # Ctrl-C mid-answer: stop generating
+        if shown:
+            print(flush=True)
+    if not shown:
+        print(answer.text or "(no answer)")
+    for c in answer.citations:
+        print(c.label())
+    if answer.dropped_citations:
+        print(f"({answer.dropped_citations} citation{'s' * (answer.dropped_citations != 1)} to no retrieved chunk removed)")
+    return answer
+
+
+def _chat_sources(answer) -> None:
+    """The last answer's chunks, best first: rank, file, page or section, score and a one-line snippet."""
+    if answer is None:
+        print("no answer yet")
+        return
+    if not answer.sources:
+        print(f"the last answer ({answer.mode}) read no sources")
+        return
+    import shutil
+
+    width = max(shutil.get_terminal_size((100, 20)).columns - 4, 40)
     for s in answer.sources:
         where = " ".join(x for x in (f"p.{s.page}" if s.page else "", f"§ {s.section}" if s.section else "") if x)
-        print(f"[{s.rank}] {_short(s.source)} {where}".rstrip(), file=sys.stderr)
-    return 0
+        snippet = " ".join(s.text.split())
+        print(f"{s.rank}. [{s.score:.4f}] {_short(s.source)} {where}".rstrip())
+        print(f"   {snippet[:width]}{'…' if len(snippet) > width else ''}")
 
 
 def cmd_eval(args) -> int:
@@ -313,7 +479,7 @@ def cmd_eval(args) -> int:
         bars.close()
     out = R.write(report, cfg.out or R.default_out(cfg.workdir), cfg.examples)
     if args.json:
-        keep = ("verdict", "questions", "modes", "skipped_modes", "summary", "retrieval", "comparisons", "buckets", "versions", "elapsed_s")
+        keep = ("verdict", "questions", "modes", "skipped_modes", "summary", "retrieval", "comparisons", "buckets", "by_type", "versions", "elapsed_s")
         print(json.dumps({**{k: report[k] for k in keep}, "out": str(out)}, indent=2, ensure_ascii=False, default=str))
         return 0
     q = report["questions"]
@@ -328,13 +494,27 @@ def cmd_eval(args) -> int:
 
 
 def _print_scores(report: dict, out) -> None:
-    """The score table, retrieval, the verdict and where the report is."""
-    print(f"{'mode':<8}{'EM':>7}{'F1':>7}{'contains':>10}{'ROUGE-L':>9}{'abstain':>9}{'gold ppl':>10}{'p50 s':>8}")
-    for m in report["modes"]:
-        s = report["summary"][m]
-        ppl = f"{s['gold_perplexity']['mean']:.2f}" if s.get("gold_perplexity") else "n/a"
-        print(f"{m:<8}{s['exact']['mean']:7.1f}{s['f1']['mean']:7.1f}{s['contains']['mean']:9.1f}%{s['rouge_l']['mean']:9.1f}"
-              f"{s['abstain_rate']:8.1f}%{ppl:>10}{s['latency_s']['p50']:8.2f}")
+    """A score table per question type, retrieval, the verdict and where the report is."""
+    from evals.run import SHORT_WORDS
+
+    def mean(iv: dict | None) -> str:  # n/a: the metric applies to no answer (no keys, no citation)
+        return f"{iv['mean']:.1f}" if iv else "n/a"
+
+    for i, (qtype, summary) in enumerate((report.get("by_type") or {"factoid": report["summary"]}).items()):
+        print(("\n" if i else "") + f"{qtype} questions ({next(iter(summary.values())).get('n', report['questions']['asked'])}):")
+        if qtype == "open":
+            print(f"{'mode':<8}{'key rec':>9}{'tok F1':>8}{'tok rec':>9}{'cited':>7}{'cite prec':>11}{'words p50':>11}{f'≤{SHORT_WORDS} words':>10}")
+            for m in report["modes"]:
+                s = summary[m]
+                print(f"{m:<8}{mean(s['key_recall']):>9}{mean(s['token_f1']):>8}{mean(s['token_recall']):>9}{mean(s['cited']):>6}%"
+                      f"{mean(s['citation_precision']):>11}{s['words_p50']:>11g}{s['short_rate']:9.1f}%")
+            continue
+        print(f"{'mode':<8}{'EM':>7}{'F1':>7}{'contains':>10}{'ROUGE-L':>9}{'abstain':>9}{'gold ppl':>10}{'p50 s':>8}")
+        for m in report["modes"]:
+            s = summary[m]
+            ppl = f"{s['gold_perplexity']['mean']:.2f}" if s.get("gold_perplexity") else "n/a"
+            print(f"{m:<8}{s['exact']['mean']:7.1f}{s['f1']['mean']:7.1f}{s['contains']['mean']:9.1f}%{s['rouge_l']['mean']:9.1f}"
+                  f"{s['abstain_rate']:8.1f}%{ppl:>10}{s['latency_s']['p50']:8.2f}")
     if report.get("retrieval"):
         r = report["retrieval"]
         print(f"retrieval: hit@{r['k']} {r['hit_at_k']['mean']:.1f}%, answer-recall@{r['k']} {r['answer_recall_at_k']['mean']:.1f}%")
@@ -487,7 +667,8 @@ def cmd_demo(args) -> int:
         print(f"3/4 train: {trained.steps} steps, {trained.train_tokens} tokens, loss {trained.train_loss:.3f}, "
               f"{trained.tokens_per_s:.0f} tokens/s ({lap('train')})")
 
-    sets = (("the synthetic eval split", {"split": "eval", "limit": cfg.eval_limit}), ("our questions about the corpus", {"questions": cfg.questions}))
+    sets = (("the synthetic eval split", {"split": "eval", "limit": cfg.eval_limit}), ("our questions about the corpus", {"questions": cfg.questions}),
+            ("open questions about the corpus", {"questions": cfg.open_questions, "limit": cfg.open_limit}))
     for name, source in sets:
         ecfg = load_config(EvalConfig, {"workdir": workdir, **source, **{f"ask.{k}": v for k, v in model.items()}})
         bars = _StageBars(disable=False, unit="question")
@@ -496,7 +677,8 @@ def cmd_demo(args) -> int:
         finally:
             bars.close()
         out = R.write(report, R.default_out(workdir), ecfg.examples)
-        print(f"\n4/4 eval on {name}: {report['questions']['asked']} questions")
+        asked, read = report["questions"]["asked"], report["questions"]["read"]
+        print(f"\n4/4 eval on {name}: {asked} questions" + (f" (a fixed sample of the {read})" if asked < read else ""))
         _print_scores(report, out)
     lap("eval")
     total = sum(took.values())

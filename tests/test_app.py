@@ -116,6 +116,67 @@ def test_upload_is_ingested_and_a_traversing_name_lands_inside_the_workdir(serve
     assert hits[0][2] == "x.txt"
 
 
+def _cited_answer(form: str, text: str, **kw):
+    from core.records import Answer, Source
+
+    sources = [Source("c1", "/docs/guide.md", 3, "Guide > Install", 0.5, 1, "The capital of France is Paris.\nIt has *many* <b>museums</b>."),
+               Source("c2", "/docs/b.txt", None, "Other", 0.25, 2, "Trains run every hour.")]
+    return Answer("q", "rag", text, sources, form=form, **kw)
+
+
+def test_a_factoid_shows_its_span_then_its_sentence_with_the_span_in_bold_and_a_link():
+    from app import render_answer
+    from core.records import Citation
+
+    quote = "The capital of France is Paris."
+    cited = Citation(1, "c1", "/docs/guide.md", 3, "Guide > Install", quote, (25, 30))
+    a = _cited_answer("factoid", f'Paris: "{quote}" [1]', span="Paris", citations=[cited])
+    assert render_answer(a) == "**Paris**\n\n> The capital of France is **Paris**. [[1]](#src-rag-1)"
+    assert render_answer(a, "chat2").endswith("[[1]](#src-chat2-1)")
+
+
+def test_open_and_written_answers_link_each_citation_and_leave_unknown_numbers_plain():
+    from app import _unlinked, render_answer
+
+    extracted = _cited_answer("open", "It uses *LoRA*. [1] Trains run hourly. [2] See [7].")
+    assert render_answer(extracted) == r"It uses \*LoRA\*. [[1]](#src-rag-1) Trains run hourly. [[2]](#src-rag-2) See \[7\]."
+    listed = _cited_answer("list", "- Ingest [1]\n- Train [2]")
+    assert render_answer(listed, "ft-rag") == "- Ingest [[1]](#src-ft-rag-1)\n- Train [[2]](#src-ft-rag-2)"
+    written = _cited_answer("generated", "It uses **LoRA** [1][2].")  # the model's Markdown is kept
+    assert render_answer(written) == "It uses **LoRA** [[1]](#src-rag-1)[[2]](#src-rag-2)."
+    assert _unlinked(render_answer(written)) == written.text  # what the chat gives the model back
+    base = _cited_answer("", "An answer [1].")
+    base.sources = []
+    assert render_answer(base) == r"An answer \[1\]."  # no sources, nothing to link to
+
+
+def test_each_source_is_a_details_with_its_anchor_and_full_text():
+    from app import format_sources
+
+    out = format_sources(_cited_answer("open", "").sources, "rag")
+    first, second = out.split("\n\n<details>")
+    assert first.startswith("<details><summary><b>[1] guide.md</b> · page 3 · score 0.500<br>The capital of France is Paris.")
+    assert '</summary><a id="src-rag-1"></a>\n\n' in first and first.endswith("\n\n</details>")
+    assert r"It has \*many\* \<b\>museums\</b\>." in first  # the chunk's text as written, no HTML of its own
+    assert "&lt;b&gt;museums" in first  # the snippet in the summary, HTML-escaped
+    assert '<a id="src-rag-2"></a>' in second and "Trains run every hour." in second
+    assert format_sources([], "rag") == "*no sources*"
+
+
+def test_the_app_links_rag_answers_to_anchored_sources(client):
+    import re
+
+    base, rag, ft, ft_rag, rag_sources, ft_rag_sources = client.predict(
+        "What does ragtune train use?", 0.0, 50, 1.0, 8, api_name="/side_by_side")
+    for mode, answer, sources in (("rag", rag, rag_sources), ("ft-rag", ft_rag, ft_rag_sources)):
+        anchors = re.findall(rf'<a id="src-{mode}-(\d+)"></a>', sources)
+        assert anchors and anchors == [str(n) for n in range(1, len(anchors) + 1)], sources
+        assert set(re.findall(rf"\]\(#src-{mode}-(\d+)\)", answer)) <= set(anchors), answer
+    history = client.predict("What does ragtune train use?", [], "rag", 0.0, 50, 1.0, 8, api_name="/chat")
+    reply = history[1]["content"] if isinstance(history[1]["content"], str) else str(history[1]["content"])
+    assert '<a id="src-chat1-1"></a>' in reply and "#src-rag-" not in reply  # the chat's anchors are its own
+
+
 def test_safe_filename_keeps_uploads_in_their_folder():
     from app import safe_filename
 
@@ -231,7 +292,7 @@ def test_the_real_demo_trains_and_evaluates_the_packaged_model(real_demo):
     print(out)  # the tables and the time, in the CI log
     assert "1/4 ingest: 7 files" in out and "3/4 train: 30 steps" in out and "Demo done in" in out
     for mode in ("base", "rag", "ft", "ft-rag"):
-        assert sum(line.startswith(f"{mode} ") for line in out.splitlines()) == 2, out
+        assert sum(line.startswith(f"{mode} ") for line in out.splitlines()) == 3, out
     # On our 28 questions (the second table) the packaged model reads its sources; random weights score ~0.
     # The synthetic split's dozen machine-made questions ("What is 2/61 so?") vary too much run to run to test.
     ours = out[out.index("on our questions"):]
@@ -260,10 +321,13 @@ def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
                                         args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1400, "height": 820})
             page.goto(f"http://127.0.0.1:{cfg.port}/")
-            page.locator("#question textarea").fill("Which library scores chunks with BM25?")
+            # An open question (sample/open_questions.jsonl o17): rag answers with sentences of the guide, each cited
+            page.locator("#question textarea").fill("What happens if the BM25 index is out of date, for example after an ingest was killed?")
             page.locator("#ask").click()
             for mode in ("base", "rag", "ft", "ft-rag"):  # each panel ends with its latency and token count
                 expect(page.locator(f"#answer-{mode}")).to_contain_text(" token", timeout=120_000)
+            expect(page.locator("#answer-rag a[href='#src-rag-1']").first).to_have_text("[1]")  # a link to its source
+            expect(page.locator("#answer-rag")).to_contain_text("rebuilds it before answering")  # the guide's words
             page.get_by_text("rag sources", exact=True).click()  # open rag's sources panel for the picture
             expect(page.locator("#sources-rag")).to_contain_text("score", timeout=10_000)
             texts = {m: page.locator(f"#answer-{m}").inner_text() for m in ("base", "rag", "ft", "ft-rag")}
@@ -278,16 +342,17 @@ def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
 
 
 def test_demo_runs_the_whole_job_and_prints_four_modes(tmp_path, tiny_model):
-    """`ragtune demo --no-app` on the tiny model: ingest, synth, train, eval on both question sets."""
+    """`ragtune demo --no-app` on the tiny model: ingest, synth, train, eval on the three question sets."""
     env = {**os.environ, "RAGTUNE_WORKDIR": ""}
     r = subprocess.run([sys.executable, str(ROOT / "cli.py"), "demo", "--no-app", "--workdir", str(tmp_path / "wd"),
                         "--model", str(tiny_model)], capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout
-    for stage in ("1/4 ingest: 7 files", "2/4 synth:", "3/4 train:", "4/4 eval on the synthetic eval split", "4/4 eval on our questions"):
+    for stage in ("1/4 ingest: 7 files", "2/4 synth:", "3/4 train:", "4/4 eval on the synthetic eval split", "4/4 eval on our questions",
+                  "4/4 eval on open questions", "\nopen questions ("):
         assert stage in out, out
     for mode in ("base", "rag", "ft", "ft-rag"):
-        assert sum(line.startswith(f"{mode} ") for line in out.splitlines()) == 2, out  # one row per question set
+        assert sum(line.startswith(f"{mode} ") for line in out.splitlines()) == 3, out  # one row per question set
     assert "Demo done in" in out
     again = subprocess.run([sys.executable, str(ROOT / "cli.py"), "demo", "--no-app", "--workdir", str(tmp_path / "wd"),
                             "--model", str(tiny_model)], capture_output=True, text=True, timeout=900, env=env)

@@ -107,6 +107,20 @@ def model_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def random_adapter(tmp_path_factory, tiny_model) -> Path:
+    """A LoRA adapter on the tiny model with random (non-zero) weights, so `ft` differs from `base`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    path = tmp_path_factory.mktemp("random-adapter")
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), lora).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer random-weight Llama with the packaged model's tokenizer and chat template."""
     import torch

@@ -37,25 +37,11 @@ def workdir(tmp_path_factory, sample_docs, model_cache):
 
 
 @pytest.fixture(scope="module")
-def adapter(tmp_path_factory, tiny_model):
-    """A LoRA adapter with random (non-zero) weights, so the served `ft` differs from `base`."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    path = tmp_path_factory.mktemp("adapter")
-    torch.manual_seed(0)
-    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), lora).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory, tiny_model, adapter):
+def api(tmp_path_factory, tiny_model, random_adapter):
     """`ragtune serve` on loopback: its plain `base` mode is the LLM, its `ft` mode the adapter's served name."""
     workdir = tmp_path_factory.mktemp("served") / "w"
     cfg = load_config(ServeConfig, {"port": free_port(), "ask.workdir": str(workdir), "ask.model.model": str(tiny_model),
-                                    "ask.adapter": str(adapter)})
+                                    "ask.adapter": str(random_adapter)})
     with running(build_app(Answerer(cfg.ask), cfg), cfg.port) as url:
         yield SimpleNamespace(url=url)
 
@@ -160,8 +146,8 @@ def test_the_endpoint_s_citations_resolve_to_the_prompt_s_chunks(remote, monkeyp
 
 # What cannot answer ----------------------------------------------------------------------------
 
-def test_without_an_adapter_model_the_ft_modes_are_unavailable_in_one_line(workdir, api, adapter):
-    answerer = Answerer(remote_cfg(workdir, api.url, **{"llm.adapter_model": None, "adapter": str(adapter)}))
+def test_without_an_adapter_model_the_ft_modes_are_unavailable_in_one_line(workdir, api, random_adapter):
+    answerer = Answerer(remote_cfg(workdir, api.url, **{"llm.adapter_model": None, "adapter": str(random_adapter)}))
     reasons = answerer.unavailable()
     assert set(reasons) == {"ft", "ft-rag"}
     assert reasons["ft"].startswith("the ft modes with --llm openai need --llm-adapter-model NAME") and "\n" not in reasons["ft"]

@@ -61,7 +61,6 @@ class Answerer:
             self.rag_answer = "generate"
         elif cfg.rag_answer == "auto":  # measured, not guessed from the size: engine/probe.py
             from engine import probe
-
             from engine.model import cache_dir
 
             self.rag_answer = "generate" if probe.writes(self.engine, self.templates, cache_dir(cfg.model)) else "spans"

@@ -12,7 +12,7 @@ The tuning questions are a seeded sample (--seed) with the report's sample (`rag
 configured: the grid reranks the spans of questions the default weights answered.
 The --workdir must hold the SQuAD index (`ragtune ingest ../shared/eval/squad/docs`).
 
-Measured (stop 13, the full-epoch adapter of the SQuAD extractive dataset, 150 questions): rag
+Measured (commit 23e9051, the full-epoch adapter of the SQuAD extractive dataset, 150 questions): rag
 37.0 with the configured weights, 39.9 at the grid's best; ft-rag 44.3 and 47.2. Stop 15, the
 padded epoch's adapter, with the model's weight and length normalisation in the grid: rag 37.0
 -> 40.6 (model weight 0.5), ft-rag 44.9 -> 48.5 (model weight 2-4, length_norm 0.5). Each mode

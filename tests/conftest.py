@@ -107,6 +107,16 @@ def model_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def two_doc_index(tmp_path_factory, sample_docs, model_cache) -> Path:
+    """A work dir holding two of the sample documents: enough chunks for sources, and quick to ingest."""
+    from rag.ingest import ingest
+
+    wd = tmp_path_factory.mktemp("two-docs") / "w"
+    ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
+    return wd
+
+
+@pytest.fixture(scope="session")
 def random_adapter(tmp_path_factory, tiny_model) -> Path:
     """A LoRA adapter on the tiny model with random (non-zero) weights, so `ft` differs from `base`."""
     import torch

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ask_cfg, free_port, ingest_cfg, running
+from conftest import ask_cfg, free_port, running
 from core.config import ConfigError, load_config
 from engine import cite
 from engine.answer import Answerer
@@ -27,13 +27,8 @@ TOKENS = 8  # short answers keep the file fast on 2 cores
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, sample_docs, model_cache):
-    """The remote answerer's index: two sample documents, enough chunks for sources."""
-    from rag.ingest import ingest
-
-    wd = tmp_path_factory.mktemp("remote") / "w"
-    ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
-    return wd
+def workdir(two_doc_index):
+    return two_doc_index
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,12 @@ import httpx
 import openai
 import pytest
 
-from conftest import ROOT, free_port, ingest_cfg, running
+from conftest import ROOT, free_port, running
 from core.config import load_config
 from core.records import Answer, Citation, Source
 from engine.answer import Answerer
 from engine.config import MODES, ServeConfig
 from engine.server import build_app
-from rag.ingest import ingest
 
 CLI = [sys.executable, str(ROOT / "cli.py")]
 QUESTION = "How are synthetic question pairs generated?"
@@ -31,11 +30,8 @@ TOKENS = 8  # short answers keep the file fast on 2 cores
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, sample_docs, model_cache):
-    """Two of the sample documents: enough chunks for sources; the PDF and DOCX loaders would add ~10 s."""
-    wd = tmp_path_factory.mktemp("serve") / "w"
-    ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
-    return wd
+def workdir(two_doc_index):
+    return two_doc_index
 
 
 @pytest.fixture(scope="module")

@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-adapter", metavar="DIR", help="an adapter to train further (its LoRA shape is kept); default: a new one")
     p.add_argument("--epochs", type=float, help="passes over the training rows (default: 1)")
     p.add_argument("--max-steps", type=int, help="optimizer steps in all; overrides --epochs")
+    p.add_argument("--max-minutes", type=float, help="a time budget: stop after the step that passes it and write the adapter; 0 = none")
     p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
     p.add_argument("--lora-r", type=int, help="LoRA rank (default: 16)")
     p.add_argument("--lora-alpha", type=float, help="LoRA scale numerator: updates x alpha/r (default: 32)")
@@ -568,7 +569,7 @@ def cmd_train(args) -> int:
     from train.config import TrainConfig
     from train.run import train
 
-    keys = ("data", "out", "init_adapter", "epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
+    keys = ("data", "out", "init_adapter", "epochs", "max_steps", "max_minutes", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
             "batch_size", "grad_accum", "packing", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps", "tensorboard", "resume", "overwrite")
     cfg = load_config(TrainConfig, {"workdir": args.workdir, "model.model": args.model, "model.threads": args.threads,
                                     **{k: getattr(args, k) for k in keys}}, args.config)
@@ -589,7 +590,8 @@ def cmd_train(args) -> int:
               f"Continue with: ragtune train --resume --out {_short(report.out)}", file=sys.stderr)
         return 130
     eval_loss = f", eval loss {report.eval_loss:.4f}" if report.eval_loss is not None else ""
-    print(f"{report.steps} steps, train loss {report.train_loss:.4f}{eval_loss}. {report.tokens_per_s:.0f} tokens/s, "
+    steps = f"{report.steps} of {report.max_steps} steps (--max-minutes)" if report.out_of_time else f"{report.steps} steps"
+    print(f"{steps}, train loss {report.train_loss:.4f}{eval_loss}. {report.tokens_per_s:.0f} tokens/s, "
           f"{report.wall_s:.1f} s, peak RSS {report.peak_rss_mb / 1024:.2f} GiB")
     print(f"Adapter: {_short(report.out)}")
     return 0
@@ -620,6 +622,7 @@ def cmd_demo(args) -> int:
 
     from app import DemoConfig, launch
     from core.config import load_config
+    from engine.answer import Answerer
     from evals import report as R
     from evals.config import EvalConfig
     from evals.run import evaluate
@@ -664,16 +667,19 @@ def cmd_demo(args) -> int:
             trained = train(tcfg, progress=tbar.update)
         finally:
             tbar.close()
-        print(f"3/4 train: {trained.steps} steps, {trained.train_tokens} tokens, loss {trained.train_loss:.3f}, "
+        steps = f"{trained.steps} of {trained.max_steps} steps (time budget)" if trained.out_of_time else f"{trained.steps} steps"
+        print(f"3/4 train: {steps}, {trained.train_tokens} tokens, loss {trained.train_loss:.3f}, "
               f"{trained.tokens_per_s:.0f} tokens/s ({lap('train')})")
 
     sets = (("the synthetic eval split", {"split": "eval", "limit": cfg.eval_limit}), ("our questions about the corpus", {"questions": cfg.questions}),
             ("open questions about the corpus", {"questions": cfg.open_questions, "limit": cfg.open_limit}))
+    answerer = None  # one for the three sets: the model, adapter and index load once
     for name, source in sets:
         ecfg = load_config(EvalConfig, {"workdir": workdir, **source, **{f"ask.{k}": v for k, v in model.items()}})
+        answerer = answerer or Answerer(ecfg.ask)
         bars = _StageBars(disable=False, unit="question")
         try:
-            report = evaluate(ecfg, progress=bars.update)
+            report = evaluate(ecfg, progress=bars.update, answerer=answerer)
         finally:
             bars.close()
         out = R.write(report, R.default_out(workdir), ecfg.examples)

@@ -38,12 +38,14 @@ LONG_METRICS = ("key_recall", "token_f1", "token_recall", "citation_precision", 
 SHORT_WORDS = 3  # an answer this short to an open question is a bare span, not an explanation
 
 
-def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None) -> dict:
+def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None, answerer=None) -> dict:
     """Answer, score and compare; the report as plain data.
 
     Args:
         cfg: the resolved config.
         progress: called with (stage, done, total); stages are "retrieve" and each mode.
+        answerer: an `Answerer` built from `cfg.ask`, to share its loaded models across several sets;
+            None builds one.
     Raises:
         ValueError: no usable questions (a missing or empty file, no eval split).
         RuntimeError: no mode can answer (no index for the rag modes and no adapter, say).
@@ -60,7 +62,7 @@ def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None =
 
     if cfg.ask.adapter and not Path(cfg.ask.adapter).expanduser().is_dir():
         raise ValueError(f"--adapter {cfg.ask.adapter}: no such folder")
-    answerer = Answerer(cfg.ask)
+    answerer = answerer or Answerer(cfg.ask)
     blocked = answerer.unavailable(cfg.modes)
     modes = [m for m in cfg.modes if m not in blocked]
     if not modes:

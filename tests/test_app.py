@@ -6,6 +6,7 @@ Chromium through Playwright, pointed at Debian's /usr/bin/chromium (no browser d
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -277,6 +278,15 @@ def test_evaluation_from_the_page(client):
     assert isinstance(disagree["data"], list)
 
 
+def assert_four_modes_per_table(out: str) -> None:
+    """Each table the demo prints has a row per mode; a question set holding factoid and open questions prints two."""
+    lines = out.splitlines()
+    tables = sum(line.startswith("mode ") for line in lines)
+    assert tables >= 3, out  # one table at least per question set
+    for mode in ("base", "rag", "ft", "ft-rag"):
+        assert sum(line.startswith(f"{mode} ") for line in lines) == tables, out
+
+
 @pytest.fixture(scope="module")
 def real_demo(tmp_path_factory, model_cache):
     """`ragtune demo --no-app` as the README runs it: the packaged model, the bundled corpus. Once per CI run."""
@@ -287,12 +297,14 @@ def real_demo(tmp_path_factory, model_cache):
     return wd, r.stdout
 
 
+@pytest.mark.slow
 def test_the_real_demo_trains_and_evaluates_the_packaged_model(real_demo):
     wd, out = real_demo
     print(out)  # the tables and the time, in the CI log
-    assert "1/4 ingest: 7 files" in out and "3/4 train: 30 steps" in out and "Demo done in" in out
-    for mode in ("base", "rag", "ft", "ft-rag"):
-        assert sum(line.startswith(f"{mode} ") for line in out.splitlines()) == 3, out
+    assert "1/4 ingest: 7 files" in out and "Demo done in" in out
+    # 30 steps, or fewer when the 1.25-minute budget ends training first on a slow machine
+    assert re.search(r"^3/4 train: (30 steps|[1-9]\d* of 30 steps \(time budget\)), ", out, re.M), out
+    assert_four_modes_per_table(out)
     # On our 28 questions (the second table) the packaged model reads its sources; random weights score ~0.
     # The synthetic split's dozen machine-made questions ("What is 2/61 so?") vary too much run to run to test.
     ours = out[out.index("on our questions"):]
@@ -301,6 +313,7 @@ def test_the_real_demo_trains_and_evaluates_the_packaged_model(real_demo):
     assert len(list((wd / "adapters").glob("*/adapter_model.safetensors"))) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("RAGTUNE_REQUIRE_BROWSER"),
                     reason="no chromium here (apt-get install chromium); .ci/run installs it and requires this test")
 def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
@@ -351,8 +364,7 @@ def test_demo_runs_the_whole_job_and_prints_four_modes(tmp_path, tiny_model):
     for stage in ("1/4 ingest: 7 files", "2/4 synth:", "3/4 train:", "4/4 eval on the synthetic eval split", "4/4 eval on our questions",
                   "4/4 eval on open questions", "\nopen questions ("):
         assert stage in out, out
-    for mode in ("base", "rag", "ft", "ft-rag"):
-        assert sum(line.startswith(f"{mode} ") for line in out.splitlines()) == 3, out  # one row per question set
+    assert_four_modes_per_table(out)
     assert "Demo done in" in out
     again = subprocess.run([sys.executable, str(ROOT / "cli.py"), "demo", "--no-app", "--workdir", str(tmp_path / "wd"),
                             "--model", str(tiny_model)], capture_output=True, text=True, timeout=900, env=env)

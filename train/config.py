@@ -23,6 +23,7 @@ class TrainConfig:
     init_adapter: str | None  # an adapter to train further (its LoRA shape replaces lora_r/alpha/dropout/targets); None = a new one
     epochs: float
     max_steps: int  # > 0 overrides epochs
+    max_minutes: float  # > 0: stop after this long, keeping the adapter trained so far; 0 = no limit
     lr: float
     lora_r: int
     lora_alpha: float
@@ -50,6 +51,8 @@ class TrainConfig:
             raise ConfigError(f"--epochs must be a positive number, got {self.epochs}")
         if self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError(f"--max-steps must be -1 (use --epochs) or at least 1, got {self.max_steps}")
+        if not (self.max_minutes >= 0 and math.isfinite(self.max_minutes)):
+            raise ConfigError(f"--max-minutes must be 0 (no limit) or a positive number, got {self.max_minutes}")
         if not (0 < self.lr < 1):
             raise ConfigError(f"--lr must be in (0, 1), got {self.lr}")
         if self.lora_r < 1:

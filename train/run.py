@@ -49,6 +49,7 @@ class TrainReport:
     steps: int = 0
     max_steps: int = 0
     interrupted: bool = False  # Ctrl-C: a checkpoint was saved, `--resume` continues
+    out_of_time: bool = False  # --max-minutes ended it before max_steps; the adapter was written
     train_loss: float | None = None
     eval_loss: float | None = None
     train_tokens: int = 0  # tokens through the model in this run (padding excluded)
@@ -160,7 +161,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on CPU unless told it is one
     )
-    watch = _Watch(progress, stop)
+    watch = _Watch(progress, stop, budget_s=cfg.max_minutes * 60)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows.to_dataset(),
                          eval_dataset=eval_rows.to_dataset() if has_eval else None,
                          processing_class=tokenizer, peft_config=lora, callbacks=[watch])
@@ -171,7 +172,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     report = TrainReport(out=str(out), data=str(data), steps=trainer.state.global_step, max_steps=trainer.state.max_steps,
-                         interrupted=watch.interrupted, train_loss=_mean_train_loss(trainer.state.log_history),
+                         interrupted=watch.interrupted, out_of_time=watch.out_of_time, train_loss=_mean_train_loss(trainer.state.log_history),
                          train_tokens=watch.tokens, tokens_per_s=watch.tokens_per_s,
                          rows={"train": train_rows.summary(), "eval": eval_rows.summary()})
     if watch.interrupted:  # the callback saved a checkpoint at this step
@@ -257,7 +258,7 @@ def _resolve_data(cfg: TrainConfig, out: Path) -> Path:
 
 
 # What a run is: resuming it with other values would not continue it (another LoRA shape, batch or schedule).
-RUN_SETTINGS = ("init_adapter", "epochs", "max_steps", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
+RUN_SETTINGS = ("init_adapter", "epochs", "max_steps", "max_minutes", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
                 "batch_size", "grad_accum", "packing", "pad_to_multiple_of", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps")
 
 
@@ -334,11 +335,11 @@ def _check_targets(model, targets: list[str]) -> list[str] | str:
 
 
 class _Watch(TrainerCallback):
-    """Progress, tokens/s, the non-finite loss check and the Ctrl-C stop, as Trainer callbacks."""
+    """Progress, tokens/s, the non-finite loss check, the time budget and the Ctrl-C stop, as Trainer callbacks."""
 
-    def __init__(self, progress, stop: threading.Event | None = None):
-        self.progress, self.stop, self.trainer = progress, stop, None
-        self.stop_requested = self.interrupted = False
+    def __init__(self, progress, stop: threading.Event | None = None, budget_s: float = 0.0):
+        self.progress, self.stop, self.trainer, self.budget_s = progress, stop, None, budget_s
+        self.stop_requested = self.interrupted = self.out_of_time = False
         self.t0, self.seen, self.seen0, self.tokens, self.tokens_per_s, self.loss = 0.0, 0, 0, 0, 0.0, None
         self.batches: collections.deque[int] = collections.deque()  # real tokens of each collated, not yet trained batch
 
@@ -392,6 +393,8 @@ class _Watch(TrainerCallback):
         if self.stop_requested or (self.stop is not None and self.stop.is_set()):  # set here, so the trainer saves before it stops
             control.should_save = control.should_training_stop = True
             self.interrupted = True
+        elif self.budget_s and time.perf_counter() - self.t0 >= self.budget_s and state.global_step < state.max_steps:
+            control.should_training_stop = self.out_of_time = True  # a finished run: the adapter is written as at the last step
 
 
 class _ctrl_c_stops:

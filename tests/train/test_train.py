@@ -257,10 +257,23 @@ def test_an_existing_out_needs_overwrite(tmp_path, tiny_model, dataset):
 @pytest.mark.parametrize("overrides, flag", [({"lora_r": 0}, "--lora-r"), ({"lr": 0}, "--lr"), ({"max_steps": 0}, "--max-steps"),
                                              ({"lora_dropout": 1.0}, "--lora-dropout"), ({"max_length": 4}, "--max-length"),
                                              ({"batch_size": 0}, "--batch-size"), ({"epochs": 0}, "--epochs"),
-                                             ({"eval_rows": -1}, "--eval-rows")])
+                                             ({"eval_rows": -1}, "--eval-rows"), ({"max_minutes": -1}, "--max-minutes")])
 def test_out_of_range_settings_name_their_flag(tmp_path, overrides, flag):
     with pytest.raises(ConfigError, match=flag):
         load_config(TrainConfig, overrides)
+
+
+def test_a_time_budget_ends_training_early_and_still_writes_the_adapter(tmp_path, tiny_model, dataset):
+    from train.run import train
+
+    # A budget of ~0 s: the first step passes it, so the run stops there, finished rather than interrupted
+    report = train(cfg_for(tmp_path, tiny_model, dataset, max_steps=5, max_minutes=1e-9))
+    assert (report.steps, report.max_steps, report.out_of_time, report.interrupted) == (1, 5, True, False)
+    out = Path(report.out)
+    assert (out / "adapter_model.safetensors").exists() and (out / "metrics.json").exists()
+    assert not list(out.glob("checkpoint-*"))
+    unbounded = train(cfg_for(tmp_path, tiny_model, dataset, max_steps=2, max_minutes=0))
+    assert (unbounded.steps, unbounded.out_of_time) == (2, False)
 
 
 def test_resume_refuses_a_checkpoint_of_another_base_model(tmp_path, tiny_model, dataset):

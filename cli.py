@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from core.config import add_flags  # the configs and yaml only: light
+    from train.config import TrainConfig
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workdir", help="work directory (default: $RAGTUNE_WORKDIR or ./.ragtune)")
     common.add_argument("--config", help="a YAML file to read instead of configs/<stage>.yaml")
@@ -149,32 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_synth)
 
     p = sub.add_parser("train", parents=[common, output], help="a LoRA adapter from a synthesized dataset")
-    p.add_argument("--data", help="dataset folder with train.jsonl (default: newest under <workdir>/datasets)")
+    add_flags(p, TrainConfig)
     p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id, a local folder or a .gguf file")
-    p.add_argument("--out", help="adapter folder (default: a new folder under <workdir>/adapters)")
-    p.add_argument("--init-adapter", metavar="DIR", help="an adapter to train further (its LoRA shape is kept); default: a new one")
-    p.add_argument("--epochs", type=float, help="passes over the training rows (default: 1)")
-    p.add_argument("--max-steps", type=int, help="optimizer steps in all; overrides --epochs")
-    p.add_argument("--max-minutes", type=float, help="a time budget: stop after the step that passes it and write the adapter; 0 = none")
-    p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
-    p.add_argument("--lora-r", type=int, help="LoRA rank (default: 16)")
-    p.add_argument("--lora-alpha", type=float, help="LoRA scale numerator: updates x alpha/r (default: 32)")
-    p.add_argument("--lora-dropout", type=float, help="dropout on LoRA inputs (default: 0; 0.05 is 1.4x slower, same eval loss)")
-    p.add_argument("--target-modules", help="comma-separated layer names, or all-linear")
-    p.add_argument("--max-length", type=int, help="tokens per row; longer rows lose their start (default: 512)")
-    p.add_argument("--batch-size", type=int, help="rows per forward pass (default: 1)")
-    p.add_argument("--grad-accum", type=int, help="forward passes per optimizer step (default: 8)")
-    p.add_argument("--packing", action=argparse.BooleanOptionalAction, default=None, help="padding-free packed batches")
-    p.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=None, help="batch rows of similar length")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 base weights and autocast")
-    p.add_argument("--seed", type=int, help="default: 0")
-    p.add_argument("--eval-steps", type=int, help="eval loss every N steps; 0 = only at the end")
-    p.add_argument("--eval-rows", type=int, help="eval.jsonl rows used for eval loss; 0 = all (default: 200)")
-    p.add_argument("--save-steps", type=int, help="a checkpoint every N steps, for --resume")
     p.add_argument("--threads", type=int, help="torch threads; 0 = one per core")
-    p.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard logs to <out>/runs")
-    p.add_argument("--resume", action="store_true", default=None, help="continue --out (default: the newest unfinished run) from its last checkpoint, with its own settings")
-    p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("export", help="merge an adapter into its base model: a plain transformers folder")
@@ -565,14 +545,12 @@ def cmd_synth(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.config import load_config
+    from core.config import flag_values, load_config
     from train.config import TrainConfig
     from train.run import train
 
-    keys = ("data", "out", "init_adapter", "epochs", "max_steps", "max_minutes", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
-            "batch_size", "grad_accum", "packing", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps", "tensorboard", "resume", "overwrite")
     cfg = load_config(TrainConfig, {"workdir": args.workdir, "model.model": args.model, "model.threads": args.threads,
-                                    **{k: getattr(args, k) for k in keys}}, args.config)
+                                    **flag_values(args, TrainConfig)}, args.config)
     bar = _TrainBar(disable=args.json)
     try:
         report = train(cfg, progress=bar.update)

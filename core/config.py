@@ -32,6 +32,61 @@ def flag(name: str) -> str:
     return "--" + name.rsplit(".", 1)[-1].replace("_", "-")
 
 
+def setting(help: str, *, cli: bool = True, metavar: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field's one definition, beside its YAML default: the help line, from which its
+    flag, `--help` and the comment beside its key in `configs/<stage>.yaml` are derived.
+
+    Args:
+        help: one line; the YAML comment beside the key says the same (tests/core/test_schema.py).
+        cli: False for a setting read from the YAML file (or the app) only, with no flag.
+        metavar, choices: as argparse takes them.
+    """
+    return dataclasses.field(metadata={"help": help, "cli": cli, "metavar": metavar, "choices": choices})
+
+
+def settings(cls: type) -> list[dataclasses.Field]:
+    """The fields of `cls` defined with `setting()`, in order."""
+    return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+def add_flags(parser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One flag per `setting()` of `cls` (`lora_r` -> `--lora-r`), its help ending with the YAML default."""
+    import argparse
+
+    defaults = read_yaml(CONFIG_DIR / cls.config_file)
+    hints = typing.get_type_hints(cls)
+    for f in settings(cls):
+        meta = f.metadata
+        if not meta["cli"] or f.name in skip:
+            continue
+        typ = _plain(hints[f.name])
+        kw: dict[str, Any] = {"dest": f.name, "default": None, "help": _help(meta["help"], defaults.get(f.name))}
+        if typ is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = str if typing.get_origin(typ) in (list, tuple) else typ  # a list is comma-separated
+            kw.update({k: meta[k] for k in ("metavar", "choices") if meta[k]})
+        parser.add_argument(flag(f.name), **kw)
+
+
+def flag_values(args: Any, cls: type) -> dict[str, Any]:
+    """The values of `add_flags`' flags in parsed `args`, as `load_config` overrides (None: not given)."""
+    return {f.name: getattr(args, f.name) for f in settings(cls) if f.metadata["cli"] and hasattr(args, f.name)}
+
+
+def _plain(typ: Any) -> Any:
+    """`int | None` -> `int`: the type a flag parses to."""
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(typ) if a is not type(None))
+    return typ
+
+
+def _help(text: str, default: Any) -> str:
+    shown = ",".join(map(str, default)) if isinstance(default, list) else ("on" if default is True else "off" if default is False else default)
+    text = text if default is None else f"{text} (default: {shown})"
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
 def resolve_workdir(value: str | os.PathLike | None) -> Path:
     """`--workdir`, else $RAGTUNE_WORKDIR, else ./.ragtune."""
     return Path(value or os.environ.get("RAGTUNE_WORKDIR") or DEFAULT_WORKDIR).expanduser()

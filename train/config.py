@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir
+from core.config import ConfigError, resolve_workdir, setting
 from engine.config import ModelConfig
 
 
@@ -17,33 +17,33 @@ class TrainConfig:
     """`ragtune train`: LoRA on the final assistant turn of each `messages` row."""
 
     config_file = "train.yaml"
-    workdir: str | None
-    data: str | None  # a dataset folder; None = the newest under <workdir>/datasets
-    out: str | None  # the adapter folder; None = a new one under <workdir>/adapters
-    init_adapter: str | None  # an adapter to train further (its LoRA shape replaces lora_r/alpha/dropout/targets); None = a new one
-    epochs: float
-    max_steps: int  # > 0 overrides epochs
-    max_minutes: float  # > 0: stop after this long, keeping the adapter trained so far; 0 = no limit
-    lr: float
-    lora_r: int
-    lora_alpha: float
-    lora_dropout: float
-    target_modules: list[str]
-    max_length: int
-    batch_size: int
-    grad_accum: int
-    packing: bool
-    pad_to_multiple_of: int  # batch lengths rounded up to this: few shapes, so oneDNN's per-shape caches stay small
-    group_by_length: bool  # batches of rows of similar length: little padding
-    bf16: bool
-    seed: int
-    eval_steps: int  # 0 = eval only at the end
-    eval_rows: int  # eval.jsonl rows used for eval loss; 0 = all
-    resume: bool
-    overwrite: bool
-    save_steps: int
-    tensorboard: bool
-    model: ModelConfig = field(default=None)
+    workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
+    data: str | None = setting("dataset folder with train.jsonl (and eval.jsonl); unset: the newest under <workdir>/datasets")
+    out: str | None = setting("adapter folder; unset: a new folder under <workdir>/adapters (the ft modes take the newest)")
+    init_adapter: str | None = setting("an adapter to train further, keeping its LoRA shape; the optimizer and schedule start afresh", metavar="DIR")
+    epochs: float = setting("passes over the training rows")
+    max_steps: int = setting("optimizer steps in all; overrides --epochs; -1 = use --epochs")
+    max_minutes: float = setting("a time budget: stop after the step that passes it and write the adapter; 0 = none")
+    lr: float = setting("learning rate; LoRA's usual rate is 10x full fine-tuning's")
+    lora_r: int = setting("LoRA rank")
+    lora_alpha: float = setting("LoRA scale numerator: updates are scaled by alpha / r")
+    lora_dropout: float = setting("dropout on LoRA inputs; above 0 it keeps a masked copy of each input (slower, more memory)")
+    target_modules: list[str] = setting("comma-separated layer names LoRA adapts, or all-linear")
+    max_length: int = setting("tokens per row; longer rows lose the start of their context, never the answer")
+    batch_size: int = setting("rows per forward pass")
+    grad_accum: int = setting("forward passes per optimizer step")
+    packing: bool = setting("padding-free packed batches (TRL's bfd packing): no pad tokens computed")
+    pad_to_multiple_of: int = setting("batch lengths rounded up to a multiple of this, so oneDNN's per-shape caches stay few; 1 = none")
+    group_by_length: bool = setting("batch rows of similar length, so little padding is computed")
+    bf16: bool = setting("frozen base weights in bf16 with bf16 autocast; LoRA weights stay fp32")
+    seed: int = setting("seed of the LoRA init and the row order")
+    eval_steps: int = setting("eval loss every N steps and at the end; 0 = only at the end")
+    eval_rows: int = setting("the first N rows of eval.jsonl used for eval loss; 0 = all")
+    resume: bool = setting("continue --out (default: the newest unfinished run) from its last checkpoint, with its own settings")
+    overwrite: bool = setting("replace an existing --out")
+    save_steps: int = setting("a checkpoint every N steps, for --resume; only the last is kept")
+    tensorboard: bool = setting("also write TensorBoard logs to <out>/runs")
+    model: ModelConfig = field(default=None)  # overrides of configs/model.yaml; its flags are --model and --threads
 
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)

@@ -1,0 +1,55 @@
+"""One definition per setting: a field's `setting()` help is its flag's help and its YAML key's comment."""
+
+import re
+
+import pytest
+
+from cli import build_parser
+from core.config import CONFIG_DIR, read_yaml, settings
+from train.config import TrainConfig
+
+# The stages whose fields are defined with setting(); each stage joins this list as it moves over.
+SCHEMAS = [TrainConfig]
+KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*(?:#\s*(.*))?$")  # a top-level key, its value and its comment
+
+
+def yaml_comments(cls) -> dict[str, str | None]:
+    lines = (CONFIG_DIR / cls.config_file).read_text().splitlines()
+    return {m[1]: m[3] for m in map(KEY_LINE.match, lines) if m}
+
+
+@pytest.mark.parametrize("cls", SCHEMAS, ids=lambda c: c.__name__)
+def test_each_yaml_key_is_commented_with_its_fields_help(cls):
+    comments, fields = yaml_comments(cls), {f.name: f.metadata["help"] for f in settings(cls)}
+    assert set(fields) <= set(comments), f"{cls.config_file} lacks keys {sorted(set(fields) - set(comments))}"
+    for name, help in fields.items():
+        assert comments[name] == help, f"{cls.config_file}: `{name}` is commented {comments[name]!r}, its field says {help!r}"
+    # continuation lines would be a second definition of the setting's meaning
+    assert not [line for line in (CONFIG_DIR / cls.config_file).read_text().splitlines() if re.match(r"^\s+#", line)]
+
+
+@pytest.mark.parametrize("cls", SCHEMAS, ids=lambda c: c.__name__)
+def test_every_setting_but_nested_configs_has_a_help_line(cls):
+    import dataclasses
+
+    nested = {f.name for f in dataclasses.fields(cls) if f.name == "model"}
+    assert {f.name for f in dataclasses.fields(cls)} - nested == {f.name for f in settings(cls)}
+
+
+def test_train_flags_come_from_the_fields_with_the_yaml_defaults():
+    parser = build_parser()
+    train = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
+    by_dest = {a.dest: a for a in train._actions}
+    defaults = read_yaml(CONFIG_DIR / TrainConfig.config_file)
+    for f in settings(TrainConfig):
+        if not f.metadata["cli"]:
+            assert f.name not in by_dest or f.name == "workdir"  # --workdir is every command's own flag
+            continue
+        action = by_dest[f.name]
+        assert "--" + f.name.replace("_", "-") in action.option_strings
+        assert action.help.startswith(f.metadata["help"].replace("%", "%%"))
+        if defaults[f.name] is not None:
+            assert "(default: " in action.help, action.help
+    args = parser.parse_args(["train", "--lora-r", "8", "--no-packing", "--target-modules", "q_proj,v_proj", "--max-minutes", "2"])
+    assert (args.lora_r, args.packing, args.target_modules, args.max_minutes) == (8, False, "q_proj,v_proj", 2.0)
+    assert args.lr is None and args.bf16 is None  # not given: the YAML's value stands

@@ -22,10 +22,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from core.config import ConfigError, load_config, resolve_workdir
+from core.config import CONFIG_DIR, ConfigError, load_config, read_yaml, resolve_workdir, to_dict
 from engine.config import MODES, AskConfig, check_listener
+
+if TYPE_CHECKING:  # the stages' configs, imported where they are built
+    from evals.config import EvalConfig
+    from rag.config import IngestConfig
+    from synth.config import SynthConfig
+    from train.config import TrainConfig
 
 TITLE = "ragtune"
 POLL_S = 0.5  # how often a page following a job looks at it
@@ -192,12 +198,13 @@ def _bench() -> Workbench:
 # Chat ------------------------------------------------------------------------------------------
 
 
-def side_by_side(question: str, temperature: float = 0.0, top_k: int = 50, top_p: float = 1.0,
-                 max_new_tokens: int = 64) -> Iterator[tuple[str, str, str, str, str, str]]:
+def side_by_side(question: str, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                 max_new_tokens: int | None = None) -> Iterator[tuple[str, str, str, str, str, str]]:
     """One question, the four modes' answers as they grow, then the rag modes' sources.
 
     Yields (base, rag, ft, ft-rag, rag sources, ft-rag sources), Markdown each. A mode that
-    cannot answer (no adapter yet, an empty index) shows why instead.
+    cannot answer (no adapter yet, an empty index) shows why instead. A decoding setting left
+    None is the app's (configs/decoding.yaml, under app.yaml and the flags).
     """
     if not (question or "").strip():
         raise ValueError("the question is empty")
@@ -230,11 +237,15 @@ def side_by_side(question: str, temperature: float = 0.0, top_k: int = 50, top_p
     yield view()
 
 
-def chat(message: str, history: list[dict], mode: str = "rag", temperature: float = 0.0, top_k: int = 50,
-         top_p: float = 1.0, max_new_tokens: int = 128) -> Iterator[list[dict]]:
-    """One mode, with the conversation so far: yields the history with the answer growing at its end."""
+def chat(message: str, history: list[dict], mode: str | None = None, temperature: float | None = None, top_k: int | None = None,
+         top_p: float | None = None, max_new_tokens: int | None = None) -> Iterator[list[dict]]:
+    """One mode, with the conversation so far: yields the history with the answer growing at its end.
+
+    A setting left None (the mode, decoding) is the app's, as in `side_by_side`.
+    """
     if not (message or "").strip():
         raise ValueError("the message is empty")
+    mode = mode or _bench().cfg.ask.mode
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
     answerer = _bench().answerer
@@ -367,12 +378,18 @@ def ingest_folder(folder: str, progress=None) -> Iterator[tuple[str, list[list]]
     yield from _ingest([str(path)], progress)
 
 
-def _ingest(paths: list[str], progress=None) -> Iterator[tuple[str, list[list]]]:
+def ingest_config(app: AppConfig, paths: list[str]) -> IngestConfig:
+    """`ragtune ingest PATHS` as the app runs it: configs/ingest.yaml, into the app's work dir and index (collection, Chroma)."""
     from rag.config import IngestConfig
+
+    return load_config(IngestConfig, {"paths": paths, "workdir": str(app.workdir), "index": to_dict(app.ask.search.index)})
+
+
+def _ingest(paths: list[str], progress=None) -> Iterator[tuple[str, list[list]]]:
     from rag.ingest import ingest
 
     bench = _bench()
-    cfg = load_config(IngestConfig, {"paths": paths, "workdir": str(bench.workdir)})
+    cfg = ingest_config(bench.cfg, paths)
 
     def work(job: Job):
         def on_file(fr, done, total):
@@ -394,26 +411,25 @@ def _ingest(paths: list[str], progress=None) -> Iterator[tuple[str, list[list]]]
 
 def corpus_files() -> list[list]:
     """The index's files: [file, status, chunks, pages, reason], failures of the last ingest included."""
-    from rag.config import IndexConfig
     from rag.index import Index
 
     bench = _bench()
-    index = Index(load_config(IndexConfig, {}), bench.workdir)
+    index = Index(bench.cfg.ask.search.index, bench.workdir)  # the collection the chat searches
     files = index.load_manifest().get("files", {})
     rows = [[path, "indexed", entry.get("chunks", 0), entry.get("pages", 0), ""] for path, entry in sorted(files.items())]
     rows += [[path, "failed", 0, 0, why] for path, why in sorted(bench.failures.items()) if path not in files]
     return rows
 
 
-def search(query: str, k: int = 5) -> list[list]:
-    """The chunks that best match a query: [rank, score, file, page or section, snippet]."""
+def search(query: str, k: int | None = None) -> list[list]:
+    """The chunks that best match a query: [rank, score, file, page or section, snippet]; k None = the app's search k."""
     if not (query or "").strip():
         raise ValueError("the query is empty")
     retriever = _bench().answerer.retriever
     if retriever.size == 0:
         raise RuntimeError("the index is empty: ingest some files first")
     return [[h.rank, round(h.score, 4), Path(h.chunk.source).name, f"page {h.chunk.page}" if h.chunk.page else h.chunk.section,
-             " ".join(h.chunk.text.split())[:300]] for h in retriever.search(query, int(k))]
+             " ".join(h.chunk.text.split())[:300]] for h in retriever.search(query, int(k) if k else None)]
 
 
 # Dataset ---------------------------------------------------------------------------------------
@@ -421,15 +437,24 @@ def search(query: str, k: int = 5) -> list[list]:
 PREVIEW_COLUMNS = ["remove", "id", "split", "kind", "question", "answer", "source"]
 
 
-def synthesize(generator: str = "extractive", pairs_per_chunk: int = 4, paraphrases: int = 2,
-               oracle_p: float = 0.8, progress=None) -> Iterator[tuple[str, list[list], str | None]]:
-    """Synthesize a dataset from the index. Yields (status, the pairs preview, train.jsonl to download)."""
+def synth_config(app: AppConfig, generator: str | None = None, pairs_per_chunk: int | None = None, paraphrases: int | None = None,
+                 oracle_p: float | None = None) -> SynthConfig:
+    """`ragtune synth` as the app runs it: configs/synth.yaml with the page's settings (None = the YAML's),
+    reading the app's index, with the app's model as the local generator."""
     from synth.config import SynthConfig
+
+    return load_config(SynthConfig, {"workdir": str(app.workdir), "generator": generator, "pairs_per_chunk": pairs_per_chunk,
+                                     "paraphrases": paraphrases, "oracle_p": oracle_p, "search": to_dict(app.ask.search),
+                                     "llm": to_dict(app.ask.model)})
+
+
+def synthesize(generator: str | None = None, pairs_per_chunk: int | None = None, paraphrases: int | None = None,
+               oracle_p: float | None = None, progress=None) -> Iterator[tuple[str, list[list], str | None]]:
+    """Synthesize a dataset from the index. Yields (status, the pairs preview, train.jsonl to download)."""
     from synth.pipeline import synthesize as run
 
     bench = _bench()
-    cfg = load_config(SynthConfig, {"workdir": str(bench.workdir), "generator": generator, "pairs_per_chunk": int(pairs_per_chunk),
-                                    "paraphrases": int(paraphrases), "oracle_p": float(oracle_p)})
+    cfg = synth_config(bench.cfg, generator, pairs_per_chunk, paraphrases, oracle_p)
 
     def work(job: Job):
         def progress(stage, done, total):
@@ -483,14 +508,24 @@ def remove_flagged(table) -> tuple[str, list[list], str | None]:
 # Train -----------------------------------------------------------------------------------------
 
 
-def start_training(max_steps: int = 100, epochs: float = 1.0, lr: float = 2e-4, lora_r: int = 16) -> str:
-    """Start training a LoRA adapter on the newest dataset, in the background; returns at once."""
+def train_config(app: AppConfig, max_steps: int | None = None, epochs: float | None = None, lr: float | None = None,
+                 lora_r: int | None = None) -> TrainConfig:
+    """`ragtune train` as the app runs it: configs/train.yaml with the page's settings (None = the YAML's), on the app's model."""
     from train.config import TrainConfig
+
+    return load_config(TrainConfig, {"workdir": str(app.workdir), "max_steps": -1 if max_steps == 0 else max_steps,  # the page's 0 is whole epochs too
+                                     "epochs": epochs, "lr": lr, "lora_r": lora_r, "model": to_dict(app.ask.model)})
+
+
+def start_training(max_steps: int | None = None, epochs: float | None = None, lr: float | None = None, lora_r: int | None = None) -> str:
+    """Start training a LoRA adapter on the newest dataset, in the background; returns at once.
+
+    A setting left None is configs/train.yaml's, as `ragtune train` runs it.
+    """
     from train.run import train
 
     bench = _bench()
-    cfg = load_config(TrainConfig, {"workdir": str(bench.workdir), "max_steps": int(max_steps or -1), "epochs": float(epochs),
-                                    "lr": float(lr), "lora_r": int(lora_r), "model": {"model": bench.cfg.ask.model.model}})
+    cfg = train_config(bench.cfg, max_steps, epochs, lr, lora_r)
 
     def work(job: Job):
         def progress(step, total, stats):
@@ -536,13 +571,10 @@ def evaluate(questions: str | None = None, modes: list[str] | None = None, limit
     `questions`: a questions JSONL on the server; empty = the newest dataset's eval split.
     """
     from evals import report as R
-    from evals.config import EvalConfig
     from evals.run import evaluate as run
 
     bench = _bench()
-    source = {"questions": questions.strip()} if (questions or "").strip() else {"split": "eval"}
-    cfg = load_config(EvalConfig, {"workdir": str(bench.workdir), "modes": list(modes or MODES), "limit": int(limit or 0), **source,
-                                   "ask.model.model": bench.cfg.ask.model.model})
+    cfg = eval_config(bench.cfg, questions, modes, limit)
 
     def work(job: Job):
         def progress(stage, done, total):
@@ -556,6 +588,17 @@ def evaluate(questions: str | None = None, modes: list[str] | None = None, limit
         yield job.line(), [], None, []
     report, out = job.result
     yield f"{report['verdict']} Report: {out}/report.md", score_table(report), str(out / "scores.png"), disagreements(report)
+
+
+def eval_config(app: AppConfig, questions: str | None = None, modes: list[str] | None = None, limit: int = 50) -> EvalConfig:
+    """`ragtune eval` as the app runs it: the app's answering settings (model, adapter, index, k), under eval's own
+    (configs/eval.yaml's `ask` section), so the page scores as `ragtune eval` does."""
+    from evals.config import EvalConfig
+
+    source = {"questions": questions.strip()} if (questions or "").strip() else {"split": "eval"}
+    own = read_yaml(CONFIG_DIR / EvalConfig.config_file).get("ask") or {}
+    return load_config(EvalConfig, {"workdir": str(app.workdir), "modes": list(modes or MODES), "limit": int(limit or 0), **source,
+                                    "ask": _merged(to_dict(app.ask), own)})
 
 
 def score_table(report: dict) -> list[list]:
@@ -590,6 +633,8 @@ def disagreements(report: dict, limit: int = 50) -> list[list]:
 def build(cfg: AppConfig):
     """The Blocks app over the functions above. Sets the process's Workbench."""
     import gradio as gr
+
+    from synth.config import GENERATORS
 
     global BENCH
     BENCH = Workbench(cfg)
@@ -628,7 +673,7 @@ def build(cfg: AppConfig):
 
             gr.Markdown("### Chat with one mode")
             with gr.Row():
-                mode = gr.Radio(list(MODES), value="rag", label="mode", scale=1)
+                mode = gr.Radio(list(MODES), value=cfg.ask.mode, label="mode", scale=1)
                 with gr.Column(scale=4):
                     history = gr.Chatbot(label="conversation", height=320)
                     message = gr.Textbox(label="Message", placeholder="Follow-up questions keep the conversation")
@@ -646,16 +691,17 @@ def build(cfg: AppConfig):
             ingest_btn.click(_with_bar(ingest_folder), folder, [ingest_status, files], api_name="ingest_folder", concurrency_id="jobs")
             with gr.Row():
                 query = gr.Textbox(label="Search", scale=4)
-                k = gr.Slider(1, 20, value=5, step=1, label="k", scale=1)
+                k = gr.Slider(1, 20, value=cfg.ask.search.k, step=1, label="k", scale=1)
             hits = gr.Dataframe(headers=["rank", "score", "file", "where", "snippet"], label="Hits", interactive=False, wrap=True)
             query.submit(search, [query, k], hits, api_name="search", **quick)
 
         with gr.Tab("Dataset"):
+            s = synth_config(cfg)
             with gr.Row():
-                generator = gr.Dropdown(["extractive", "local", "openai"], value="extractive", label="generator")
-                ppc = gr.Slider(1, 10, value=4, step=1, label="pairs per chunk")
-                paraphrases = gr.Slider(0, 4, value=2, step=1, label="paraphrases")
-                oracle_p = gr.Slider(0, 1, value=0.8, step=0.05, label="RAFT oracle P")
+                generator = gr.Dropdown(list(GENERATORS), value=s.generator, label="generator")
+                ppc = gr.Slider(1, 10, value=s.pairs_per_chunk, step=1, label="pairs per chunk")
+                paraphrases = gr.Slider(0, 4, value=s.paraphrases, step=1, label="paraphrases")
+                oracle_p = gr.Slider(0, 1, value=s.oracle_p, step=0.05, label="RAFT oracle P")
             synth_btn = gr.Button("Synthesize", variant="primary")
             synth_status = gr.Markdown()
             pairs = gr.Dataframe(headers=PREVIEW_COLUMNS, datatype=["bool", "str", "str", "str", "str", "str", "str"],
@@ -668,11 +714,12 @@ def build(cfg: AppConfig):
             remove_btn.click(remove_flagged, pairs, [synth_status, pairs, download], api_name="remove_pairs", **quick)
 
         with gr.Tab("Train"):
+            t = train_config(cfg)  # what `ragtune train` would run
             with gr.Row():
-                max_steps = gr.Number(value=100, precision=0, label="max steps (0 = whole epochs)")
-                epochs = gr.Number(value=1.0, label="epochs")
-                lr = gr.Number(value=2e-4, label="learning rate")
-                lora_r = gr.Dropdown([4, 8, 16, 32, 64], value=16, label="LoRA rank")
+                max_steps = gr.Number(value=t.max_steps, precision=0, label="max steps (-1 or 0 = whole epochs)")
+                epochs = gr.Number(value=t.epochs, label="epochs")
+                lr = gr.Number(value=t.lr, label="learning rate")
+                lora_r = gr.Dropdown(sorted({4, 8, 16, 32, 64, t.lora_r}), value=t.lora_r, label="LoRA rank")
             with gr.Row():
                 train_btn = gr.Button("Train", variant="primary")
                 stop_btn = gr.Button("Stop (checkpoint)", variant="stop")
@@ -753,10 +800,19 @@ def _labelled(fn):
 
 
 def _decoding(answerer, temperature, top_k, top_p, max_new_tokens):
+    """The app's decoding config with the page's values on top; a None keeps the config's."""
     from engine.generate import with_overrides
 
-    return with_overrides(answerer.cfg.decoding, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p),
-                          max_new_tokens=int(max_new_tokens))
+    def cast(typ, value):  # sliders may send 50.0 for 50
+        return None if value is None else typ(value)
+
+    return with_overrides(answerer.cfg.decoding, temperature=cast(float, temperature), top_k=cast(int, top_k), top_p=cast(float, top_p),
+                          max_new_tokens=cast(int, max_new_tokens))
+
+
+def _merged(base: dict, top: dict) -> dict:
+    """`base` with `top`'s settings on top, section by section."""
+    return {**base, **{k: _merged(base.get(k) or {}, v) if isinstance(v, dict) else v for k, v in top.items()}}
 
 
 def _plain(content) -> str:

@@ -153,7 +153,7 @@ class AskConfig:
         if self.k < 1:
             raise ConfigError(f"-k must be at least 1, got {self.k}")
         if self.context_tokens < 32:
-            raise ConfigError(f"--context-tokens must be at least 32, got {self.context_tokens}")
+            raise ConfigError(f"context_tokens in configs/ask.yaml must be at least 32, got {self.context_tokens}")
         if self.rag_answer not in ("generate", "spans", "copy", "auto"):
             raise ConfigError(f"--rag-answer must be generate, spans, copy or auto, got {self.rag_answer!r}")
         if self.batch_size < 1:

@@ -23,7 +23,7 @@ class IndexConfig:
 
     def __post_init__(self):
         if self.embed_precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"--embed-precision must be auto, fp32 or bf16, got {self.embed_precision!r}")
+            raise ConfigError(f"embed_precision in configs/index.yaml must be auto, fp32 or bf16, got {self.embed_precision!r}")
         if self.chroma not in ("persistent", "http"):
             raise ConfigError(f"--chroma must be persistent or http, got {self.chroma!r}")
         if not (3 <= len(self.collection) <= 512) or not self.collection.replace("-", "").replace("_", "").replace(".", "").isalnum():

@@ -157,7 +157,7 @@ class AskConfig:
         if self.rag_answer not in ("generate", "spans", "copy", "auto"):
             raise ConfigError(f"--rag-answer must be generate, spans, copy or auto, got {self.rag_answer!r}")
         if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size in configs/ask.yaml must be at least 1, got {self.batch_size}")
 
 
 @dataclass

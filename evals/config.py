@@ -41,8 +41,8 @@ class EvalConfig:
         if self.limit < 0:
             raise ConfigError(f"--limit must be 0 (all) or more, got {self.limit}")
         if not 0 <= self.correct_f1 <= 100:
-            raise ConfigError(f"--correct-f1 must be in [0, 100], got {self.correct_f1}")
+            raise ConfigError(f"correct_f1 in configs/eval.yaml must be in [0, 100], got {self.correct_f1}")
         if self.examples < 0:
-            raise ConfigError(f"--examples must be 0 or more, got {self.examples}")
+            raise ConfigError(f"examples in configs/eval.yaml must be 0 or more, got {self.examples}")
         if self.resamples < 100:
-            raise ConfigError(f"--resamples must be at least 100, got {self.resamples}")
+            raise ConfigError(f"resamples in configs/eval.yaml must be at least 100, got {self.resamples}")

@@ -53,3 +53,21 @@ def test_train_flags_come_from_the_fields_with_the_yaml_defaults():
     args = parser.parse_args(["train", "--lora-r", "8", "--no-packing", "--target-modules", "q_proj,v_proj", "--max-minutes", "2"])
     assert (args.lora_r, args.packing, args.target_modules, args.max_minutes) == (8, False, "q_proj,v_proj", 2.0)
     assert args.lr is None and args.bf16 is None  # not given: the YAML's value stands
+
+
+def test_every_flag_an_error_names_exists():
+    """A range check names the flag to change; its command must have it (a YAML-only key is named with its file)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    commands = build_parser()._subparsers._group_actions[0].choices
+    flags = {name: {s for a in sub._actions for s in a.option_strings} for name, sub in commands.items()}
+    # a stage's config is read by these commands; any other module's messages are checked against them all
+    readers = {"rag/config.py": ("ingest", "search"), "engine/config.py": ("ask", "serve", "train"), "synth/config.py": ("synth",),
+               "train/config.py": ("train",), "evals/config.py": ("eval",)}
+    named = {(path.relative_to(root).as_posix(), m[1]) for pkg in ("core", "loaders", "rag", "engine", "evals", "synth", "train")
+             for path in (root / pkg).glob("*.py") for m in re.finditer(r'f?"(--[a-z][a-z0-9-]+) must ', path.read_text())}
+    assert named, "no error names a flag: the pattern above is stale"
+    missing = sorted((f, flag) for f, flag in named
+                     if not any(flag in flags[c] for c in readers.get(f, tuple(commands))))
+    assert not missing

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from core.config import CONFIG_DIR, ConfigError, load_config, read_yaml, resolve_workdir, to_dict
+from core.workdir import uploads_dir
 from engine.config import MODES, AskConfig, check_listener
 
 if TYPE_CHECKING:  # the stages' configs, imported where they are built
@@ -347,7 +348,7 @@ def safe_filename(name: str) -> str:
 
 def save_uploads(paths: list[str]) -> list[Path]:
     """Copy uploaded files into <workdir>/uploads under safe names (a clash gets `-1`, `-2`)."""
-    folder = (_bench().workdir / "uploads").resolve()
+    folder = uploads_dir(_bench().workdir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     saved = []
     for path in paths or []:
@@ -474,7 +475,7 @@ def synthesize(generator: str | None = None, pairs_per_chunk: int | None = None,
 
 def dataset_preview(limit: int = 500) -> tuple[list[list], str | None]:
     """The newest dataset's pairs (the first `limit`), each with a `remove` box, and its train.jsonl."""
-    from synth.pipeline import newest_dataset
+    from core.workdir import newest_dataset
 
     data = newest_dataset(_bench().workdir)
     if data is None:
@@ -491,7 +492,8 @@ def dataset_preview(limit: int = 500) -> tuple[list[list], str | None]:
 
 def remove_flagged(table) -> tuple[str, list[list], str | None]:
     """Remove the pairs whose `remove` box is ticked, and their training rows; they stay removed on re-synthesis."""
-    from synth.pipeline import newest_dataset, remove_pairs
+    from core.workdir import newest_dataset
+    from synth.pipeline import remove_pairs
 
     data = newest_dataset(_bench().workdir)
     if data is None:

@@ -77,7 +77,7 @@ def _squad_long(workdir: str, limit: int, seed: int) -> dict[str, list[dict]]:
     """SQuAD dev questions whose long reference is the sentence that holds the gold answer."""
     from core.config import load_config
     from engine.spans import _nlp
-    from evals.metrics import normalize
+    from core.text import normalize
     from rag.config import SearchConfig
     from rag.index import Index
 

@@ -40,8 +40,8 @@ def main() -> None:
     from rag.config import IngestConfig
     from rag.ingest import ingest
     from synth.config import SynthConfig
-    from evals.metrics import normalize
-    from rag.config import workdir_path
+    from core.text import normalize
+    from core.workdir import make_workdir
     from rag.index import Index
     from synth.pipeline import synthesize
 
@@ -80,7 +80,7 @@ def main() -> None:
     # Question style: people's questions are short and bring words their sentence lacks.
     print("  question style             words (median); share of content words found in the evidence sentence (median / mean)")
     sentences_of: dict[str, list[str]] = {}  # the articles' sentences as ingested, by file name (the questions' "doc")
-    for chunk in Index(load_config(SynthConfig, {"workdir": args.workdir}).search.index, workdir_path(args.workdir)).all_chunks():
+    for chunk in Index(load_config(SynthConfig, {"workdir": args.workdir}).search.index, make_workdir(args.workdir)).all_chunks():
         sentences_of.setdefault(Path(chunk.source).name, []).extend(re.split(r"(?<=[.!?])\s+", chunk.text))
     squad = []
     for r in rows[:1500]:

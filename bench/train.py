@@ -70,7 +70,7 @@ def main() -> None:
         print("RESULT " + json.dumps(run_one(args)), flush=True)
         return
 
-    from synth.pipeline import newest_dataset
+    from core.workdir import newest_dataset
 
     source = Path(args.data) if args.data else newest_dataset(BENCH_WORKDIR)
     if source is None:

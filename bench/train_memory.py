@@ -43,7 +43,7 @@ def main() -> None:
         run_one(args)
         return
 
-    from synth.pipeline import newest_dataset
+    from core.workdir import newest_dataset
 
     data = Path(args.data) if args.data else newest_dataset("/tmp/ragtune-bench-squad")
     if data is None:

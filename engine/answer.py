@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from core.records import Answer, Hit, Source
+from core.workdir import adapters_dir, newest_adapter
 from engine import cite
 from engine import prompts as P
 from engine.config import MODES, AskConfig, DecodingConfig
@@ -37,12 +38,6 @@ class Prepared:
     processor: object | None = None  # copy decoding's logits processor, for the rag modes
     chunk_prompts: list[str] | None = None  # span answers: one prompt per chunk, each holding it alone
     shared: str = ""  # the start every prompt of this mode has: the system prompt and the worked examples
-
-
-def newest_adapter(workdir: Path) -> Path | None:
-    """The most recently written adapter under <workdir>/adapters, if any."""
-    found = [p.parent for p in (Path(workdir) / "adapters").glob("*/adapter_config.json")]
-    return max(found, key=lambda p: (p / "adapter_config.json").stat().st_mtime) if found else None
 
 
 class Answerer:
@@ -79,7 +74,7 @@ class Answerer:
         path = Path(self.cfg.adapter).expanduser() if self.cfg.adapter else newest_adapter(self.cfg.workdir)
         if path is None:
             raise RuntimeError(f"mode {mode} needs an adapter: pass --adapter DIR, or train one with `ragtune train` "
-                               f"(none under {self.cfg.workdir / 'adapters'})")
+                               f"(none under {adapters_dir(self.cfg.workdir)})")
         self.engine.load_adapter(path)
         return path
 

@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 
 from core.records import Chunk, Hit
+from core.text import normalize
+from core.workdir import write_json
 from engine import cite
 from engine import prompts as P
 
@@ -34,9 +36,7 @@ def writes(engine, templates: P.PromptTemplates, cache: Path | None) -> bool:
     score = run(engine, templates)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"model": str(engine.base_path), "score": score}))
-        tmp.replace(path)
+        write_json(path, {"model": str(engine.base_path), "score": score})
     return score >= PASS_MARK
 
 
@@ -59,7 +59,7 @@ def run(engine, templates: P.PromptTemplates) -> float:
     passed = 0
     for i, (e, g, used) in enumerate(zip(examples, gens, shown)):
         _, cited, _ = cite.resolve(g.text, used)
-        passed += _norm(e.answer) in _norm(g.text) and any(c.chunk_id == f"example-{i}" for c in cited)
+        passed += normalize(e.answer) in normalize(g.text) and any(c.chunk_id == f"example-{i}" for c in cited)
     return passed / len(examples)
 
 
@@ -67,9 +67,3 @@ def _stamp(path) -> str:
     """The model folder's identity: its config's size and time (a re-converted model is re-probed)."""
     config = Path(str(path)) / "config.json"
     return f"{config.stat().st_size}-{config.stat().st_mtime_ns}" if config.is_file() else str(path)
-
-
-def _norm(text: str) -> str:
-    from evals.metrics import normalize
-
-    return normalize(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from core.text import normalize
 from engine.cite import strip
 
 
@@ -20,14 +21,6 @@ class Score:
     exact: float  # 0 or 100
     f1: float  # 0-100
     contains: bool
-
-
-def normalize(text: str) -> str:
-    """SQuAD's normalisation (torchmetrics'): lower case, no punctuation, no articles, single spaces.
-    Synthesis uses it too, so "grounded" and "correct" mean the same match."""
-    from torchmetrics.functional.text.squad import _normalize_text
-
-    return _normalize_text(text)
 
 
 def score(prediction: str, answers: list[str]) -> Score:

@@ -8,10 +8,9 @@
 from __future__ import annotations
 
 import json
-import os
-from datetime import datetime, timezone
 from pathlib import Path
 
+from core.workdir import new_run_dir, replacing, runs_dir, write_json, write_text
 from evals.run import BUCKETS, RATE_METRICS, SHORT_WORDS
 
 LABELS = {"exact": "EM", "f1": "F1", "contains": "contains", "rouge_l": "ROUGE-L"}
@@ -21,19 +20,16 @@ OPEN_LABELS = {"key_recall": "key recall", "token_f1": "token F1", "token_recall
 
 
 def default_out(workdir: str | Path) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out, n = Path(workdir) / "runs" / stamp, 1
-    while out.exists():
-        out, n = Path(workdir) / "runs" / f"{stamp}-{n}", n + 1
-    return out
+    """A new report folder under <workdir>/runs, named by the time."""
+    return new_run_dir(runs_dir(workdir))
 
 
 def write(report: dict, out: str | Path, examples: int = 3) -> Path:
     """Write the three files; each appears whole or not at all (written aside, then renamed)."""
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    _atomic(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str))
-    _atomic(out / "report.md", markdown(report, examples))
+    write_json(out / "report.json", report, indent=2, ensure_ascii=False, default=str)
+    write_text(out / "report.md", markdown(report, examples))
     _chart(report, out / "scores.png")
     return out
 
@@ -173,16 +169,9 @@ def _chart(report: dict, path: Path) -> None:
     ax.set_title(f"{report['questions']['asked']} questions", fontsize=10)
     ax.legend(ncols=len(modes), fontsize=8, loc="upper left")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)  # the temporary name has no .png to infer it from
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --compare ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from core.config import to_dict
+from core.workdir import datasets_dir, newest_dataset
 from engine.cite import strip
 from evals import metrics, stats
 from evals.config import EvalConfig
@@ -121,11 +122,9 @@ def _load_questions(cfg: EvalConfig) -> QuestionSet:
         return read_questions(cfg.questions, cfg.unanswerable)
     if cfg.split != "eval":
         raise ValueError("no questions: give --questions FILE.jsonl, or --split eval for the dataset's held-out pairs")
-    from synth.pipeline import newest_dataset
-
     data = Path(cfg.data).expanduser() if cfg.data else newest_dataset(cfg.workdir)
     if data is None:
-        raise ValueError(f"--split eval: no dataset under {Path(cfg.workdir) / 'datasets'}; run `ragtune synth` first or pass --data DIR")
+        raise ValueError(f"--split eval: no dataset under {datasets_dir(cfg.workdir)}; run `ragtune synth` first or pass --data DIR")
     return eval_split(data)
 
 

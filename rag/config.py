@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from core.config import ConfigError, resolve_workdir
 
@@ -29,7 +28,7 @@ class IndexConfig:
         if not (3 <= len(self.collection) <= 512) or not self.collection.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ConfigError(f"--collection must be 3-512 letters, digits, '.', '_' or '-', got {self.collection!r}")
         if self.embed_batch_size < 1:
-            raise ConfigError(f"--embed-batch-size must be at least 1, got {self.embed_batch_size}")
+            raise ConfigError(f"embed_batch_size in configs/index.yaml must be at least 1, got {self.embed_batch_size}")
 
 
 @dataclass
@@ -75,22 +74,10 @@ class SearchConfig:
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)
         if self.query_encoder not in ("onnx", "torch"):
-            raise ConfigError(f"--query-encoder must be onnx or torch, got {self.query_encoder!r}")
+            raise ConfigError(f"query_encoder in configs/search.yaml must be onnx or torch, got {self.query_encoder!r}")
         if self.retrieval not in ("hybrid", "dense", "lexical"):
             raise ConfigError(f"--retrieval must be hybrid, dense or lexical, got {self.retrieval!r}")
         if self.k < 1:
             raise ConfigError(f"-k must be at least 1, got {self.k}")
         if self.candidates < self.k:
             self.candidates = self.k
-
-
-def workdir_path(workdir: str | Path) -> Path:
-    """The work dir, created if needed."""
-    path = Path(workdir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ConfigError(f"--workdir {path}: exists and is not a directory") from None
-    except OSError as e:
-        raise ConfigError(f"--workdir {path}: cannot create it ({e.strerror})") from None
-    return path

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core import offline
+from core.workdir import replacing
 
 
 BF16_MIN_BATCH = 8
@@ -143,12 +144,11 @@ def _export(model, path: Path) -> None:
     names = ["input_ids", "attention_mask", "token_type_ids"]
     x = model.tokenizer(["a probe sentence"], return_tensors="pt")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
     import warnings
 
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+    # Written aside and renamed: a killed export leaves no half-written model behind.
+    with replacing(path) as tmp, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shapes we fix as dynamic axes
         torch.onnx.export(LastHidden(), tuple(x[n] for n in names), str(tmp), input_names=names,
                           output_names=["last_hidden_state"], opset_version=17, dynamo=False,
                           dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]})
-    os.replace(tmp, path)  # atomic: a killed export leaves no half-written model behind

@@ -10,7 +10,6 @@ skipped; a changed file's chunks are upserted and then its stale ones deleted, f
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +18,7 @@ import numpy as np
 
 from core import offline
 from core.records import Chunk
+from core.workdir import chroma_dir, lexical_dir, manifests_dir, write_json
 from rag.config import IndexConfig
 
 
@@ -40,7 +40,7 @@ class Index:
                                    f"({type(e).__name__}); start one with `chroma run --host {cfg.chroma_host} --port {cfg.chroma_port}`") from None
             self.key = f"{cfg.chroma_host}-{cfg.chroma_port}-{cfg.collection}"
         else:
-            self.client = chromadb.PersistentClient(path=str(workdir / "chroma"), settings=settings)
+            self.client = chromadb.PersistentClient(path=str(chroma_dir(workdir)), settings=settings)
             self.key = cfg.collection
         # We pass vectors ourselves: Chroma's default embedder would try to download a model.
         self.collection = self.client.get_or_create_collection(
@@ -51,8 +51,8 @@ class Index:
         built_with = (self.collection.metadata or {}).get("embedding_model")
         if built_with and built_with != cfg.embedding_model:
             raise RuntimeError(f"collection {cfg.collection!r} was built with embedding model {built_with!r}, not {cfg.embedding_model!r}; use another --collection")
-        self.manifest_path = workdir / "manifests" / f"{self.key}.json"
-        self.lexical_dir = workdir / "lexical" / self.key
+        self.manifest_path = manifests_dir(workdir) / f"{self.key}.json"
+        self.lexical_dir = lexical_dir(workdir) / self.key
 
     def upsert(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         step = self.client.get_max_batch_size()
@@ -114,6 +114,4 @@ class Index:
         """Atomic: a kill -9 leaves either the old manifest or the new one, never half of one."""
         manifest["version"] = uuid.uuid4().hex  # tells the lexical index it is stale
         self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.manifest_path)
+        write_json(self.manifest_path, manifest, indent=1, sort_keys=True)

@@ -21,7 +21,8 @@ from core.records import FileReport, IngestReport
 from loaders import LoadError, check_file, load_file, supported, walk
 from rag import lexical
 from rag.chunking import chunk_documents, make_chunker
-from rag.config import IngestConfig, workdir_path
+from core.workdir import make_workdir
+from rag.config import IngestConfig
 from rag.embed import load_embedder
 from rag.index import Index
 
@@ -39,7 +40,7 @@ def ingest(cfg: IngestConfig, on_file: Callable[[FileReport, int, int], None] | 
         the report: every file's status and reason, chunk counts and the elapsed time.
     """
     t0 = time.perf_counter()
-    workdir = workdir_path(cfg.workdir)
+    workdir = make_workdir(cfg.workdir)
     # One writer at a time: a second `ingest` on the same work dir waits instead of interleaving.
     with FileLock(str(workdir / "ingest.lock")):
         index = Index(cfg.index, workdir)

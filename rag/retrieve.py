@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from core.records import Hit
 from rag import lexical
-from rag.config import SearchConfig, workdir_path
+from core.workdir import make_workdir
+from rag.config import SearchConfig
 from rag.embed import OnnxQueryEncoder, load_embedder
 from rag.index import Index
 
@@ -20,7 +21,7 @@ class Retriever:
 
     def __init__(self, cfg: SearchConfig):
         self.cfg = cfg
-        workdir = workdir_path(cfg.workdir)
+        workdir = make_workdir(cfg.workdir)
         self.index = Index(cfg.index, workdir)
         self.embedder = load_embedder(cfg.index.embedding_model, cfg.index.embed_precision, cfg.index.embed_batch_size)
         self.encode_query = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 
-from evals.metrics import normalize
+from core.text import normalize
 
 KEYS = "qwertyuiopasdfghjklzxcvbnm"
 

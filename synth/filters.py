@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.records import Draft
-from evals.metrics import normalize
+from core.text import normalize
 
 PUNCTUATION = re.compile(r"[^\w\s]")
 REASONS = ("malformed", "ungrounded", "answer_in_question", "length", "duplicate", "near_duplicate", "round_trip", "removed")

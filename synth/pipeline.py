@@ -34,7 +34,7 @@ from filelock import FileLock
 
 from core.config import ConfigError, to_dict
 from core.records import Chunk, Draft, Pair
-from rag.config import workdir_path
+from core.workdir import datasets_dir, make_workdir, write_json, write_jsonl
 from rag.index import Index
 from synth import filters, rows
 from synth.augment import noisy
@@ -53,7 +53,7 @@ def synthesize(cfg: SynthConfig, progress: Callable[[str, int, int], None] | Non
     """
     t0 = time.perf_counter()
     progress = progress or (lambda *_: None)
-    workdir = workdir_path(cfg.workdir)
+    workdir = make_workdir(cfg.workdir)
     index = Index(cfg.search.index, workdir)
     version = index.load_manifest().get("version", "")
     chunks = sorted(index.all_chunks(), key=lambda c: (c.source, c.index, c.id))
@@ -86,7 +86,7 @@ def remove_pairs(data: Path, ids: list[str]) -> dict:
         gone |= {p["id"] for p in pairs if p["kind"] == "noise" and (p["group"], p["answer"]) in dropped}
         _write_json(data / "removed.json", {"ids": sorted(_removed_ids(data) | gone)})
         left = [p for p in pairs if p["id"] not in gone]
-        _write_jsonl(data / "pairs.jsonl", left)
+        write_jsonl(data / "pairs.jsonl", left)
         n_rows = 0
         for split in ("train", "eval"):
             for name in [f"{split}.jsonl"] + [f"{split}.{fmt}.jsonl" for fmt in rows.EXPORTS]:
@@ -96,7 +96,7 @@ def remove_pairs(data: Path, ids: list[str]) -> dict:
                 records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
                 kept = [r for r in records if r.get("pair_id") not in gone]
                 n_rows += (len(records) - len(kept)) * (name == f"{split}.jsonl")
-                _write_jsonl(file, kept)
+                write_jsonl(file, kept)
         card_path = data / "dataset.json"
         if card_path.exists():  # the card counts what the folder holds
             card = _read_json(card_path)
@@ -116,13 +116,7 @@ def dataset_dir(cfg: SynthConfig, index_version: str) -> Path:
     if cfg.out:
         return Path(cfg.out).expanduser()
     digest = hashlib.sha256(json.dumps(_identity(cfg, index_version), sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return workdir_path(cfg.workdir) / "datasets" / f"{cfg.generator}-{digest}"
-
-
-def newest_dataset(workdir) -> Path | None:
-    """The most recently finished dataset under <workdir>/datasets, if any (`ragtune train`'s default)."""
-    found = [p.parent for p in (workdir_path(workdir) / "datasets").glob("*/dataset.json")]
-    return max(found, key=lambda p: (p / "dataset.json").stat().st_mtime) if found else None
+    return datasets_dir(make_workdir(cfg.workdir)) / f"{cfg.generator}-{digest}"
 
 
 def _identity(cfg: SynthConfig, index_version: str) -> dict:
@@ -257,11 +251,11 @@ def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, l
         else:
             out_rows[p.split].append(rows.raft_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.shuffle_context,
                                                    cfg.cot, cfg.max_tokens))
-    _write_jsonl(out / "pairs.jsonl", [p.to_json() for p in pairs])
+    write_jsonl(out / "pairs.jsonl", [p.to_json() for p in pairs])
     for split, rs in out_rows.items():
-        _write_jsonl(out / f"{split}.jsonl", rs)
+        write_jsonl(out / f"{split}.jsonl", rs)
         if cfg.format != "messages":
-            _write_jsonl(out / f"{split}.{cfg.format}.jsonl", [rows.EXPORTS[cfg.format](r) for r in rs])
+            write_jsonl(out / f"{split}.{cfg.format}.jsonl", [rows.EXPORTS[cfg.format](r) for r in rs])
 
     train_v = vectors[[i for i, p in enumerate(pairs[: len(kept)]) if p.split == "train"]]
     eval_v = vectors[[i for i, p in enumerate(pairs[: len(kept)]) if p.split == "eval"]]
@@ -368,16 +362,6 @@ def _mean(xs) -> float:
     return round(sum(xs) / len(xs), 3) if xs else 0.0
 
 
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    """Atomic: a reader, or a kill, sees the old file or the new one, never half of one."""
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    """A JSON file of the dataset folder: indented, UTF-8, atomic."""
+    write_json(path, data, indent=1, ensure_ascii=False, default=str)

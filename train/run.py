@@ -28,13 +28,13 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from transformers import PrinterCallback, TrainerCallback
 
 from core.config import ConfigError, to_dict
+from core.workdir import adapters_dir, datasets_dir, new_run_dir, newest_dataset, write_json
 from train.config import TrainConfig
 
 ALL_LINEAR = "all-linear"  # PEFT's own shorthand: every linear layer but the output head
@@ -83,7 +83,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     offline.setup()
     keep_freed_memory()
     t_start = time.perf_counter()
-    out = _resolve_out(cfg)
+    out = _resolve_out(cfg)  # None: a new folder under adapters/, made once the run starts
     data = _resolve_data(cfg, out)
     model_path = model_lib.resolve(cfg.model)
     checkpoint = _last_checkpoint(out) if cfg.resume else None
@@ -123,11 +123,12 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         model, lora = PeftModel.from_pretrained(model, str(init), is_trainable=True), None
     if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard")
+    out = out or new_run_dir(adapters_dir(cfg.workdir))
     if cfg.tensorboard:  # transformers' TensorBoard callback reads its folder from the environment only
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "runs"))
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(_run_record(cfg, data, out, model_path), indent=2))
+    write_json(out / "train_config.json", _run_record(cfg, data, out, model_path), indent=2)
 
     # Train
     from trl import SFTConfig, SFTTrainer
@@ -189,7 +190,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     for old in out.glob("checkpoint-*"):  # the adapter is the product; checkpoints were for --resume
         shutil.rmtree(old, ignore_errors=True)
     report.wall_s, report.peak_rss_mb = time.perf_counter() - t_start, _peak_rss_mb()
-    (out / "metrics.json").write_text(json.dumps(report.to_json(), indent=2))
+    write_json(out / "metrics.json", report.to_json(), indent=2)  # last: it marks a finished run
     return report
 
 
@@ -214,8 +215,9 @@ def keep_freed_memory() -> None:
 # Where things are --------------------------------------------------------------------------------
 
 
-def _resolve_out(cfg: TrainConfig) -> Path:
-    adapters = Path(cfg.workdir) / "adapters"
+def _resolve_out(cfg: TrainConfig) -> Path | None:
+    """--out, or the run --resume continues; None for a new run (its folder is made when it starts)."""
+    adapters = adapters_dir(cfg.workdir)
     if cfg.resume:
         if cfg.out:
             out = Path(cfg.out).expanduser()
@@ -234,24 +236,18 @@ def _resolve_out(cfg: TrainConfig) -> Path:
                 raise ConfigError(f"--out {out} exists and is not empty: pass --overwrite to replace it, or --resume to continue it")
             shutil.rmtree(out)
         return out
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out, n = adapters / stamp, 1
-    while out.exists():  # two runs in one second
-        out, n = adapters / f"{stamp}-{n}", n + 1
-    return out
+    return None
 
 
-def _resolve_data(cfg: TrainConfig, out: Path) -> Path:
+def _resolve_data(cfg: TrainConfig, out: Path | None) -> Path:
     if cfg.data:
         path = Path(cfg.data).expanduser()
     elif cfg.resume and (out / "train_config.json").exists():  # the run's own data, not a newer dataset
         path = Path(json.loads((out / "train_config.json").read_text())["data"])
     else:
-        from synth.pipeline import newest_dataset
-
         path = newest_dataset(cfg.workdir)
         if path is None:
-            raise ConfigError(f"--data: no dataset under {Path(cfg.workdir) / 'datasets'}; run `ragtune synth` first or pass --data DIR")
+            raise ConfigError(f"--data: no dataset under {datasets_dir(cfg.workdir)}; run `ragtune synth` first or pass --data DIR")
     if not path.is_dir():
         raise ConfigError(f"--data {path}: no such folder")
     return path
@@ -275,7 +271,7 @@ def finished_run(cfg: TrainConfig) -> Path | None:
     if not cfg.data:
         return None
     want = _run_record(cfg, Path(cfg.data).expanduser(), Path(), model_lib.resolve(cfg.model))
-    done = sorted((Path(cfg.workdir) / "adapters").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    done = sorted(adapters_dir(cfg.workdir).glob("*/metrics.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for metrics in done:  # metrics.json is written last, by a run that finished
         try:
             saved = json.loads((metrics.parent / "train_config.json").read_text())

@@ -124,7 +124,7 @@ def test_the_adapter_folder_holds_everything(trained, tiny_model):
 
 
 def test_newest_adapter_is_what_the_engine_picks(trained):
-    from engine.answer import newest_adapter
+    from core.workdir import newest_adapter
 
     _, _, out, tmp = trained
     assert newest_adapter(tmp / "work") == out

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from core.config import add_flags  # the configs and yaml only: light
+    from synth.config import SynthConfig
     from train.config import TrainConfig
 
     common = argparse.ArgumentParser(add_help=False)
@@ -126,29 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("synth", parents=[common, index, output], help="synthetic instruction pairs from the indexed chunks, RAFT-style")
-    p.add_argument("--generator", help="extractive (spaCy, no LLM; default), local (the engine's model) or openai (an endpoint)")
-    p.add_argument("--out", help="dataset folder (default: <workdir>/datasets/<generator>-<settings hash>)")
-    p.add_argument("--pairs-per-chunk", type=int, help="facts asked about per chunk (default: 4)")
-    p.add_argument("--paraphrases", type=int, help="extra wordings per fact (default: 2)")
-    p.add_argument("--distractors", type=int, help="K hard distractors per RAFT row (default: 3)")
-    p.add_argument("--oracle-p", type=float, help="P: share of RAFT rows holding the oracle chunk (default: 0.8)")
-    p.add_argument("--raft-context", choices=["joint", "single"],
-                   help="RAFT rows hold the oracle among the distractors (joint, default) or one chunk each, as the span reader reads")
-    p.add_argument("--max-tokens", type=int, help="RAFT rows fit this many tokens, train's --max-length (default: 512)")
-    p.add_argument("--eval-fraction", type=float, help="F: share of chunks held out for evaluation (default: 0.1)")
-    p.add_argument("--split-by", choices=["chunk", "document"], help="hold out whole chunks (default) or whole documents")
-    p.add_argument("--seed", type=int, help="default: 0")
-    p.add_argument("--format", choices=["messages", "alpaca", "sharegpt"], help="also export the rows in this format (default: messages only)")
-    p.add_argument("--cot", action="store_true", default=None, help="RAFT answers open with the quoted supporting sentence")
-    p.add_argument("--noise", type=float, help="share of train questions that also get a noisy copy (default: 0)")
-    p.add_argument("--noise-kinds", help="comma-separated: delete,insert,swap,case,order")
-    p.add_argument("--round-trip", action="store_true", default=None, help="keep only pairs the engine answers alike from their chunk")
-    p.add_argument("--model", help="local: HF id or folder (default: packaged); openai: the endpoint's model name")
-    p.add_argument("--base-url", help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--api-key-env", metavar="NAME", help="openai: env var holding the API key")
-    p.add_argument("--concurrency", type=int, help="openai: requests in flight (default: 4)")
-    p.add_argument("--timeout", type=float, help="openai: seconds per request (default: 60)")
-    p.add_argument("--retries", type=int, help="openai: retries with backoff (default: 3)")
+    add_flags(p, SynthConfig)
     p.set_defaults(run=cmd_synth)
 
     p = sub.add_parser("train", parents=[common, output], help="a LoRA adapter from a synthesized dataset")
@@ -516,14 +495,11 @@ def cmd_serve(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from core.config import load_config
+    from core.config import flag_values, load_config
     from synth.config import SynthConfig
     from synth.pipeline import synthesize
 
-    keys = ("generator", "out", "pairs_per_chunk", "paraphrases", "distractors", "oracle_p", "raft_context", "max_tokens",
-            "eval_fraction", "split_by", "seed", "format", "cot", "noise", "noise_kinds", "round_trip", "model", "base_url",
-            "api_key_env", "concurrency", "timeout", "retries")
-    cfg = load_config(SynthConfig, {"workdir": args.workdir, **{k: getattr(args, k) for k in keys},
+    cfg = load_config(SynthConfig, {"workdir": args.workdir, **flag_values(args, SynthConfig),
                                     **{f"search.{k}": v for k, v in _index_overrides(args).items()}}, args.config)
     bars = _StageBars(disable=args.json)
     try:

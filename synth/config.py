@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir
+from core.config import ConfigError, resolve_workdir, setting
 from engine.config import DecodingConfig, ModelConfig
 from rag.config import SearchConfig
 
@@ -19,41 +19,41 @@ class SynthConfig:
     """`ragtune synth`: instruction pairs from every chunk of the index, RAFT-style."""
 
     config_file = "synth.yaml"
-    workdir: str | None
-    generator: str  # extractive | local | openai
-    out: str | None  # the dataset folder; null = <workdir>/datasets/<generator>-<config hash>
-    pairs_per_chunk: int  # facts asked about per chunk (each with its paraphrases)
-    paraphrases: int  # extra wordings of each question
-    distractors: int  # K hard distractors per RAFT row: the retriever's hits for the question, oracle excluded
-    oracle_p: float  # P: share of RAFT rows whose context holds the oracle chunk
-    raft_context: str  # joint: the oracle among the distractors | single: one chunk a row, as the span reader reads
-    eval_fraction: float  # F: share of chunks (or documents) held out for evaluation
-    split_by: str  # chunk | document
-    seed: int
-    format: str  # messages | alpaca | sharegpt
-    cot: bool  # RAFT answers open with the quoted supporting sentence
-    min_question_words: int
-    max_question_words: int
-    max_answer_words: int
-    grounding_overlap: float  # an answer not contained in its chunk needs this share of its tokens there
-    dedup_threshold: float  # questions of different facts this similar (embedding cosine) are near-duplicates
-    round_trip: bool  # keep a pair only if the engine, reading its chunk in rag mode, agrees
-    noise: float  # share of train questions that also get a noisy copy (typos, case, word order)
-    noise_kinds: list[str]
-    shuffle_context: bool  # RAFT rows: the oracle's place among the distractors is random
-    max_tokens: int  # RAFT rows fit train's --max-length: the weakest distractors are dropped to fit, never the oracle
-    batch_size: int  # chunks per generator call
+    workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
+    generator: str = setting("extractive (spaCy, no LLM), local (the engine's model) or openai (an OpenAI-compatible endpoint)")
+    out: str | None = setting("dataset folder; unset: <workdir>/datasets/<generator>-<hash of these settings and the index version>")
+    pairs_per_chunk: int = setting("facts asked about per chunk, each with its paraphrases")
+    paraphrases: int = setting("extra wordings per fact: a fact is learnt from several (see docs/ft-rag.md)")
+    distractors: int = setting("K hard distractors per RAFT row: the retriever's hits for the question, the oracle excluded")
+    oracle_p: float = setting("P: share of RAFT rows whose context holds the oracle chunk; the rest answer from memory")
+    raft_context: str = setting("joint: the oracle among the distractors in one context; single: one chunk a row, as the span reader reads (docs/ft-rag.md, item 8)", choices=RAFT_CONTEXTS)
+    eval_fraction: float = setting("F: share of chunks (or documents) held out for evaluation; none feeds both splits")
+    split_by: str = setting("hold out whole chunks or whole documents", choices=("chunk", "document"))
+    seed: int = setting("seed of the split, the sampling and the noise")
+    format: str = setting("also export the rows in this format (messages rows are always written)", choices=FORMATS)
+    cot: bool = setting("RAFT answers open with the quoted supporting sentence")
+    min_question_words: int = setting("questions shorter than this are dropped", cli=False)
+    max_question_words: int = setting("questions longer than this are dropped", cli=False)
+    max_answer_words: int = setting("answers longer than this are dropped: the span reader answers short spans", cli=False)
+    grounding_overlap: float = setting("share of an answer's tokens its chunk must hold when the answer is not in it verbatim", cli=False)
+    dedup_threshold: float = setting("embedding cosine above which questions of different facts are near-duplicates", cli=False)
+    round_trip: bool = setting("keep only pairs the engine, reading their chunk in rag mode, answers alike (slow: one answer a pair)")
+    noise: float = setting("share of train questions that also get a noisy copy (typos, case, word order)")
+    noise_kinds: list[str] = setting("comma-separated kinds of noise: delete, insert, swap, case, order")
+    shuffle_context: bool = setting("RAFT rows: the oracle's place among the distractors is random", cli=False)
+    max_tokens: int = setting("RAFT rows fit this many tokens, train's --max-length: distractors are dropped to fit, never the oracle")
+    batch_size: int = setting("chunks per generator call", cli=False)
     # The LLM generators (local, openai)
-    model: str | None  # local: an HF id or folder (null = the packaged model); openai: the endpoint's model name
-    base_url: str | None  # openai: e.g. http://127.0.0.1:8000/v1
-    api_key_env: str | None  # openai: the env var holding the key
-    concurrency: int  # openai: requests in flight
-    timeout: float  # openai: seconds per request
-    retries: int  # openai: attempts after the first, with exponential backoff
-    prompts: str  # the engine's prompt templates: RAFT rows are delimited exactly as `ragtune ask` does it
-    decoding: DecodingConfig = field(default=None)
-    search: SearchConfig = field(default=None)
-    llm: ModelConfig = field(default=None)
+    model: str | None = setting("local: an HF id or folder (unset: the packaged model); openai: the endpoint's model name")
+    base_url: str | None = setting("openai: the endpoint, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = setting("openai: the env var holding the API key", metavar="NAME")
+    concurrency: int = setting("openai: requests in flight")
+    timeout: float = setting("openai: seconds per request")
+    retries: int = setting("openai: attempts after the first, with exponential backoff")
+    prompts: str = setting("the engine's prompt templates: RAFT rows are delimited exactly as `ragtune ask` does", cli=False)
+    decoding: DecodingConfig = field(default=None)  # local/openai generators; overrides of configs/decoding.yaml
+    search: SearchConfig = field(default=None)  # the index read, and the distractors' retrieval
+    llm: ModelConfig = field(default=None)  # configs/model.yaml, for --generator local
 
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)

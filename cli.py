@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from core.config import add_flags  # the configs and yaml only: light
+    from evals.config import EvalConfig
     from synth.config import SynthConfig
     from train.config import TrainConfig
 
@@ -108,14 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", parents=[common, index, model, _decoding_flags(seed=False), output],
                        help="the same questions in every mode: scores, intervals, verdict, error analysis")
-    p.add_argument("--questions", metavar="FILE", help="JSONL of {question, answers, id?, doc?}")
-    p.add_argument("--split", choices=["eval"], help="the held-out pairs of the newest dataset (or --data) instead")
-    p.add_argument("--data", help="dataset folder for --split eval (default: newest under <workdir>/datasets)")
-    p.add_argument("--modes", help="comma-separated (default: base,rag,ft,ft-rag)")
-    p.add_argument("--limit", type=int, help="a random sample of N questions (default: all)")
-    p.add_argument("--seed", type=int, help="seed of the --limit sample and the bootstrap (default: 0)")
-    p.add_argument("--out", help="report folder (default: <workdir>/runs/<timestamp>)")
-    p.add_argument("--unanswerable", action="store_true", default=None, help="score questions without answers as ones to abstain on")
+    add_flags(p, EvalConfig)
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="print the score deltas of two report folders, and exit")
     p.set_defaults(run=cmd_eval)
 
@@ -420,7 +414,7 @@ def _chat_sources(answer) -> None:
 
 
 def cmd_eval(args) -> int:
-    from core.config import load_config
+    from core.config import flag_values, load_config
     from evals import report as R
     from evals.config import EvalConfig
     from evals.run import evaluate
@@ -429,8 +423,7 @@ def cmd_eval(args) -> int:
         lines = R.compare(R.read(args.compare[0]), R.read(args.compare[1]))
         print(json.dumps({"runs": args.compare, "lines": lines}, indent=2) if args.json else "\n".join(lines))
         return 0
-    keys = ("questions", "split", "data", "modes", "limit", "seed", "out", "unanswerable")
-    cfg = load_config(EvalConfig, {"workdir": args.workdir, **{k: getattr(args, k) for k in keys},
+    cfg = load_config(EvalConfig, {"workdir": args.workdir, **flag_values(args, EvalConfig),
                                    **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}}, args.config)
     bars = _StageBars(disable=args.json, unit="question")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir
+from core.config import ConfigError, resolve_workdir, setting
 from engine.config import MODES, AskConfig
 
 
@@ -13,19 +13,19 @@ class EvalConfig:
     """`ragtune eval`: the same questions answered in each mode, scored, compared and explained."""
 
     config_file = "eval.yaml"
-    workdir: str | None
-    questions: str | None  # a JSONL file of {"question", "answers", "id"?, "doc"?, "type"?, "keys"?}
-    split: str | None  # "eval": the held-out split of the newest dataset (or --data)
-    data: str | None  # the dataset folder for --split eval; None = the newest
-    modes: list[str]
-    limit: int  # 0 = every question; else a seeded random sample of this many
-    seed: int
-    out: str | None  # the report folder; None = <workdir>/runs/<timestamp>
-    unanswerable: bool  # questions with no answers: scored as "should abstain" (else skipped)
-    correct_f1: float  # an answer with F1 at least this is correct, in the error analysis
-    examples: int  # examples per error bucket in report.md
-    resamples: int  # bootstrap resamples for intervals and p-values
-    ask: AskConfig = field(default=None)
+    workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
+    questions: str | None = setting("JSONL, a line each: {\"question\", \"answers\", \"id\"?, \"doc\"?, \"type\"?: factoid|open, \"keys\"?}", metavar="FILE")
+    split: str | None = setting("eval: the held-out pairs of the newest dataset (or --data) instead of --questions", choices=("eval",))
+    data: str | None = setting("dataset folder for --split eval; unset: the newest under <workdir>/datasets")
+    modes: list[str] = setting("comma-separated modes to answer in; the ft modes are skipped, with a note, when there is no adapter")
+    limit: int = setting("a random sample of N questions, fixed by --seed; 0 = all")
+    seed: int = setting("seed of the --limit sample and the bootstrap")
+    out: str | None = setting("report folder; unset: <workdir>/runs/<timestamp>")
+    unanswerable: bool = setting("score questions without answers as ones to abstain on (else they are skipped)")
+    correct_f1: float = setting("F1 from which an answer counts as right, in the error analysis", cli=False)
+    examples: int = setting("examples shown per error bucket in report.md", cli=False)
+    resamples: int = setting("bootstrap resamples for the 95% intervals and paired p-values", cli=False)
+    ask: AskConfig = field(default=None)  # overrides of configs/ask.yaml: how the modes answer
 
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)

@@ -6,11 +6,12 @@ import pytest
 
 from cli import build_parser
 from core.config import CONFIG_DIR, read_yaml, settings
+from evals.config import EvalConfig
 from synth.config import SynthConfig
 from train.config import TrainConfig
 
 # The stages whose fields are defined with setting(); each stage joins this list as it moves over.
-SCHEMAS = [TrainConfig, SynthConfig]
+SCHEMAS = [TrainConfig, SynthConfig, EvalConfig]
 KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*(?:#\s*(.*))?$")  # a top-level key, its value and its comment
 
 

@@ -41,6 +41,8 @@ class Prepared:
 
 
 class Answerer:
+    """Answers questions in the four modes with one engine; the index and adapter load on first need."""
+
     def __init__(self, cfg: AskConfig, engine: Engine | None = None, retriever=None):
         self.cfg = cfg
         self.templates = P.load_templates(cfg.prompts)
@@ -99,6 +101,7 @@ class Answerer:
 
     @property
     def retriever(self):
+        """The search over the index, opened on first use: `base` and `ft` never need it."""
         if self._retriever is None:
             from rag.retrieve import Retriever
 
@@ -150,6 +153,7 @@ class Answerer:
         return prepared
 
     def answer(self, question: str, mode: str | None = None, decoding: DecodingConfig | None = None, k: int | None = None) -> Answer:
+        """One question's `Answer` in `mode` (default: the config's)."""
         return self.answer_batch([question], mode, decoding, k)[0]
 
     def answer_batch(self, questions: list[str], mode: str | None = None, decoding: DecodingConfig | None = None,
@@ -188,9 +192,9 @@ class Answerer:
         """Yield `(mode, text)` as several modes' answers grow; the return value maps mode -> `Answer`.
 
         The side-by-side chat: one retrieval serves the rag modes. Span answers (a small
-        model's rag modes) are chosen whole, in under a second, and come first; the generated
-        modes then stream together, one batch, so they grow in parallel. Latencies count
-        from the question. `history` holds earlier turns of a chat.
+        model's rag modes) are chosen whole and come first; the generated modes then stream
+        together, one batch, so they grow in parallel. Latencies count from the question.
+        `history` holds earlier turns of a chat.
         """
         if not question.strip():  # before retrieval, which would search for nothing
             raise ValueError("the question is empty")
@@ -224,6 +228,7 @@ class Answerer:
         return {m: answers[m] for m in modes}
 
     def picks_span(self, mode: str) -> bool:
+        """Whether `mode` answers with the span reader rather than by generating."""
         return mode in RAG_MODES and self.rag_answer == "spans"
 
     def _shared(self, messages: list[dict], history: list[dict] | None) -> str:
@@ -232,17 +237,10 @@ class Answerer:
         return prompt[: prompt.rfind(last)] if last in prompt else ""
 
     def _pick_span(self, question: str, p: Prepared, adapter: bool, golds=()) -> tuple[Generation, float | None]:
-        """The span reader's answer, in the form the question wants (engine/qtype.py):
-
-            factoid  the best candidate span (engine/spans.py), quoted in its sentence, cited;
-            open     the best one to three sentences (engine/extract.py), each cited;
-            or "I don't know" when nothing retrieved supports an answer.
-
-        Each chunk's spans or sentences are scored by the model in a prompt holding that chunk
-        alone, with the abstain answer (`spans.abstains` decides). `golds` ride along in each
-        prompt's pass: their perplexity is the lowest over the chunks (the one with the answer).
-        The returned Generation carries the form, the span and the citations in `reading`.
-        """
+        """The span reader's answer in the form the question wants (engine/qtype.py): a factoid's best
+        span quoted in its sentence, an open question's best sentences, or "I don't know". Each chunk
+        is scored in a prompt of its own; `golds` ride along in the same passes (their perplexity:
+        the lowest over the chunks). The Generation's `reading` carries the form and citations."""
         from engine import extract as X
         from engine import spans as S
         from engine.qtype import classify

@@ -1,14 +1,9 @@
-"""Copy decoding: the answer must be a span of the retrieved context (or "I don't know").
+"""Copy decoding (`rag_answer: copy`): the answer must be a span of the retrieved context, or "I don't know".
 
-Free generation from a 135M model paraphrases and rambles; this forces every answer to be
-text the retrieved chunks contain. Measured on 60 SQuAD dev questions (bench/rag_quality.py)
-it scored F1 6.9: the model keeps copying to the end of a sentence. Span answers
-(engine/spans.py) do much better and are the default; `rag_answer: copy` stays for answers
-that must quote the documents while streaming. At each step the model's `top_n` likeliest tokens are
-kept only if the answer so far plus that token still occurs in a document, starting at a word
-boundary (case-insensitive, whitespace-normalised); the end of the answer (EOS) is allowed
-only at a word boundary. Matching on characters, not token ids, means " Paris" in the context
-and "Paris" at the start of an answer are the same span, whatever the tokenizer does.
+Free generation from a small model paraphrases and rambles; this keeps every streamed answer to
+text the chunks contain. The span reader (engine/spans.py) scores better and is the default
+(README, "How rag answers are made"). Spans are matched on normalised characters, not token
+ids, so " Paris" in the context and "Paris" opening an answer are the same span.
 """
 
 from __future__ import annotations
@@ -19,7 +14,8 @@ NEG_INF = float("-inf")
 
 
 class CopyProcessor:
-    """The copy constraint for one prompt; `BatchProcessor` applies one per row."""
+    """The copy constraint for one prompt, applied to the model's `top_n` likeliest tokens each
+    step; `BatchProcessor` applies one per row."""
 
     def __init__(self, tokenizer, documents: list[str], abstain: str = "I don't know", top_n: int = 64):
         self.tokenizer, self.top_n = tokenizer, top_n
@@ -28,7 +24,8 @@ class CopyProcessor:
         self.eos = tokenizer.eos_token_id
 
     def allowed(self, generated: list[int], candidates: list[int]) -> list[int]:
-        """Which of `candidates` (token ids) may come next after `generated`."""
+        """Which of `candidates` (token ids) may come next after `generated`: those that keep the
+        answer a span starting at a word boundary; EOS only where the span ends at one."""
         prefix = self._text(generated)
         out = []
         for c in candidates:

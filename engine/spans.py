@@ -1,27 +1,11 @@
 """Span answers: the model picks, by likelihood, the best answer among spans of its context.
 
-A 135M model asked freely for an answer paraphrases, rambles or answers from memory. It ranks
-better than it writes: scored as log P(span, then end-of-answer | prompt), the right span among
-the context's named entities, noun phrases and numbers wins more often. Counting the
-end-of-answer token matters (F1 28.2 with it, 11.3 without, on 60 questions): it is what makes
-"Rollo" beat "Rollo, who swore fealty".
-
-The model alone reads the wrong sentence too often, so its score is one term of four
-(`rank`); the others are what a reader checks first (configs/spans.yaml has the weights):
-  evidence     the share of the question's content words found in the span's sentence;
-  answer type  "who" wants a person or an organisation, "when" a date, "how many" a number;
-  echo         spans that repeat the question ("the South Korean car manufacturer Daewoo"
-               for "What South Korean car manufacturer ...?") lose to the part that is new;
-  chunk rank   a span from the second-ranked chunk needs more to win than one from the first.
-Each chunk is scored in a prompt of its own, so the model compares spans against the text
-they come from. On 200 SQuAD dev questions (seed 0, bench/rag_quality.py) this took span
-answers from F1 22.3 (the model alone, top chunk) to 35.0 (all four, top 2 chunks).
-
-The prompt is run once and its KV cache reused (and the part all prompts share, the system
-prompt and the worked examples, once per process: `PrefixCache`); all candidates then go through the model
-packed into one sequence, each attending only to the prompt and to itself (a block-diagonal
-4D mask with positions restarting after the prompt), so scoring 50 candidates costs about one
-more forward pass of their total length, not 50 passes over the prompt.
+A small model ranks better than it writes: scored as log P(span, then end-of-answer | prompt),
+the right span among a chunk's entities, noun phrases and numbers wins more often than its free
+answer, and counting the end-of-answer token makes "Rollo" beat "Rollo, who swore fealty". Each
+chunk is scored in a prompt of its own, and the model's score is one term of `rank`, beside the
+checks a reader makes first (configs/spans.yaml). Figures: README, "How rag answers are made",
+and docs/measurements.md.
 """
 
 from __future__ import annotations
@@ -61,6 +45,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class ScoredSpan:
+    """A span with the model's score of it as the answer."""
+
     text: str
     logprob: float  # of the span's tokens and the end-of-answer token
     tokens: int
@@ -165,8 +151,18 @@ def score_spans(model, tokenizer, prompt: str, spans: list[str], chunk: int = 12
                 cache: PrefixCache | None = None, key=None) -> list[ScoredSpan]:
     """log P(span + EOS | prompt) for each span, from one prompt pass and packed candidate passes.
 
-    With `cache` and a `prefix` of the prompt, the prefix's pass is shared with other prompts
-    that start the same way (it is used only if it tokenizes as the prompt's first tokens).
+    The prompt runs once and its KV cache is reused; the candidates then go through the model
+    packed into one sequence, each attending only to the prompt and itself (a block-diagonal
+    mask, positions restarting after the prompt), so they cost about one pass over their total
+    length rather than a pass over the prompt each. With `cache` and a `prefix` of the prompt,
+    the prefix's pass is shared with other prompts that start the same way (used only if it
+    tokenizes as the prompt's first tokens).
+
+    Args:
+        spans: the candidate answers, scored in `chunk`-sized packs.
+        key: what else the cached prefix depends on (whether an adapter is on).
+    Returns:
+        One `ScoredSpan` per span, in order.
     """
     import torch
 

@@ -18,12 +18,15 @@ from engine.cite import strip
 
 @dataclass(frozen=True)
 class Score:
+    """One answer's SQuAD scores."""
+
     exact: float  # 0 or 100
     f1: float  # 0-100
     contains: bool
 
 
 def score(prediction: str, answers: list[str]) -> Score:
+    """SQuAD exact match and F1 (torchmetrics), and contains, of `prediction` against the best of `answers`."""
     from torchmetrics.functional.text import squad
 
     out = squad(preds=[{"prediction_text": prediction, "id": "q"}],

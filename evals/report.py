@@ -35,6 +35,11 @@ def write(report: dict, out: str | Path, examples: int = 3) -> Path:
 
 
 def read(run: str | Path) -> dict:
+    """A report written by `write`, from its folder or its report.json.
+
+    Raises:
+        ValueError: no report.json there, or not JSON; naming --compare.
+    """
     path = Path(run).expanduser()
     path = path / "report.json" if path.is_dir() else path
     try:
@@ -49,6 +54,7 @@ def read(run: str | Path) -> dict:
 
 
 def markdown(report: dict, examples: int = 3) -> str:
+    """report.md: the verdict, a score table per question type, comparisons and the error analysis with `examples` per bucket."""
     modes, q, types = report["modes"], report["questions"], by_type(report)
     lines = [f"# ragtune eval: {q['asked']} questions, {', '.join(modes)}", "", f"**{report['verdict']}**", ""]
     lines += [f"Questions: `{q['source']}`" + (f", a random sample of {q['asked']} of {q['read']} (seed {q['seed']})" if q["asked"] < q["read"] else ""),

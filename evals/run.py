@@ -3,14 +3,11 @@
     ragtune eval --questions ../shared/eval/squad/questions.jsonl --limit 200 --seed 0
     ragtune eval --split eval --modes rag,ft-rag
 
-Each question is retrieved for once; the rag modes share those chunks, so a difference between
-rag and ft-rag is the model's, never the retriever's. Every answer goes through the engine's
-`Answerer`, so a mode here is the mode `ragtune ask` and the app answer in. The result is a
-plain dict (report.json); evals/report.py writes it out and reads it back for --compare.
-
-Factoid and open questions are summarised apart (`by_type`): a factoid answer is scored on its
-short span by SQuAD F1, an open one on the key facts it states, its token overlap with the
-reference, its citations and its length.
+Each question is retrieved for once and the rag modes share those chunks, so a difference
+between rag and ft-rag is the model's, never the retriever's; every answer goes through the
+engine's `Answerer`, so a mode means what it means in `ragtune ask`. Factoid answers are scored
+on their span (SQuAD F1), open ones on key facts, token overlap, citations and length. The
+result is a plain dict; evals/report.py writes it and reads it back for --compare.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ TEXT_SUFFIXES = {".html", ".htm", ".md", ".markdown", ".txt", ".json", ".jsonl"}
 
 
 def supported(path: Path) -> bool:
+    """Whether a loader reads files with this suffix."""
     return path.suffix.lower() in LOADERS
 
 
@@ -103,6 +104,7 @@ def _excluded(rel: str, globs: list[str]) -> bool:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's sha256, read in 1 MiB blocks so a big file is never held in memory."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

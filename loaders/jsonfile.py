@@ -21,6 +21,7 @@ PROSE_KEYS = ("text", "content", "body", "page_content", "description", "abstrac
 
 
 def load_json(path: Path, sha: str) -> Loaded:
+    """A JSON file's Documents; malformed JSON is a LoadError naming the line and column."""
     try:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as e:
@@ -29,6 +30,7 @@ def load_json(path: Path, sha: str) -> Loaded:
 
 
 def load_jsonl(path: Path, sha: str) -> Loaded:
+    """A JSONL file's Documents; malformed lines are skipped with a warning, a LoadError if none is valid."""
     docs, bad = [], []
     for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():

@@ -1,13 +1,10 @@
-"""PDF through pdfium: pages, paragraphs and section titles, at hundreds of pages a second.
+"""PDF through pdfium: pages, paragraphs and section titles, near raw pdfium's speed (bench/ingest.py).
 
-Why not unstructured's PDF path: it needs `unstructured-inference` (timm, torchvision and a
-multi-GB torch) and ran at ~4 pages/s on a 16-page filing, against ~800 for raw pdfium.
-
-Sections come from the PDF's own outline (bookmarks) when it has one. Otherwise a line is a
-title when it is short, starts with a capital, does not end like a sentence or a table row,
-and is set larger than the body text, in bold, in capitals, or as `PART I` / `Item 7.` (the
-shape of SEC filings). We read one character's font data per line, not per character,
-so the cost stays near that of raw text extraction.
+Not unstructured's PDF path: it needs `unstructured-inference` (timm, torchvision, a multi-GB
+torch) and is far slower (README, "Ingest and search"). Sections come from the PDF's outline
+when it has one, else from each line's look: size, weight, capitals, `PART I` / `Item 7.`
+(SEC filings). Font data is read for one character per line, which keeps the cost near raw
+text extraction.
 """
 
 from __future__ import annotations
@@ -29,6 +26,8 @@ PAGE_NUMBER_RE = re.compile(r"^\W*(page\s*)?(\d+|[ivxlc]+)(\s*(of|/)\s*\d+)?\W*$
 
 @dataclass
 class Line:
+    """One line of a page's text, with the look that tells a title from body text."""
+
     text: str
     page: int
     size: float  # rendered height of its first character's loose box, in points
@@ -39,6 +38,11 @@ class Line:
 
 
 def load_pdf(path: Path, sha: str) -> Loaded:
+    """One PDF's paragraphs and titles as Documents, each with its page and section path.
+
+    Raises:
+        LoadError: encrypted, corrupt, or no text layer on any page (a page without one is a warning).
+    """
     import pypdfium2 as pdfium
 
     try:

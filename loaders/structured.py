@@ -14,6 +14,7 @@ from loaders import TEXT_SUFFIXES, Loaded
 
 
 def load_structured(path: Path, sha: str) -> Loaded:
+    """An HTML, Markdown, text or DOCX file's elements as Documents, each with its section path."""
     offline.use_packaged_spacy_model()
     from langchain_unstructured import UnstructuredLoader
 

@@ -29,6 +29,8 @@ def chunk_id(source: str, text: str) -> str:
 
 @dataclass(frozen=True)
 class Chunker:
+    """A text splitter and the token counter it sizes chunks with."""
+
     splitter: object  # a LangChain RecursiveCharacterTextSplitter
     count: Callable[[str], int]  # tokens in a text
 
@@ -49,8 +51,8 @@ def token_counter(tokenizer):
     """Tokens in a text, without special tokens, as `len(tokenizer.tokenize(text))` counts them.
 
     The splitter measures the same pieces again and again while merging, so the count is
-    cached, and it calls the Rust tokenizer directly: together ~3x faster than
-    LangChain's `from_huggingface_tokenizer` on the SEC filings (bench/ingest.py).
+    cached, and it calls the Rust tokenizer directly: faster than LangChain's
+    `from_huggingface_tokenizer` (docs/measurements.md).
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:

@@ -1,10 +1,10 @@
 """Sentence embeddings from the packaged all-MiniLM-L6-v2 (or any sentence-transformers model).
 
-On a CPU with AMX or AVX512-BF16, bf16 autocast embeds twice as fast as fp32 here
-(~90 vs ~45 chunks/s on 2 cores) with vectors at cosine 0.99999 to the fp32 ones;
-`embed_precision: auto` uses it where the CPU has it (bench/ingest.py measures both).
-A lone search query is the exception: autocast costs more than it saves on one short text
-(12.9 vs 7.7 ms median), so small batches stay in fp32.
+On a CPU with AMX or AVX512-BF16, bf16 autocast embeds batches much faster than fp32, with
+vectors that match fp32's (`embed_precision: auto` uses it there; bench/ingest.py measures
+both). A lone query stays in fp32, where autocast costs more than it saves; a query goes
+through ONNX Runtime when it can (`OnnxQueryEncoder`). Figures: README, Benchmarks, and
+docs/measurements.md.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from core import offline
 from core.workdir import replacing
 
 
-BF16_MIN_BATCH = 8
+BF16_MIN_BATCH = 8  # below this, autocast's overhead outweighs its gain (docs/measurements.md)
 
 
 @dataclass(frozen=True)
 class Embedder:
+    """A loaded sentence-transformers model, with the precision and batch size it embeds at."""
+
     model: object  # a SentenceTransformer
     bf16: bool
     batch_size: int
@@ -50,7 +52,11 @@ class Embedder:
 
 @lru_cache(maxsize=4)
 def load_embedder(model: str, precision: str = "auto", batch_size: int = 16) -> Embedder:
-    """One SentenceTransformer per process: loading it costs a few seconds."""
+    """The embedder for `model` ("packaged", a folder or an HF id), loaded once per process: loading costs seconds.
+
+    Raises:
+        RuntimeError: the model cannot be loaded offline; one line, naming it and its path.
+    """
     offline.setup()
     from sentence_transformers import SentenceTransformer
 
@@ -65,6 +71,7 @@ def load_embedder(model: str, precision: str = "auto", batch_size: int = 16) -> 
 
 @lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
+    """Whether the CPU has bf16 matrix instructions (AMX or AVX512-BF16), from /proc/cpuinfo."""
     try:
         flags = open("/proc/cpuinfo").read()
     except OSError:
@@ -73,8 +80,8 @@ def cpu_has_bf16() -> bool:
 
 
 class OnnxQueryEncoder:
-    """The same model run by ONNX Runtime, for one query at a time: 2.7 ms against 9.2 ms in
-    torch on 2 cores (bench/query.py), which is what keeps a 100k-chunk search under 20 ms.
+    """The same model run by ONNX Runtime, for one query at a time: a fraction of torch's time,
+    which keeps search within its latency target (README, Benchmarks; bench/query.py).
 
     Exported once from the loaded torch model into the work dir; the export is checked
     against the torch embedding before use, and `build()` returns None (torch is used) if
@@ -88,6 +95,7 @@ class OnnxQueryEncoder:
         self.inputs = [i.name for i in session.get_inputs()]
 
     def __call__(self, text: str) -> np.ndarray:
+        """`text`'s unit-length float32 vector, as `Embedder.embed` would give it."""
         x = self.tokenizer([text], return_tensors="np", truncation=True, max_length=self.max_length)
         hidden = self.session.run(None, {k: x[k].astype(np.int64) for k in self.inputs})[0]
         mask = x["attention_mask"][..., None].astype(np.float32)
@@ -96,6 +104,7 @@ class OnnxQueryEncoder:
 
     @classmethod
     def build(cls, embedder: Embedder, cache_dir: Path) -> "OnnxQueryEncoder | None":
+        """The encoder for `embedder`'s model, exported under `cache_dir` on first use; None if it fails or differs."""
         try:
             import onnxruntime as ort
 
@@ -119,8 +128,8 @@ class OnnxQueryEncoder:
 
 
 def _slug(model) -> str:
-    """A file name per model: its architecture and first weights. Not every weight is hashed
-    (that would cost ~0.2 s per search process); the probe check in `build()` catches the rest."""
+    """A file name per model from its architecture and first weights: hashing every weight would
+    slow each search process's start, and `build()`'s probe check catches the rest."""
     import hashlib
 
     first = next(model.parameters())

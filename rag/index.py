@@ -55,6 +55,7 @@ class Index:
         self.lexical_dir = lexical_dir(workdir) / self.key
 
     def upsert(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Write chunks with their vectors, in the batch size Chroma accepts; an existing id is overwritten."""
         step = self.client.get_max_batch_size()
         for i in range(0, len(chunks), step):
             part = chunks[i : i + step]
@@ -64,6 +65,7 @@ class Index:
             )
 
     def ids_for_source(self, source: str) -> set[str]:
+        """The ids of every chunk stored for one file, read from Chroma rather than the manifest."""
         return set(self.collection.get(where={"source": source}, include=[])["ids"])
 
     def delete(self, ids: set[str] | list[str]) -> None:
@@ -86,6 +88,7 @@ class Index:
         ]
 
     def get(self, ids: list[str]) -> dict[str, Chunk]:
+        """The chunks of `ids` that exist, by id."""
         if not ids:
             return {}
         res = self.collection.get(ids=ids, include=["documents", "metadatas"])
@@ -105,6 +108,7 @@ class Index:
     # The manifest -----------------------------------------------------------------------
 
     def load_manifest(self) -> dict:
+        """The manifest of ingested files; an empty one before the first ingest."""
         try:
             return json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -28,14 +28,18 @@ STOPWORDS = frozenset(
 
 
 def tokenize(text: str) -> list[str]:
+    """Lowercased word tokens without stop words, for indexing and for queries alike."""
     return [t for t in TOKEN_RE.findall(text.lower()) if t not in STOPWORDS]
 
 
 class Lexical:
+    """A BM25 index and the chunk id of each of its documents."""
+
     def __init__(self, retriever, ids: list[str]):
         self.retriever, self.ids = retriever, ids
 
     def search(self, query: str, n: int) -> list[tuple[str, float]]:
+        """Up to `n` (chunk id, BM25 score) pairs, best first; chunks sharing no word are left out."""
         tokens = tokenize(query)
         if not tokens or not self.ids:
             return []
@@ -55,6 +59,7 @@ def _bm25s():
 
 
 def build(index: Index, version: str) -> Lexical:
+    """BM25 over every chunk in `index`, saved under the work dir stamped with the manifest `version`."""
     bm25s = _bm25s()
 
     chunks = list(index.all_chunks())

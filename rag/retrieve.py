@@ -17,7 +17,7 @@ from rag.index import Index
 
 
 class Retriever:
-    """Opens the index once; `search()` is then a few milliseconds."""
+    """Opens the index, the embedder and BM25 once, so each `search()` is only the query's own work (bench/query.py)."""
 
     def __init__(self, cfg: SearchConfig):
         self.cfg = cfg
@@ -28,11 +28,12 @@ class Retriever:
         if cfg.retrieval != "lexical":
             onnx = OnnxQueryEncoder.build(self.embedder, workdir) if cfg.query_encoder == "onnx" else None
             self.encode_query = onnx or (lambda text: self.embedder.embed([text])[0])
-        # Counting costs ~7 ms at 100k chunks, a third of the query budget: count once.
+        # Counting is a Chroma round trip that grows with the store (docs/measurements.md): count once.
         self.size = self.index.count()
         self.lexical = lexical.load(self.index, self.index.load_manifest().get("version", "")) if cfg.retrieval != "dense" else None
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
+        """The top `k` chunks for `query` (default: the config's k), best first, by the configured retrieval."""
         k = k or self.cfg.k
         n = min(max(self.cfg.candidates, k), self.size)
         dense, lex = [], []
@@ -45,6 +46,7 @@ class Retriever:
         return self._fuse(dense, lex, k)
 
     def _fuse(self, dense, lex, k: int) -> list[Hit]:
+        """Reciprocal-rank fusion of the two rankings; chunks only BM25 found are fetched from Chroma."""
         scores: dict[str, float] = {}
         dense_rank = {c.id: r for r, (c, _) in enumerate(dense, 1)}
         lex_rank = {cid: r for r, (cid, _) in enumerate(lex, 1)}

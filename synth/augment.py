@@ -1,6 +1,5 @@
 """Question noise: real users type fast. A noisy copy of a question teaches the adapter that
-"whn was teh tower COMPLETED" asks the same thing (the augmentations that made detectors
-robust in the LLM-detection competition our users come from).
+"whn was teh tower COMPLETED" asks the same thing.
 
     delete  drop a character        insert  double or add a neighbouring character
     swap    swap two neighbours     case    random capitals in a few words

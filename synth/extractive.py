@@ -1,24 +1,11 @@
 """`--generator extractive`: questions from the chunk's own sentences, with spaCy and no LLM.
 
-For each declarative sentence, the main clause is found in the dependency parse, an answer
-span is chosen in it (a named entity, a date, a number with its noun, the subject or the
-object) and the clause is turned into a wh-question about that span:
-
-    "In 1889 the tower was completed by the company of Gustave Eiffel."
-      answer "1889"                      -> "When was the tower completed by the company of Gustave Eiffel?"
-      answer "the company of Gustave Eiffel" -> "Who was the tower completed by in 1889?"
-
-The question keeps the sentence's own words, so it is grounded and checkable; the answer is
-a span of the chunk, so the span scorer (engine/spans.py) can pick it at answer time.
-Paraphrases re-word the same fact (Ovadia et al. 2023: knowledge needs several wordings), the
-way people word questions rather than the way a template does: the answer left in place ("The
-tower was completed in what year?"), a short one without the clause's other modifiers ("When
-was the tower completed?"), one whose wh-phrase names the kind of answer ("In what year
-was the tower completed ...?", "Which company ...?") and one that sets the scene first ("In
-1889, what was completed ...?"). docs/ft-rag.md measures what the wording did.
-
-Only the main clause is used: "X did A, and Y did B" yields questions about "X did A"; the
-second clause would need its own inversion, and a wrong one reads badly.
+Each main clause (and each coordinated clause with its own subject) gives answer spans (an
+entity, a date, a number with its noun, the subject or the object), and the clause becomes a
+wh-question about each: "In 1889 the tower was completed by ..." -> "When was the tower
+completed by ...?" -> "1889". The question keeps the sentence's words, so it is grounded; the
+answer is a span, so the span reader can pick it. Paraphrases word the fact as people ask, as
+knowledge needs several wordings (Ovadia et al. 2023; docs/ft-rag.md, item 6).
 """
 
 from __future__ import annotations
@@ -61,6 +48,8 @@ class Fact:
 
 
 class ExtractiveGenerator:
+    """The `extractive` generator: a chunk's facts, each asked as a question and its paraphrases."""
+
     name = "extractive"
 
     def __init__(self, cfg):
@@ -85,6 +74,7 @@ class ExtractiveGenerator:
         return title if len(ents) == 1 and ents[0].label_ == "PERSON" and ents[0].text == title else None
 
     def generate(self, chunks: list[Chunk]) -> list[list[Draft]]:
+        """Drafts for each chunk, in order: up to `pairs_per_chunk` facts, each with `paraphrases` more wordings."""
         texts = [" ".join(c.text.split()) for c in chunks]
         return [self._drafts(doc, chunk) for chunk, doc in zip(chunks, self.nlp.pipe(texts, batch_size=32))]
 
@@ -200,10 +190,8 @@ def _main_clause(root) -> list:
 
 
 def _attached(token, root) -> bool:
-    """The phrase headed by `token` hangs off the verb itself (or the verb it governs, "began
-    paying"): its subject or object, or the object of one of its prepositions ("completed in
-    1889"), not a part of another phrase ("the company of Gustave Eiffel"), which would leave
-    "of" dangling when taken out."""
+    """The phrase headed by `token` hangs off the verb (or its xcomp): a subject, object or
+    prepositional object, not part of another phrase, whose removal would leave "of" dangling."""
     verbs = {root.i} | {c.i for c in root.children if c.dep_ == "xcomp"}
     if token.head.i in verbs and token.dep_ in ("nsubj", "nsubjpass", "dobj", "attr", "npadvmod", "oprd"):
         return True
@@ -338,14 +326,9 @@ def _modifiers(clause: list, root, taken: set[int]) -> list[list]:
 
 
 def _short_clause(clause: list, root, taken: set[int], subject_asked: bool) -> list | None:
-    """The clause without the verb's trailing modifiers, as long as something is left to look
-    up: people ask "When was the tower completed?" and "What served as the capital of Poland?",
-    not the sentence back. None if nothing could be taken out.
-
-    `taken` are the answer's, the subject's and the verb's tokens. A clause of only those is
-    still a question if the subject is not what is asked and the verb needs nothing more ("When
-    was the tower completed?", "When did Tesla die?"); not "What served?", not "When did Goodell
-    state?" (its clause was cut)."""
+    """The clause without the verb's trailing modifiers while something is left to look up (or the
+    verb needs nothing more): people ask "When was the tower completed?", not the sentence back.
+    None if nothing could be taken out."""
     complete = not subject_asked and not any(c.dep_ in ("dobj", "ccomp", "xcomp", "attr", "oprd", "dative", "acomp") for c in root.children)
     kept = list(clause)
     for phrase in reversed(_modifiers(clause, root, taken)):  # the last modifier first

@@ -28,6 +28,8 @@ REGISTRY = {
 
 
 class Generator(Protocol):
+    """What a generator provides: see the module docstring."""
+
     name: str
     settings: dict
 

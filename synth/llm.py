@@ -1,26 +1,12 @@
 """`--generator local` and `--generator openai`: an LLM writes the questions, one prompt per chunk.
 
-    ragtune synth --generator local                                   # the engine's model (packaged SmolLM2)
-    ragtune synth --generator local --model HuggingFaceTB/SmolLM2-360M-Instruct
+    ragtune synth --generator local                    # the engine's model; any HF model with --model
     ragtune synth --generator openai --base-url http://127.0.0.1:8000/v1 --model base --concurrency 4
 
-Both send the same chat messages (`messages_for`) and read the reply with the same parser
-(`parse`), so a dataset made by a local model and one made by an endpoint differ only in the
-model. The reply is a strict line format:
-
-    Q1: When was the Eiffel Tower completed?
-    A1: 1889
-    Q1b: In what year was the Eiffel Tower finished?     (paraphrases, when --paraphrases > 0)
-
-Whatever does not fit the format, or fails a check (a question without "?", an empty answer,
-an answer over --max-answer-words), becomes a Draft with `error` set: the pipeline counts
-it as malformed instead of losing it silently.
-
-`local` generates each batch of chunks in one batched `Engine.generate` call. `openai` keeps
---concurrency requests in flight, each with --timeout, and retries connection errors,
-timeouts, 429 and 5xx --retries times with exponential backoff; an endpoint still down
-after that is a one-line RuntimeError naming its URL. Its client (`Endpoint`, engine/remote.py)
-is the one `--llm openai` answers with.
+Both send the same messages (`messages_for`) and parse the reply alike (`parse`: "Q1:", "A1:",
+"Q1b:" lines), so two datasets differ only in the model. What does not parse or fails a check
+becomes a Draft with `error` set, counted as malformed rather than lost. `openai` retries
+through the client `--llm openai` answers with (`Endpoint`, engine/remote.py).
 """
 
 from __future__ import annotations
@@ -36,10 +22,10 @@ from engine.remote import Batch, Endpoint, http_reason
 #
 # Shaped for small models (the packaged one has 135M parameters):
 # - a worked example as an earlier chat turn, not a description of the format: small models
-#   copy an example's shape more reliably than they follow a spec (configs/prompts.yaml measured
-#   it for answers; for synthesis it is not measured yet), and placeholders such as
-#   "<question>" get copied literally. The example is cut to the numbers asked for, so it
-#   never shows 6 facts when 2 are wanted.
+#   copy an example's shape more reliably than they follow a spec (for answers: README, "How rag
+#   answers are made"; for synthesis, bench/synth_llm.py counts the valid replies), and
+#   placeholders such as "<question>" get copied literally. The example is cut to the numbers
+#   asked for, so it never shows more facts than are wanted.
 # - numbered "Qn:" / "An:" lines with letter suffixes for paraphrases ("Q1b:"): one regex
 #   parses them, the number ties a paraphrase to its fact, and a reply cut off by the token
 #   limit loses only its last, incomplete fact.
@@ -180,6 +166,8 @@ def _sentence_with(answer: str, text: str) -> str:
 
 
 class LocalGenerator:
+    """`--generator local`: the engine's model, one batched `Engine.generate` call per batch of chunks."""
+
     name = "local"
 
     def __init__(self, cfg):
@@ -220,6 +208,8 @@ class LocalGenerator:
 
 
 class OpenAIGenerator:
+    """`--generator openai`: any OpenAI-compatible endpoint, `concurrency` requests in flight."""
+
     name = "openai"
     PLACEHOLDER_KEY = Endpoint.PLACEHOLDER_KEY
 

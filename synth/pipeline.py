@@ -10,12 +10,11 @@
         dataset.json     the card: counts per generator, filter, split and kind; lengths; leakage
         removed.json     pairs removed by hand (the app's Dataset tab): they stay out on every re-run
 
-Generation is the slow, model-bound stage, so it is the one that resumes: a chunk's drafts
-are one appended line, and a re-run skips the chunks already there (a line torn by a kill
-is cut off first). Everything after it (filters, split, distractors, rows) is a
-deterministic function of the drafts and the seed, recomputed on each run and written
-atomically, so re-running is safe and never duplicates a row. The folder's name hashes the
-settings and the index version: the same command finds its own folder again.
+Generation is the slow stage, so it is the one that resumes: a re-run skips the chunks whose
+line is already in drafts.jsonl. Everything after it is a deterministic function of the drafts
+and the seed, recomputed and written atomically on each run, so re-running never duplicates a
+row. The folder's name hashes the settings and the index version, so the same command finds
+its own folder again.
 """
 
 from __future__ import annotations
@@ -113,6 +112,7 @@ def _removed_ids(data: Path) -> set[str]:
 
 
 def dataset_dir(cfg: SynthConfig, index_version: str) -> Path:
+    """--out, else <workdir>/datasets/<generator>-<hash of the settings, index version and prompts>."""
     if cfg.out:
         return Path(cfg.out).expanduser()
     digest = hashlib.sha256(json.dumps(_identity(cfg, index_version), sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -144,6 +144,7 @@ def _claim(out: Path, cfg: SynthConfig, version: str) -> None:
 
 
 def _generate(out: Path, cfg: SynthConfig, chunks: list[Chunk], progress) -> tuple[dict[str, list[Draft]], dict]:
+    """Drafts for every chunk, generating only those not yet in drafts.jsonl; each batch is fsynced."""
     path = out / "drafts.jsonl"
     done = _read_drafts(path)
     settings_path = out / "generator.json"
@@ -197,6 +198,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], gen: dict, progress) -> dict:
+    """Filter, split, add distractors and noise, write pairs and rows; return the card."""
     counts: Counter = Counter()
     by_id = {c.id: c for c in chunks}
     kept, checkable, grounded = [], 0, 0

@@ -1,26 +1,10 @@
 """Training rows from pairs, in OpenAI `messages` form, and their alpaca and ShareGPT exports.
 
-Two kinds of row teach two things:
-    closed_book  question -> answer, with the plain-prompting system prompt: what the
-                 documents say, for `ft`;
-    raft         the oracle chunk among K hard distractors -> answer: how to answer from
-                 retrieved context, for `ft-rag` (RAFT, Zhang et al. 2024). With probability
-                 1 - P the oracle is left out and the answer comes from memory.
-                 `raft_context: single` makes each RAFT row one chunk, as the span reader
-                 reads them (one prompt per retrieved chunk): the oracle -> the answer, or with
-                 probability 1 - P the hardest distractor -> "I don't know", so that a chunk
-                 without the answer gives its spans less probability. Measured on SQuAD
-                 (docs/ft-rag.md, item 8): at P 0.8 the adapter abstains on 22% of answerable
-                 questions; at P 1 (no such rows) it is level with the joint rows on 1,000.
-RAFT contexts are rendered by the engine's own prompt builder (engine/prompts.py), so the
-adapter trains on exactly the delimiters, source markers and instructions it will be shown
-(without the worked examples, unless prompts.yaml sets `adapter_examples`).
-A RAFT row fits the training length (`max_tokens`): the trainer cuts longer rows from the
-front, which took the system prompt and instructions from every row and the answer's own
-sentence from 27% of the oracle rows (SQuAD, 4 chunks of ~180 tokens into 512). So the
-weakest distractors are dropped until the row fits; the oracle never is.
-
-Beside `messages`, every row keeps its pair's metadata, so each can be traced to its text.
+Closed-book rows (question -> answer) teach `ft` what the documents say; RAFT rows (the oracle
+among hard distractors -> answer; Zhang et al. 2024) teach `ft-rag` to answer from retrieved
+context, rendered by the engine's own prompt builder so the adapter trains on the prompt it
+will see. A RAFT row is made to fit `max_tokens`, because the trainer cuts from the front and
+would take the instructions and the answer's sentence (docs/ft-rag.md, "What held ft-rag back").
 """
 
 from __future__ import annotations
@@ -32,19 +16,21 @@ from engine import prompts as P
 from synth.filters import holds
 
 NO_BUDGET = 10**9  # RAFT contexts are never cut: the oracle must not fall off the end
-CHARS_PER_TOKEN = 4  # SmolLM2's tokenizer: 4.1 characters a token on SQuAD rows; bigger vocabularies do better
+CHARS_PER_TOKEN = 4  # SmolLM2's tokenizer on SQuAD rows (docs/measurements.md); bigger vocabularies do better
 TEMPLATE_TOKENS = 4  # the chat template's markers around each message
 
 
 def closed_book_row(pair: Pair, t: P.PromptTemplates) -> dict:
+    """A `ft` row: the question under the plain-prompting system prompt -> the answer."""
     messages = P.base_messages(pair.question, t, examples=P.shows_examples(t, adapter=True)) + [{"role": "assistant", "content": pair.answer}]
     return _row(pair, messages, "closed_book", oracle_in_context=False, chunks=0)
 
 
 def raft_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTemplates, rng: random.Random,
              oracle_p: float, shuffle: bool, cot: bool, max_tokens: int = NO_BUDGET) -> dict:
-    """The oracle (with probability `oracle_p`) among the distractors, as the engine renders a RAG
-    prompt, in at most `max_tokens` (estimated) unless the first chunk alone is longer."""
+    """A joint RAFT row: the oracle (with probability `oracle_p`, else the answer comes from memory)
+    among the distractors, as the engine renders a RAG prompt. The weakest distractors are dropped
+    until it fits `max_tokens` (estimated); the oracle never is."""
     with_oracle = rng.random() < oracle_p
     answer = _answer(pair, cot) if with_oracle else pair.answer
     chunks = ([oracle] if with_oracle else []) + list(distractors)  # distractors come hardest first
@@ -60,10 +46,10 @@ def raft_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTem
 
 def single_chunk_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTemplates, rng: random.Random,
                      oracle_p: float, cot: bool) -> dict:
-    """One chunk in the context, as the span reader prompts it: the oracle (with probability
-    `oracle_p`) -> the answer, else the hardest distractor -> the abstain answer. A distractor
-    that holds the answer word for word (`filters.holds`: the match that grounds a pair) answers
-    it (the retriever found the fact twice)."""
+    """A single-chunk RAFT row, as the span reader prompts it: the oracle (with probability
+    `oracle_p`) -> the answer, else the hardest distractor -> the abstain answer, so that a chunk
+    without the answer lends its spans less probability. A distractor that holds the answer word
+    for word (`filters.holds`) answers it. What these rows did: docs/ft-rag.md, item 8."""
     with_oracle = rng.random() < oracle_p or not distractors
     chunk = oracle if with_oracle else distractors[0]
     if with_oracle:
@@ -85,11 +71,12 @@ def _raft_messages(question: str, chunks: list[Chunk], t: P.PromptTemplates, ans
 
 
 def _estimate_tokens(messages: list[dict]) -> int:
-    """Without the model's tokenizer (the extractive generator loads no model): within ~15 tokens."""
+    """Tokens by character count: the extractive generator loads no model, hence no tokenizer."""
     return sum(len(m["content"]) // CHARS_PER_TOKEN + TEMPLATE_TOKENS for m in messages)
 
 
 def _row(pair: Pair, messages: list[dict], kind: str, oracle_in_context: bool, chunks: int) -> dict:
+    """`messages` with the pair's metadata beside them, so every row traces back to its text."""
     return {
         "messages": messages, "kind": kind, "pair_id": pair.id, "question": pair.question, "answer": pair.answer,
         "oracle_chunk_id": pair.chunk_id, "oracle_in_context": oracle_in_context, "chunks": chunks, "source": pair.source,
@@ -114,6 +101,7 @@ def to_alpaca(row: dict) -> dict:
 
 
 def to_sharegpt(row: dict) -> dict:
+    """ShareGPT's `conversations` (`from`: system, human, gpt), with the row's metadata."""
     names = {"system": "system", "user": "human", "assistant": "gpt"}
     return {"conversations": [{"from": names[x["role"]], "value": x["content"]} for x in row["messages"]], **{k: row[k] for k in META}}
 

@@ -1,15 +1,10 @@
 """Training rows from a `ragtune synth` dataset: token ids, and labels on the final answer only.
 
-A row is `{"messages": [system, user, assistant, ..., user, assistant], ...metadata}`. RAFT rows
-open with few-shot turns (the worked examples of configs/prompts.yaml), which are the same in
-every row: training on them would spend the loss on memorizing three fixed answers. So only the
-final assistant turn, the answer to the row's own question, carries labels; everything before it
-is context (label -100), as it is at answer time.
-
-Rows longer than --max-length lose the start of their token sequence, not the end: the end holds
-the question and the answer, which is all the loss sees, while the start is the system prompt,
-the few-shot turns and the lowest part of the context. Cutting the end would leave rows with no
-labels at all.
+Only the final assistant turn, the answer to the row's own question, carries labels; everything
+before it (system prompt, any worked examples, retrieved chunks) gets -100, as it is only read at
+answer time, so the loss is not spent memorizing turns that repeat in every row. Rows
+longer than --max-length lose their start, not their end: the end holds the question and the
+answer, and cutting it would leave a row with no labels.
 """
 
 from __future__ import annotations
@@ -34,14 +29,17 @@ class Rows:
 
     @property
     def tokens(self) -> int:
+        """Tokens in all rows."""
         return sum(len(x) for x in self.input_ids)
 
     def to_dataset(self):
+        """The rows as a `datasets.Dataset` of input_ids and labels, as SFTTrainer takes them."""
         from datasets import Dataset
 
         return Dataset.from_dict({"input_ids": self.input_ids, "labels": self.labels})
 
     def summary(self) -> dict:
+        """Counts for the report: rows kept, read, skipped, truncated, and tokens."""
         return {"rows": len(self.input_ids), "read": self.read, "no_assistant_skipped": self.no_assistant,
                 "truncated": self.truncated, "bad_json_skipped": self.bad_json, "tokens": self.tokens}
 

@@ -4,13 +4,12 @@
     ragtune train --max-steps 200 --lora-r 8 --out adapters/r8
     ragtune train --resume                         # after Ctrl-C or a crash: continue the newest unfinished run
 
-The trainer is TRL's, used as documented: rows arrive tokenized with `labels` (-100 on every
-token but the final answer, see train/data.py), so SFTTrainer keeps the labels and its fused LM
-head projects only the answer positions through the 49k-word vocabulary. Our own code is limited
-to callbacks: a progress bar, the non-finite loss check, and Ctrl-C -> checkpoint.
-
-The adapter folder, while training, holds `train_config.json` and `checkpoint-<step>/` (the
-last one only); when done, the adapter, tokenizer, metrics.json, loss.csv and loss.png.
+The trainer is TRL's, used as documented: rows arrive tokenized with `labels` on the final
+answer only (train/data.py), so the LM head projects only the answer positions through the
+vocabulary. Our own code is callbacks: progress, the non-finite loss check, Ctrl-C -> checkpoint.
+What each default buys: README, "Train an adapter", and bench/train.py. The adapter folder holds
+`train_config.json` and the last `checkpoint-<step>/` while training; then the adapter,
+tokenizer, metrics.json, loss.csv and loss.png.
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ class TrainReport:
     rows: dict = field(default_factory=dict)  # per split: rows, truncated, skipped
 
     def to_json(self) -> dict:
+        """Plain data for metrics.json, floats rounded."""
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
@@ -148,7 +148,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         pad_to_multiple_of=cfg.pad_to_multiple_of if cfg.pad_to_multiple_of > 1 else None,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         bf16=cfg.bf16,  # autocast
-        gradient_checkpointing=False,  # TRL's default is on; on CPU memory is plentiful and recompute costs ~30%
+        gradient_checkpointing=False,  # TRL's default is on; on CPU memory is plentiful and recompute is slow (bench/train.py)
         seed=cfg.seed,
         logging_steps=1,
         logging_nan_inf_filter=False,  # a NaN must reach our check, not be averaged away
@@ -197,11 +197,11 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
 def keep_freed_memory() -> None:
     """Have glibc keep freed memory for reuse rather than hand it back to the kernel.
 
-    Each step allocates and frees the same few hundred MB of activations. By default glibc maps
+    Each step allocates and frees the same large activation buffers. By default glibc maps
     every block over 32 MB afresh and unmaps it when freed, so the kernel faults in and zeroes
-    every page again, step after step: a third of the CPU time went to the kernel. Kept, a step
-    is ~1.6x faster, for a peak RSS that stays at its high-water mark (bench/train.py,
-    `ragtune-glibc-malloc`). Other C libraries (macOS, musl) have no mallopt: nothing to do.
+    every page again, step after step. Kept, steps run faster for a peak RSS that stays at its
+    high-water mark (README, "Train an adapter"; bench/train.py, `ragtune-glibc-malloc`).
+    Other C libraries (macOS, musl) have no mallopt: nothing to do.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -240,6 +240,7 @@ def _resolve_out(cfg: TrainConfig) -> Path | None:
 
 
 def _resolve_data(cfg: TrainConfig, out: Path | None) -> Path:
+    """--data, else the resumed run's own data, else the newest dataset; a ConfigError naming --data if none."""
     if cfg.data:
         path = Path(cfg.data).expanduser()
     elif cfg.resume and (out / "train_config.json").exists():  # the run's own data, not a newer dataset

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core import offline
+from core.cpu import cpu_has_bf16
 from core.workdir import replacing
 
 
@@ -67,16 +68,6 @@ def load_embedder(model: str, precision: str = "auto", batch_size: int = 16) -> 
         raise RuntimeError(f"embedding model {model!r} could not be loaded from {path} ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
     bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
     return Embedder(st, bf16, batch_size)
-
-
-@lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """Whether the CPU has bf16 matrix instructions (AMX or AVX512-BF16), from /proc/cpuinfo."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 class OnnxQueryEncoder:

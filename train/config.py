@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from core.config import ConfigError, resolve_workdir, setting
+from core.cpu import cpu_has_bf16
 from engine.config import ModelConfig
 
 
@@ -35,7 +36,7 @@ class TrainConfig:
     packing: bool = setting("padding-free packed batches (TRL's bfd packing): no pad tokens computed")
     pad_to_multiple_of: int = setting("batch lengths rounded up to a multiple of this, so oneDNN's per-shape caches stay few; 1 = none")
     group_by_length: bool = setting("batch rows of similar length, so little padding is computed")
-    bf16: bool = setting("frozen base weights in bf16 with bf16 autocast; LoRA weights stay fp32")
+    bf16: bool | None = setting("frozen base weights in bf16 with bf16 autocast, LoRA weights in fp32; unset: on where the CPU has bf16 instructions")
     seed: int = setting("seed of the LoRA init and the row order")
     eval_steps: int = setting("eval loss every N steps and at the end; 0 = only at the end")
     eval_rows: int = setting("the first N rows of eval.jsonl used for eval loss; 0 = all")
@@ -47,6 +48,8 @@ class TrainConfig:
 
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)
+        if self.bf16 is None:  # emulated bf16 is slower than fp32
+            self.bf16 = cpu_has_bf16()
         if not (self.epochs > 0 and math.isfinite(self.epochs)):
             raise ConfigError(f"--epochs must be a positive number, got {self.epochs}")
         if self.max_steps == 0 or self.max_steps < -1:

@@ -263,6 +263,15 @@ def test_out_of_range_settings_name_their_flag(tmp_path, overrides, flag):
         load_config(TrainConfig, overrides)
 
 
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_bf16_follows_the_cpu_unless_set(monkeypatch, has_bf16):
+    import train.config
+
+    monkeypatch.setattr(train.config, "cpu_has_bf16", lambda: has_bf16)
+    assert load_config(TrainConfig).bf16 is has_bf16  # configs/train.yaml leaves it unset
+    assert load_config(TrainConfig, {"bf16": not has_bf16}).bf16 is (not has_bf16)  # --bf16 / --no-bf16 win
+
+
 def test_a_time_budget_ends_training_early_and_still_writes_the_adapter(tmp_path, tiny_model, dataset):
     from train.run import train
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from core.config import CONFIG_DIR, ConfigError, load_config, read_yaml, resolve_workdir, to_dict
+from core.config import CONFIG_DIR, load_config, read_yaml, to_dict
 from core.workdir import uploads_dir
-from engine.config import MODES, AskConfig, check_listener
+from engine.config import MODES, AppConfig
 
 if TYPE_CHECKING:  # the stages' configs, imported where they are built
     from evals.config import EvalConfig
@@ -37,57 +37,6 @@ if TYPE_CHECKING:  # the stages' configs, imported where they are built
 TITLE = "ragtune"
 POLL_S = 0.5  # how often a page following a job looks at it
 SOURCES = "\n\n**Sources**\n\n"  # where a chat answer's source list starts
-
-
-@dataclass
-class AppConfig:
-    """`ragtune app`: the workbench's server."""
-
-    config_file = "app.yaml"
-    workdir: str | None
-    host: str
-    port: int
-    auth: str | None  # USER:PASS; None = no login
-    max_queue: int  # requests waiting for the model; more are turned away with a message
-    ask: AskConfig = field(default=None)
-
-    def __post_init__(self):
-        self.workdir = resolve_workdir(self.workdir)
-        self.ask.workdir = self.ask.search.workdir = self.workdir
-        check_listener(self.port, self.max_queue)
-        if self.auth is not None and (":" not in self.auth or not self.auth.split(":", 1)[0]):
-            raise ConfigError("--auth must be USER:PASS")
-
-
-@dataclass
-class DemoConfig:
-    """`ragtune demo`: the whole job on the bundled sample corpus, on a bounded budget."""
-
-    config_file = "demo.yaml"
-    workdir: str | None
-    docs: str  # relative paths are relative to the ragtune checkout
-    questions: str
-    open_questions: str
-    model: str | None  # None = the packaged model
-    train: dict  # overrides of configs/train.yaml
-    eval_limit: int  # questions sampled from the synthetic eval split
-    open_limit: int  # questions sampled from open_questions; 0 = all
-    app: AppConfig = field(default=None)
-
-    def __post_init__(self):
-        self.workdir = resolve_workdir(self.workdir)
-        self.app.workdir = self.app.ask.workdir = self.app.ask.search.workdir = self.workdir
-        root = Path(__file__).resolve().parent
-        self.docs, self.questions, self.open_questions = (str(p if Path(p).is_absolute() else root / p)
-                                                          for p in (self.docs, self.questions, self.open_questions))
-        if self.model:
-            self.app.ask.model.model = self.model
-        for name in ("eval_limit", "open_limit"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
-        from train.config import TrainConfig
-
-        load_config(TrainConfig, self.train)  # a typo in demo.yaml's train section fails here, not after ingest and synth
 
 
 # The one model and the one background job --------------------------------------------------------

@@ -17,6 +17,7 @@ Heavy libraries are imported inside the commands, so `ragtune --help` starts at 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from core.config import add_flags  # the configs and yaml only: light
     from evals.config import EvalConfig
+    from rag.config import IndexConfig, IngestConfig, SearchConfig
     from synth.config import SynthConfig
     from train.config import TrainConfig
 
@@ -51,11 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--workdir", help="work directory (default: $RAGTUNE_WORKDIR or ./.ragtune)")
     common.add_argument("--config", help="a YAML file to read instead of configs/<stage>.yaml")
     index = argparse.ArgumentParser(add_help=False)
-    index.add_argument("--collection", help="Chroma collection name (default: docs)")
-    index.add_argument("--chroma", choices=["persistent", "http"], help="embedded Chroma on disk, or a `chroma run` server")
-    index.add_argument("--chroma-host", help="Chroma server host, with --chroma http")
-    index.add_argument("--chroma-port", type=int, help="Chroma server port, with --chroma http")
-    index.add_argument("--embedding-model", help="'packaged' (all-MiniLM-L6-v2) or a sentence-transformers folder")
+    add_flags(index, IndexConfig)
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print a machine-readable report")
 
@@ -64,19 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", parents=[common, index, output], help="load, chunk and index files and folders")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--chunk-size", type=int, help="chunk size in embedding tokens (default: 200)")
-    p.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tokens (default: 30)")
-    p.add_argument("--include", action="append", help="glob of files to take inside folders (repeatable)")
-    p.add_argument("--exclude", action="append", help="glob of files to leave out (repeatable)")
-    p.add_argument("--max-file-mb", type=float, help="refuse files larger than this (default: 100)")
-    p.add_argument("--prune", action="store_true", default=None, help="remove chunks of files gone from the folders given")
-    p.add_argument("--strict", action="store_true", default=None, help="exit non-zero if any file failed")
+    add_flags(p, IngestConfig)
     p.set_defaults(run=cmd_ingest)
 
     p = sub.add_parser("search", parents=[common, index, output], help="retrieve the chunks that best match a query")
     p.add_argument("query", metavar="QUERY")
-    p.add_argument("-k", type=int, help="number of hits (default: 5)")
-    p.add_argument("--retrieval", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
+    add_flags(p, SearchConfig)
     p.set_defaults(run=cmd_search)
 
     model = argparse.ArgumentParser(add_help=False)
@@ -167,20 +158,19 @@ def _decoding_flags(seed: bool) -> argparse.ArgumentParser:
 
 
 def _index_overrides(args) -> dict:
-    keys = ("collection", "chroma", "chroma_host", "chroma_port", "embedding_model")
-    return {f"index.{k}": getattr(args, k) for k in keys}
+    from core.config import flag_values
+    from rag.config import IndexConfig
+
+    return flag_values(args, IndexConfig, prefix="index.")
 
 
 def cmd_ingest(args) -> int:
-    from core.config import load_config
+    from core.config import flag_values, load_config
     from rag.config import IngestConfig
     from rag.ingest import ingest
 
-    cfg = load_config(IngestConfig, {
-        "paths": args.paths, "workdir": args.workdir, "chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap,
-        "include": args.include, "exclude": args.exclude, "max_file_mb": args.max_file_mb,
-        "prune": args.prune, "strict": args.strict, **_index_overrides(args),
-    }, args.config)
+    cfg = load_config(IngestConfig, {"paths": args.paths, "workdir": args.workdir, **flag_values(args, IngestConfig),
+                                      **_index_overrides(args)}, args.config)
     bar = _Progress(disable=args.json)
     report = ingest(cfg, on_file=bar.update)
     bar.close()
@@ -202,11 +192,11 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from core.config import load_config
+    from core.config import flag_values, load_config
     from rag.config import SearchConfig
     from rag.retrieve import Retriever
 
-    cfg = load_config(SearchConfig, {"workdir": args.workdir, "k": args.k, "retrieval": args.retrieval, **_index_overrides(args)}, args.config)
+    cfg = load_config(SearchConfig, {"workdir": args.workdir, **flag_values(args, SearchConfig), **_index_overrides(args)}, args.config)
     retriever = Retriever(cfg)
     if retriever.size == 0:
         print(f"ragtune: collection '{cfg.index.collection}' is empty: run `ragtune ingest PATH` first", file=sys.stderr)
@@ -553,7 +543,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_app(args) -> int:
-    from app import AppConfig, launch
+    from app import launch
+    from engine.config import AppConfig
     from core.config import load_config
 
     cfg = load_config(AppConfig, {"workdir": args.workdir, "host": args.host, "port": args.port, "auth": args.auth,
@@ -564,83 +555,51 @@ def cmd_app(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Ingest, synth, train, eval and the app, on the bundled sample corpus: the stages' own functions, in a row."""
-    import time
-
-    from app import DemoConfig, launch
+    """The whole job on the bundled sample corpus (pipeline.run_demo), each stage's line as it ends, then the app."""
+    from app import launch
     from core.config import load_config
-    from engine.answer import Answerer
-    from evals import report as R
-    from evals.config import EvalConfig
-    from evals.run import evaluate
-    from rag.config import IngestConfig
-    from rag.ingest import ingest
-    from synth.config import SynthConfig
-    from synth.pipeline import synthesize
-    from train.config import TrainConfig
-    from train.run import finished_run, train
+    from pipeline import DemoConfig, run_demo
 
     cfg = load_config(DemoConfig, {"workdir": args.workdir, "model": args.model}, args.config)
-    workdir, model = str(cfg.workdir), ({"model.model": cfg.model} if cfg.model else {})
-    took, t0 = {}, time.perf_counter()
-
-    def lap(stage: str) -> str:
-        took[stage] = time.perf_counter() - t0 - sum(took.values())
-        return f"{took[stage]:.0f} s"
-
+    workdir, took = str(cfg.workdir), {}
     print(f"ragtune demo: {_short(cfg.docs)} -> {_short(workdir)}", file=sys.stderr)
-    bar = _Progress(disable=False)
-    try:
-        ingested = ingest(load_config(IngestConfig, {"paths": [cfg.docs], "workdir": workdir}), on_file=bar.update)
-    finally:
-        bar.close()
-    print(f"1/4 ingest: {ingested.count('ok') + ingested.count('unchanged')} files, {ingested.total_chunks} chunks, "
-          f"{ingested.count('failed')} failed ({lap('ingest')})")
-
-    bars = _StageBars(disable=False)
-    try:
-        card = synthesize(load_config(SynthConfig, {"workdir": workdir, "generator": "extractive"}), progress=bars.update)
-    finally:
-        bars.close()
-    print(f"2/4 synth: {card['pairs']['total']} pairs, {sum(sum(r.values()) for r in card['rows'].values())} rows ({lap('synth')})")
-
-    tcfg = load_config(TrainConfig, {"workdir": workdir, "data": card["path"], **cfg.train, **model})
-    adapter = finished_run(tcfg)
-    if adapter:
-        print(f"3/4 train: reusing {_short(str(adapter))}, trained with these settings on this dataset ({lap('train')})")
-    else:
-        tbar = _TrainBar(disable=False)
-        try:
-            trained = train(tcfg, progress=tbar.update)
-        finally:
-            tbar.close()
-        steps = f"{trained.steps} of {trained.max_steps} steps (time budget)" if trained.out_of_time else f"{trained.steps} steps"
-        print(f"3/4 train: {steps}, {trained.train_tokens} tokens, loss {trained.train_loss:.3f}, "
-              f"{trained.tokens_per_s:.0f} tokens/s ({lap('train')})")
-
-    sets = (("the synthetic eval split", {"split": "eval", "limit": cfg.eval_limit}), ("our questions about the corpus", {"questions": cfg.questions}),
-            ("open questions about the corpus", {"questions": cfg.open_questions, "limit": cfg.open_limit}))
-    answerer = None  # one for the three sets: the model, adapter and index load once
-    for name, source in sets:
-        ecfg = load_config(EvalConfig, {"workdir": workdir, **source, **{f"ask.{k}": v for k, v in model.items()}})
-        answerer = answerer or Answerer(ecfg.ask)
-        bars = _StageBars(disable=False, unit="question")
-        try:
-            report = evaluate(ecfg, progress=bars.update, answerer=answerer)
-        finally:
-            bars.close()
-        out = R.write(report, R.default_out(workdir), ecfg.examples)
-        asked, read = report["questions"]["asked"], report["questions"]["read"]
-        print(f"\n4/4 eval on {name}: {asked} questions" + (f" (a fixed sample of the {read})" if asked < read else ""))
-        _print_scores(report, out)
-    lap("eval")
-    total = sum(took.values())
-    print(f"\nDemo done in {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in took.items()))
+    for step in run_demo(cfg, _demo_bars):
+        took[step.stage] = took.get(step.stage, 0.0) + step.seconds
+        _print_demo_step(step)
+    print(f"\nDemo done in {sum(took.values()):.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in took.items()))
     if args.no_app:
         return 0
     print(f"ragtune app: http://{cfg.app.host}:{cfg.app.port} (work dir {_short(workdir)}); Ctrl-C stops it", file=sys.stderr)
     launch(cfg.app)
     return 0
+
+
+@contextlib.contextmanager
+def _demo_bars(stage: str):
+    """The demo's progress bar for a stage, closed when the stage ends."""
+    bar = (_Progress(disable=False) if stage == "ingest" else _TrainBar(disable=False) if stage == "train"
+           else _StageBars(disable=False, unit="question" if stage == "eval" else "it"))
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def _print_demo_step(step) -> None:
+    r, took = step.result, f"{step.seconds:.0f} s"
+    if step.stage == "ingest":
+        print(f"1/4 ingest: {r.count('ok') + r.count('unchanged')} files, {r.total_chunks} chunks, {r.count('failed')} failed ({took})")
+    elif step.stage == "synth":
+        print(f"2/4 synth: {r['pairs']['total']} pairs, {sum(sum(n.values()) for n in r['rows'].values())} rows ({took})")
+    elif step.stage == "train" and isinstance(r, Path):
+        print(f"3/4 train: reusing {_short(str(r))}, trained with these settings on this dataset ({took})")
+    elif step.stage == "train":
+        steps = f"{r.steps} of {r.max_steps} steps (time budget)" if r.out_of_time else f"{r.steps} steps"
+        print(f"3/4 train: {steps}, {r.train_tokens} tokens, loss {r.train_loss:.3f}, {r.tokens_per_s:.0f} tokens/s ({took})")
+    else:
+        asked, read = r.report["questions"]["asked"], r.report["questions"]["read"]
+        print(f"\n4/4 eval on {r.name}: {asked} questions" + (f" (a fixed sample of the {read})" if asked < read else ""))
+        _print_scores(r.report, r.out)
 
 
 class _TrainBar:

@@ -32,7 +32,8 @@ def flag(name: str) -> str:
     return "--" + name.rsplit(".", 1)[-1].replace("_", "-")
 
 
-def setting(help: str, *, cli: bool = True, metavar: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+def setting(help: str, *, cli: bool = True, metavar: str | None = None, choices: tuple[str, ...] | None = None,
+            names: tuple[str, ...] | None = None, repeat: bool = False) -> Any:
     """A config field's one definition, beside its YAML default: the help line, from which its
     flag, `--help` and the comment beside its key in `configs/<stage>.yaml` are derived.
 
@@ -40,8 +41,10 @@ def setting(help: str, *, cli: bool = True, metavar: str | None = None, choices:
         help: one line; the YAML comment beside the key says the same (tests/core/test_schema.py).
         cli: False for a setting read from the YAML file (or the app) only, with no flag.
         metavar, choices: as argparse takes them.
+        names: the flag's spellings when not `--field-name` (`-k`).
+        repeat: a list given by repeating the flag (`--include A --include B`) rather than comma-separated.
     """
-    return dataclasses.field(metadata={"help": help, "cli": cli, "metavar": metavar, "choices": choices})
+    return dataclasses.field(metadata={"help": help, "cli": cli, "metavar": metavar, "choices": choices, "names": names, "repeat": repeat})
 
 
 def settings(cls: type) -> list[dataclasses.Field]:
@@ -63,15 +66,19 @@ def add_flags(parser, cls: type, skip: tuple[str, ...] = ()) -> None:
         kw: dict[str, Any] = {"dest": f.name, "default": None, "help": _help(meta["help"], defaults.get(f.name))}
         if typ is bool:
             kw["action"] = argparse.BooleanOptionalAction
+        elif meta["repeat"]:
+            kw["action"] = "append"
         else:
             kw["type"] = str if typing.get_origin(typ) in (list, tuple) else typ  # a list is comma-separated
+        if typ is not bool:
             kw.update({k: meta[k] for k in ("metavar", "choices") if meta[k]})
-        parser.add_argument(flag(f.name), **kw)
+        parser.add_argument(*(meta["names"] or (flag(f.name),)), **kw)
 
 
-def flag_values(args: Any, cls: type) -> dict[str, Any]:
-    """The values of `add_flags`' flags in parsed `args`, as `load_config` overrides (None: not given)."""
-    return {f.name: getattr(args, f.name) for f in settings(cls) if f.metadata["cli"] and hasattr(args, f.name)}
+def flag_values(args: Any, cls: type, prefix: str = "") -> dict[str, Any]:
+    """The values of `add_flags`' flags in parsed `args`, as `load_config` overrides (None: not given);
+    `prefix` places them in a nested section (`index.`)."""
+    return {prefix + f.name: getattr(args, f.name) for f in settings(cls) if f.metadata["cli"] and hasattr(args, f.name)}
 
 
 def _plain(typ: Any) -> Any:

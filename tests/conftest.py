@@ -1,23 +1,15 @@
-"""Shared fixtures: the bundled sample corpus, ../shared data, tiny generated files, configs in temp dirs."""
+"""Shared fixtures: the bundled sample corpus, ../shared data, a tiny model and adapter, a small index.
+Plain helpers (configs in temp dirs, tiny generated files, ports) are in helpers.py."""
 
 from __future__ import annotations
 
 import os
-import socket
-import sys
-import threading
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "sample" / "docs"
-SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT))
-
-from core import offline  # noqa: E402
+from core import offline
+from helpers import SAMPLE, SHARED, ingest_cfg
 
 offline.setup()
 
@@ -34,68 +26,6 @@ def squad_docs() -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is absent (../shared is not beside this checkout)")
     return path
-
-
-def ingest_cfg(workdir: Path, paths: list, **overrides):
-    from core.config import load_config
-    from rag.config import IngestConfig
-
-    return load_config(IngestConfig, {"paths": [str(p) for p in paths], "workdir": str(workdir), **overrides})
-
-
-def search_cfg(workdir: Path, **overrides):
-    from core.config import load_config
-    from rag.config import SearchConfig
-
-    return load_config(SearchConfig, {"workdir": str(workdir), **overrides})
-
-
-def write_pdf(path: Path, pages: list[list[tuple[str, str]]], **encryption) -> Path:
-    """A real PDF: each page a list of (style, text), style "h1" (20pt bold), "h2" (14pt bold) or "p"."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_auto_page_break(False)
-    for page in pages:
-        pdf.add_page()
-        for style, text in page:
-            size, bold = {"h1": (20, "B"), "h2": (14, "B"), "p": (11, "")}[style]
-            pdf.set_font("Helvetica", bold, size)
-            pdf.multi_cell(0, size * 0.6, text)
-            pdf.ln(4)
-    if encryption:
-        pdf.set_encryption(**encryption)
-    pdf.output(str(path))
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running(app, port: int):
-    """uvicorn in a thread, as `ragtune serve` runs it; yields the base URL."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and thread.is_alive() and time.time() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-def is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 @pytest.fixture(scope="session")
@@ -151,9 +81,3 @@ def tiny_model(tmp_path_factory) -> Path:
     tokenizer.save_pretrained(folder)
     return folder
 
-
-def ask_cfg(workdir: Path, model: Path | str, **overrides):
-    from core.config import load_config
-    from engine.config import AskConfig
-
-    return load_config(AskConfig, {"workdir": str(workdir), "model.model": str(model), **overrides})

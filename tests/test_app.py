@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, ingest_cfg
+from helpers import ROOT, free_port, ingest_cfg
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, ingest_cfg
+from helpers import free_port, ingest_cfg
 
 NOTE = "# Zorblax\n\nThe refund window of the Zorblax store is 45 days from delivery.\n"
 

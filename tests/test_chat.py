@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import cli
-from conftest import ingest_cfg
+from helpers import ingest_cfg
 from core.records import Answer, Citation, Source
 
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 CLI = [sys.executable, str(ROOT / "cli.py")]
 

@@ -6,10 +6,10 @@ import ast
 import tomllib
 from collections import defaultdict
 
-from conftest import ROOT
+from helpers import ROOT
 
 STAGES = ("core", "loaders", "rag", "engine", "evals", "synth", "train")
-SHELLS = ("cli", "app")
+SHELLS = ("cli", "app", "pipeline")  # the shells and the demo pipeline above every stage
 
 
 def imports(source: str, module: str, is_package: bool = False) -> list[tuple[str, int]]:

@@ -5,7 +5,7 @@ import re
 from collections import Counter
 from difflib import SequenceMatcher
 
-from conftest import ROOT
+from helpers import ROOT
 
 OPEN = ROOT / "sample" / "open_questions.jsonl"
 FACTOIDS = ROOT / "sample" / "questions.jsonl"

@@ -4,7 +4,7 @@ import hashlib
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_sample_docs_rebuild_byte_identical_from_sources(tmp_path, sample_docs):

@@ -1,12 +1,13 @@
+import re
 from pathlib import Path
 
 import pytest
 
-from app import AppConfig, DemoConfig
-from conftest import ROOT
+from helpers import ROOT
 from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
-from engine.config import AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
+from engine.config import AppConfig, AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
 from evals.config import EvalConfig
+from pipeline import DemoConfig
 from rag.config import IndexConfig, IngestConfig, SearchConfig
 from synth.config import SynthConfig
 from train.config import TrainConfig
@@ -57,7 +58,7 @@ def test_unknown_key_in_a_user_yaml_file(tmp_path):
 
 def test_nested_section_must_be_a_mapping(tmp_path):
     bad = tmp_path / "search.yaml"
-    bad.write_text((CONFIG_DIR / "search.yaml").read_text().replace("index: {}", "index: 5"))
+    bad.write_text(re.sub(r"^index:\s*\{\}", "index: 5", (CONFIG_DIR / "search.yaml").read_text(), flags=re.M))
     with pytest.raises(ConfigError, match="`index` must be a mapping"):
         load_config(SearchConfig, path=bad)
 

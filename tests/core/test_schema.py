@@ -7,11 +7,12 @@ import pytest
 from cli import build_parser
 from core.config import CONFIG_DIR, read_yaml, settings
 from evals.config import EvalConfig
+from rag.config import IndexConfig, IngestConfig, SearchConfig
 from synth.config import SynthConfig
 from train.config import TrainConfig
 
 # The stages whose fields are defined with setting(); each stage joins this list as it moves over.
-SCHEMAS = [TrainConfig, SynthConfig, EvalConfig]
+SCHEMAS = [TrainConfig, SynthConfig, EvalConfig, IngestConfig, SearchConfig, IndexConfig]
 KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*(?:#\s*(.*))?$")  # a top-level key, its value and its comment
 
 
@@ -67,7 +68,7 @@ def test_every_flag_an_error_names_exists():
     commands = build_parser()._subparsers._group_actions[0].choices
     flags = {name: {s for a in sub._actions for s in a.option_strings} for name, sub in commands.items()}
     # a stage's config is read by these commands; any other module's messages are checked against them all
-    readers = {"rag/config.py": ("ingest", "search"), "engine/config.py": ("ask", "serve", "train"), "synth/config.py": ("synth",),
+    readers = {"rag/config.py": ("ingest", "search"), "engine/config.py": ("ask", "serve", "train", "app"), "synth/config.py": ("synth",),
                "train/config.py": ("train",), "evals/config.py": ("eval",)}
     named = {(path.relative_to(root).as_posix(), m[1]) for pkg in ("core", "loaders", "rag", "engine", "evals", "synth", "train")
              for path in (root / pkg).glob("*.py") for m in re.finditer(r'f?"(--[a-z][a-z0-9-]+) must ', path.read_text())}

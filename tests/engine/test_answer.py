@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import ROOT, ask_cfg, ingest_cfg
+from helpers import ROOT, ask_cfg, ingest_cfg
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ask_cfg, free_port, running
+from helpers import ask_cfg, free_port, running
 from core.config import ConfigError, load_config
 from engine import cite
 from engine.answer import Answerer

@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ROOT, free_port, running
+from helpers import ROOT, free_port, running
 from core.config import load_config
 from core.records import Answer, Citation, Source
 from engine.answer import Answerer

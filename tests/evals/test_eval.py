@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT, ingest_cfg
+from helpers import ROOT, ingest_cfg
 
 QUESTIONS = [
     {"id": "a", "question": "Which command indexes documents?", "answers": ["ragtune ingest"], "doc": "01-overview.md", "type": "factoid"},
@@ -358,7 +358,7 @@ def test_gold_perplexity_is_the_models_own_probability_of_the_answer(workdir, ti
 
     from engine.answer import Answerer
 
-    from conftest import ask_cfg
+    from helpers import ask_cfg
 
     answerer = Answerer(ask_cfg(workdir, tiny_model, **{"decoding.max_new_tokens": 4}))
     a = answerer.answer_batch(["Which command indexes documents?"], "base", golds=[["ragtune ingest", "zzz qqq xxx"]])[0]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, is_root, write_pdf
+from helpers import ROOT, is_root, write_pdf
 from loaders import LoadError, load_file, walk
 
 MB = 10**6

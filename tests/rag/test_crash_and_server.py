@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, free_port, ingest_cfg, search_cfg
+from helpers import ROOT, free_port, ingest_cfg, search_cfg
 from rag.ingest import ingest
 from rag.retrieve import Retriever
 from tests_helpers import collection_ids

@@ -2,7 +2,7 @@
 
 import shutil
 
-from conftest import ingest_cfg, search_cfg, write_pdf
+from helpers import ingest_cfg, search_cfg, write_pdf
 from loaders import LoadError
 from rag.index import Index
 from rag.embed import load_embedder

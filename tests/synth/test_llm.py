@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import free_port, running
+from helpers import free_port, running
 from core.config import load_config
 from core.records import Chunk
 from engine.answer import Answerer

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import ROOT, ingest_cfg
+from helpers import ROOT, ingest_cfg
 from core.config import ConfigError, load_config
 from core.records import Chunk, Draft
 from rag.ingest import ingest

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from core.config import ConfigError, load_config
 from train.config import TrainConfig
 

@@ -1,0 +1,134 @@
+"""`ragtune demo`: the whole job on the bundled sample corpus, the stages' own functions in a row.
+
+    ragtune demo [--no-app] [--workdir DIR]
+
+`run_demo` yields a `DemoStep` as each stage ends; the CLI shows them and then opens the app.
+Every stage reuses what an earlier run made with the same inputs, so a second demo is quick.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from core.config import ConfigError, load_config, resolve_workdir
+from engine.config import AppConfig
+
+# The sets the demo evaluates on, in order: a name for the report and where its questions come from.
+EVAL_SETS = ("the synthetic eval split", "our questions about the corpus", "open questions about the corpus")
+
+
+@dataclass
+class DemoConfig:
+    """`ragtune demo`: the whole job on the bundled sample corpus, on a bounded budget."""
+
+    config_file = "demo.yaml"
+    workdir: str | None
+    docs: str  # relative paths are relative to the ragtune checkout
+    questions: str
+    open_questions: str
+    model: str | None  # None = the packaged model
+    train: dict  # overrides of configs/train.yaml
+    eval_limit: int  # questions sampled from the synthetic eval split
+    open_limit: int  # questions sampled from open_questions; 0 = all
+    app: AppConfig = field(default=None)
+
+    def __post_init__(self):
+        self.workdir = resolve_workdir(self.workdir)
+        self.app.workdir = self.app.ask.workdir = self.app.ask.search.workdir = self.workdir
+        root = Path(__file__).resolve().parent
+        self.docs, self.questions, self.open_questions = (str(p if Path(p).is_absolute() else root / p)
+                                                          for p in (self.docs, self.questions, self.open_questions))
+        if self.model:
+            self.app.ask.model.model = self.model
+        for name in ("eval_limit", "open_limit"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        from train.config import TrainConfig
+
+        load_config(TrainConfig, self.train)  # a typo in demo.yaml's train section fails here, not after ingest and synth
+
+
+@dataclass
+class EvalSet:
+    """One question set's evaluation: its name, the report and the folder it was written to."""
+
+    name: str
+    report: dict
+    out: Path
+
+
+@dataclass
+class DemoStep:
+    """A stage done: "ingest" (an IngestReport), "synth" (the dataset card), "train" (a TrainReport, or
+    the Path of a finished adapter reused) or "eval" (an EvalSet, one per set); `seconds` it took."""
+
+    stage: str
+    result: Any
+    seconds: float
+
+
+# bars(stage) opens the progress display of a stage and gives its callback: ingest's takes
+# (FileResult, done, total), train's (step, max_steps, stats), synth's and eval's (stage, done, total).
+Bars = Callable[[str], AbstractContextManager[Callable]]
+
+
+def run_demo(cfg: DemoConfig, bars: Bars) -> Iterator[DemoStep]:
+    """Ingest the sample corpus, synthesize pairs, train an adapter on a budget, evaluate the four modes.
+
+    Yields a DemoStep as each stage ends (eval: one per question set).
+    """
+    from engine.answer import Answerer
+    from evals import report as R
+    from evals.config import EvalConfig
+    from evals.run import evaluate
+    from rag.config import IngestConfig
+    from rag.ingest import ingest
+    from synth.config import SynthConfig
+    from synth.pipeline import synthesize
+    from train.config import TrainConfig
+    from train.run import finished_run, train
+
+    workdir, model = str(cfg.workdir), ({"model.model": cfg.model} if cfg.model else {})
+    clock = _Clock()
+
+    with bars("ingest") as on_file:
+        ingested = ingest(load_config(IngestConfig, {"paths": [cfg.docs], "workdir": workdir}), on_file=on_file)
+    yield DemoStep("ingest", ingested, clock.lap())
+
+    with bars("synth") as progress:
+        card = synthesize(load_config(SynthConfig, {"workdir": workdir, "generator": "extractive"}), progress=progress)
+    yield DemoStep("synth", card, clock.lap())
+
+    tcfg = load_config(TrainConfig, {"workdir": workdir, "data": card["path"], **cfg.train, **model})
+    trained = finished_run(tcfg)
+    if trained is None:
+        with bars("train") as progress:
+            trained = train(tcfg, progress=progress)
+    yield DemoStep("train", trained, clock.lap())
+
+    sources = ({"split": "eval", "limit": cfg.eval_limit}, {"questions": cfg.questions},
+               {"questions": cfg.open_questions, "limit": cfg.open_limit})
+    answerer = None  # one for the three sets: the model, adapter and index load once
+    for name, source in zip(EVAL_SETS, sources):
+        ecfg = load_config(EvalConfig, {"workdir": workdir, **source, **{f"ask.{k}": v for k, v in model.items()}})
+        answerer = answerer or Answerer(ecfg.ask)
+        with bars("eval") as progress:
+            report = evaluate(ecfg, progress=progress, answerer=answerer)
+        out = R.write(report, R.default_out(workdir), ecfg.examples)
+        yield DemoStep("eval", EvalSet(name, report, out), clock.lap())
+
+
+class _Clock:
+    """Seconds since the last lap."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        took, self.last = now - self.last, now
+        return took

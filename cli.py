@@ -145,15 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _decoding_flags(seed: bool) -> argparse.ArgumentParser:
     """Decoding flags; `eval` has a --seed of its own (its sample), so it goes without this one."""
+    from core.config import add_flags
+    from engine.config import DecodingConfig
+
     decoding = argparse.ArgumentParser(add_help=False)
-    decoding.add_argument("--temperature", type=float, help="0 = greedy (default), up to 2")
-    decoding.add_argument("--top-k", type=int, help="sample among the k likeliest tokens; 0 = off")
-    decoding.add_argument("--top-p", type=float, help="nucleus sampling, in (0, 1]")
-    decoding.add_argument("--max-new-tokens", type=int, help="generated tokens at most (default: 128; eval: 32)")
-    decoding.add_argument("--repetition-penalty", type=float, help=">1 discourages repeats (default: 1)")
-    if seed:
-        decoding.add_argument("--seed", type=int, help="makes sampling reproducible")
-    decoding.add_argument("--stop", action="append", help="a string that ends the answer (repeatable)")
+    add_flags(decoding, DecodingConfig, skip=() if seed else ("seed",))
     return decoding
 
 
@@ -216,14 +212,17 @@ def cmd_search(args) -> int:
 
 
 def _ask_overrides(args) -> dict:
+    from core.config import flag_values
+    from engine.config import DecodingConfig
+
     out = {"workdir": args.workdir, "adapter": args.adapter, "k": args.k, "prompts": args.prompts, "rag_answer": args.rag_answer,
            "model.model": args.model, "model.trust_remote_code": args.trust_remote_code, "model.dtype": args.dtype,
            # --base-url alone means the endpoint: answering with the local model instead would hide the slip
            "llm.kind": args.llm or ("openai" if args.base_url else None), "llm.base_url": args.base_url,
            "llm.model": args.llm_model, "llm.adapter_model": args.llm_adapter_model, "llm.api_key_env": args.llm_api_key_env,
            **{f"search.{k}": v for k, v in _index_overrides(args).items()}}
-    for name in ("temperature", "top_k", "top_p", "max_new_tokens", "repetition_penalty") + (("seed",) if args.command != "eval" else ()):
-        out[f"decoding.{name}"] = getattr(args, name)
+    out.update({k: v for k, v in flag_values(args, DecodingConfig, prefix="decoding.").items()
+                if not (k == "decoding.seed" and args.command == "eval")})  # eval's --seed is its sample's
     if args.stop:  # `--stop '\n'` typed in a shell means a newline
         out["decoding.stop"] = [s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop]
     return out

@@ -90,7 +90,7 @@ def _plain(typ: Any) -> Any:
 
 def _help(text: str, default: Any) -> str:
     shown = ",".join(map(str, default)) if isinstance(default, list) else ("on" if default is True else "off" if default is False else default)
-    text = text if default is None else f"{text} (default: {shown})"
+    text = text if default is None or default == [] else f"{text} (default: {shown})"
     return text.replace("%", "%%")  # argparse formats help with %
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir
+from core.config import ConfigError, resolve_workdir, setting
 from rag.config import SearchConfig
 
 MODES = ("base", "rag", "ft", "ft-rag")
@@ -40,14 +40,13 @@ class DecodingConfig:
     """How tokens are chosen. Temperature 0 is greedy."""
 
     config_file = "decoding.yaml"
-    temperature: float
-    top_k: int
-    top_p: float
-    max_new_tokens: int
-    repetition_penalty: float
-    seed: int | None
-    stop: list[str]
-
+    temperature: float = setting("0 = greedy and deterministic; up to 2, OpenAI's range")
+    top_k: int = setting("sample among the k likeliest tokens; 0 = off")
+    top_p: float = setting("nucleus sampling, in (0, 1]; 1 = off")
+    max_new_tokens: int = setting("generated tokens at most (eval answers with 32: configs/eval.yaml)")
+    repetition_penalty: float = setting("above 1 discourages repeats; 1 = off")
+    seed: int | None = setting("makes sampling reproducible; unset: a fresh draw each time")
+    stop: list[str] = setting("a string that ends the answer, not included in it (repeatable)", repeat=True)
     def __post_init__(self):
         if not 0 <= self.temperature <= 2:
             raise ConfigError(f"--temperature must be between 0 and 2, got {self.temperature}")

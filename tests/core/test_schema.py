@@ -6,13 +6,14 @@ import pytest
 
 from cli import build_parser
 from core.config import CONFIG_DIR, read_yaml, settings
+from engine.config import DecodingConfig
 from evals.config import EvalConfig
 from rag.config import IndexConfig, IngestConfig, SearchConfig
 from synth.config import SynthConfig
 from train.config import TrainConfig
 
 # The stages whose fields are defined with setting(); each stage joins this list as it moves over.
-SCHEMAS = [TrainConfig, SynthConfig, EvalConfig, IngestConfig, SearchConfig, IndexConfig]
+SCHEMAS = [TrainConfig, SynthConfig, EvalConfig, IngestConfig, SearchConfig, IndexConfig, DecodingConfig]
 KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*(?:#\s*(.*))?$")  # a top-level key, its value and its comment
 
 
@@ -76,3 +77,13 @@ def test_every_flag_an_error_names_exists():
     missing = sorted((f, flag) for f, flag in named
                      if not any(flag in flags[c] for c in readers.get(f, tuple(commands))))
     assert not missing
+
+
+def test_decoding_flags_reach_the_ask_config_and_eval_keeps_its_seed():
+    from cli import _ask_overrides
+
+    asked = _ask_overrides(build_parser().parse_args(["ask", "q", "--top-k", "40", "--seed", "3", "--stop", "\\n", "--stop", "END"]))
+    assert (asked["decoding.top_k"], asked["decoding.seed"], asked["decoding.stop"]) == (40, 3, ["\n", "END"])
+    assert asked["decoding.temperature"] is None  # not given: configs/decoding.yaml's value stands
+    evaluated = _ask_overrides(build_parser().parse_args(["eval", "--seed", "7", "--temperature", "0.5"]))
+    assert "decoding.seed" not in evaluated and evaluated["decoding.temperature"] == 0.5  # eval's --seed seeds its sample

@@ -8,7 +8,7 @@ import pytest
 
 import cli
 from helpers import ingest_cfg
-from core.records import Answer, Citation, Source
+from core.records import Answer, Citation
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT
 from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
 from engine.config import AppConfig, AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
 from evals.config import EvalConfig

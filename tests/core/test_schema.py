@@ -6,14 +6,14 @@ import pytest
 
 from cli import build_parser
 from core.config import CONFIG_DIR, read_yaml, settings
-from engine.config import AppConfig, DecodingConfig, ServeConfig
+from engine.config import AppConfig, AskConfig, DecodingConfig, ModelConfig, ServeConfig
 from evals.config import EvalConfig
 from rag.config import IndexConfig, IngestConfig, SearchConfig
 from synth.config import SynthConfig
 from train.config import TrainConfig
 
 # The stages whose fields are defined with setting(); each stage joins this list as it moves over.
-SCHEMAS = [TrainConfig, SynthConfig, EvalConfig, IngestConfig, SearchConfig, IndexConfig, DecodingConfig, ServeConfig, AppConfig]
+SCHEMAS = [TrainConfig, SynthConfig, EvalConfig, IngestConfig, SearchConfig, IndexConfig, DecodingConfig, ServeConfig, AppConfig, ModelConfig, AskConfig]
 KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*(?:#\s*(.*))?$")  # a top-level key, its value and its comment
 
 

@@ -17,10 +17,6 @@ from typing import Any, Callable, Iterator
 from core.config import ConfigError, load_config, resolve_workdir
 from engine.config import AppConfig
 
-# The sets the demo evaluates on, in order: a name for the report and where its questions come from.
-EVAL_SETS = ("the synthetic eval split", "our questions about the corpus", "open questions about the corpus")
-
-
 @dataclass
 class DemoConfig:
     """`ragtune demo`: the whole job on the bundled sample corpus, on a bounded budget."""
@@ -110,10 +106,11 @@ def run_demo(cfg: DemoConfig, bars: Bars) -> Iterator[DemoStep]:
             trained = train(tcfg, progress=progress)
     yield DemoStep("train", trained, clock.lap())
 
-    sources = ({"split": "eval", "limit": cfg.eval_limit}, {"questions": cfg.questions},
-               {"questions": cfg.open_questions, "limit": cfg.open_limit})
+    sets = (("the synthetic eval split", {"split": "eval", "limit": cfg.eval_limit}),
+            ("our questions about the corpus", {"questions": cfg.questions}),
+            ("open questions about the corpus", {"questions": cfg.open_questions, "limit": cfg.open_limit}))
     answerer = None  # one for the three sets: the model, adapter and index load once
-    for name, source in zip(EVAL_SETS, sources):
+    for name, source in sets:
         ecfg = load_config(EvalConfig, {"workdir": workdir, **source, **{f"ask.{k}": v for k, v in model.items()}})
         answerer = answerer or Answerer(ecfg.ask)
         with bars("eval") as progress:

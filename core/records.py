@@ -1,4 +1,4 @@
-"""The small records passed between stages: Document -> Chunk -> Hit, and the ingest report.
+"""The small records passed between stages: Document -> Chunk -> Hit, Chunk -> Pair, and each stage's report.
 
 Every record carries its provenance (source file, its sha256, page, section), so any answer
 can be traced back to the text it came from.
@@ -6,7 +6,7 @@ can be traced back to the text it came from.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 
@@ -229,6 +229,87 @@ class Pair:
     distractors: tuple[str, ...] = ()  # chunk ids the retriever returned for the question, oracle excluded
 
     def to_json(self) -> dict:
+        """A line of pairs.jsonl."""
         out = asdict(self)
         out["distractors"] = list(self.distractors)
         return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Pair":
+        return cls(**{**_known(cls, data, "pair"), "distractors": tuple(data.get("distractors", ()))})
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    """What `ragtune synth` made (synth/pipeline.py); dataset.json holds `to_json()`.
+
+    The sections are plain data, in the order dataset.json has always written them.
+    """
+
+    generator: dict  # name, settings: the generator that drew the drafts
+    config: dict  # the SynthConfig, as plain data
+    chunks: dict  # total, with_pairs, coverage, eval (the held-out ones)
+    drafts: int
+    grounding_rate_before_filters: float
+    grounding_rate_after_filters: float
+    filtered: dict  # pairs dropped, per reason of synth/filters.py
+    pairs: dict  # total, a count per split (in the order first met), by_kind, groups
+    rows: dict  # per split: rows per kind (closed_book, raft)
+    mean_words: dict  # question, answer
+    raft: dict  # the RAFT settings, oracle_in_context and mean_chunks
+    leakage: dict  # split_by and how alike eval questions are to train ones
+    name: str = ""  # the dataset folder's name
+    path: str = ""
+    index_version: str = ""
+    collection: str = ""
+    elapsed_s: float = 0.0
+    pairs_per_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "DatasetCard":
+        return cls(**_known(cls, data, "dataset card"))
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """What `ragtune eval` found (evals/run.py); report.json holds `to_json()`.
+
+    The sections are plain data, in the order report.json has always written them.
+    """
+
+    questions: dict  # source, asked, read, skipped (lines, with why), limit, seed
+    modes: list[str]  # the modes that answered
+    skipped_modes: dict  # mode -> why it could not answer
+    versions: dict  # the model, adapter, dataset and index behind the numbers
+    config: dict  # the EvalConfig, as plain data
+    summary: dict  # mode -> scores with 95% intervals, over every question
+    by_type: dict  # question type -> mode -> the summary over that type's questions
+    retrieval: dict | None  # hit@k and answer-recall@k, shared by the rag modes; None without them
+    comparisons: list[dict]  # F1 of each pair of modes (paired bootstrap), the key pairs first
+    buckets: dict  # mode -> why its wrong answers are wrong, counted
+    disagreements: int  # questions some modes answer right and others wrong
+    per_question: list[dict]  # each question with every mode's answer, scores and sources
+    verdict: str = ""
+    elapsed_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "EvalReport":
+        """A report as report.json holds it; one written before question types has no by_type."""
+        return cls(**_known(cls, {"by_type": {}, **data}, "eval report"))
+
+
+def _known(cls, data: dict, what: str) -> dict:
+    """The fields of `cls` in `data`; a missing or unknown one is an error that names it."""
+    names = {f.name for f in fields(cls)}
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    if missing := sorted(required - data.keys()):
+        raise ValueError(f"not a {what}: no {', '.join(missing)}")
+    if unknown := sorted(data.keys() - names):
+        raise ValueError(f"not a {what}: unknown {', '.join(unknown)}")
+    return {k: v for k, v in data.items() if k in names}

@@ -186,79 +186,95 @@ class Engine:
         the adapter on for prompt i alone (PEFT's mixed-adapter batches). The return value
         is the list of `Generation`s; each one's latency is the time its own answer ended.
         """
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
         decoding = self._stops(decoding)
-        n = len(prompts)
-        adapters = adapters or [False] * n
-        done = [False] * n  # a row that ended (EOS or a stop string) or whose reader left
-
-        class _Done(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kw):
-                return torch.tensor(done, dtype=torch.bool)
-
+        adapters = adapters or [False] * len(prompts)
+        rows = [_StreamRow() for _ in prompts]
         t0 = time.perf_counter()
-        mixed = len(set(adapters)) > 1
         with self.lock, self.using(any(adapters)):
             batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
             self._check_fits(batch["input_ids"].shape[1], decoding)
-            tokens: queue.Queue = queue.Queue()
-            failure: list[BaseException] = []
-            extra = {}
-            if mixed:  # per-row adapters: "__base__" is PEFT's name for none
-                extra["adapter_names"] = [self.model.active_adapter if a else "__base__" for a in adapters]
-            if processors and any(p is not None for p in processors):
-                from engine.copy import BatchProcessor
-
-                extra["logits_processor"] = [BatchProcessor(processors)]
-
-            def run():
-                try:
-                    with torch.inference_mode():
-                        if decoding.seed is not None:
-                            torch.manual_seed(decoding.seed)
-                        self.model.generate(**batch, **self._generate_kwargs(decoding), streamer=_QueueStreamer(tokens),
-                                            stopping_criteria=StoppingCriteriaList([_Done()]), **extra)
-                except BaseException as e:  # surfaced in the caller's thread below
-                    failure.append(e)
-                finally:
-                    tokens.put(None)
-
-            worker = threading.Thread(target=run, daemon=True)
-            worker.start()
-            eos = self.tokenizer.eos_token_id
-            generated: list[list[int]] = [[] for _ in prompts]
-            sent, first, ended = [""] * n, [None] * n, [None] * n
+            tokens, failure, worker = self._start_stream(batch, decoding, self._stream_extras(adapters, processors), rows)
             try:
-                while (step := tokens.get()) is not None:
-                    for i, token in enumerate(step):
-                        if done[i]:
-                            continue
-                        generated[i].append(token)
-                        text, stopped = self._cut(self.tokenizer.decode(generated[i], skip_special_tokens=True).lstrip(), decoding.stop)
-                        ready = text.rstrip() if stopped else _hold_back(text, decoding.stop)
-                        if len(ready) > len(sent[i]):
-                            first[i] = first[i] if first[i] is not None else time.perf_counter() - t0
-                            yield i, ready[len(sent[i]):]
-                            sent[i] = ready
-                        if stopped or token == eos:
-                            done[i], ended[i] = True, time.perf_counter() - t0
+                yield from self._follow(tokens, rows, decoding, t0)
             finally:
-                done[:] = [True] * n  # every row ended, or the reader left: the next step stops
+                for row in rows:  # every row ended, or the reader left: the next step stops
+                    row.done = True
                 worker.join()
             if failure:
                 raise failure[0]
-            elapsed = time.perf_counter() - t0
-            results = []
-            for i in range(n):
-                prompt_tokens = int(batch["attention_mask"][i].sum())
-                result = self._finish(generated[i], prompt_tokens, decoding, ended[i] or elapsed)
-                if len(result.text) > len(sent[i]):  # a held-back tail that never became a stop string
-                    yield i, result.text[len(sent[i]):]
-                result.first_token_s = first[i]
-                results.append(result)
-            return results
+            return (yield from self._end_stream(rows, batch, decoding, time.perf_counter() - t0))
+
+    def _stream_extras(self, adapters: list[bool], processors: list | None) -> dict:
+        """`generate`'s per-row arguments: which rows use the adapter, and their copy-decoding constraints."""
+        extra = {}
+        if len(set(adapters)) > 1:  # per-row adapters: "__base__" is PEFT's name for none
+            extra["adapter_names"] = [self.model.active_adapter if a else "__base__" for a in adapters]
+        if processors and any(p is not None for p in processors):
+            from engine.copy import BatchProcessor
+
+            extra["logits_processor"] = [BatchProcessor(processors)]
+        return extra
+
+    def _start_stream(self, batch, decoding: DecodingConfig, extra: dict,
+                      rows: list[_StreamRow]) -> tuple[queue.Queue, list[BaseException], threading.Thread]:
+        """Run `generate` in a thread that queues each step's tokens, then None; a failure is kept for the caller.
+
+        A row marked done is finished at the next step, and generation ends once all are.
+        """
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        tokens: queue.Queue = queue.Queue()
+        failure: list[BaseException] = []
+
+        class _Done(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kw):
+                return torch.tensor([row.done for row in rows], dtype=torch.bool)
+
+        def run():
+            try:
+                with torch.inference_mode():
+                    if decoding.seed is not None:
+                        torch.manual_seed(decoding.seed)
+                    self.model.generate(**batch, **self._generate_kwargs(decoding), streamer=_QueueStreamer(tokens),
+                                        stopping_criteria=StoppingCriteriaList([_Done()]), **extra)
+            except BaseException as e:  # surfaced in the caller's thread
+                failure.append(e)
+            finally:
+                tokens.put(None)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        return tokens, failure, worker
+
+    def _follow(self, tokens: queue.Queue, rows: list[_StreamRow], decoding: DecodingConfig, t0: float) -> Iterator[tuple[int, str]]:
+        """Yield each row's new text as its tokens arrive, until the worker is done; stop strings are cut."""
+        eos = self.tokenizer.eos_token_id
+        while (step := tokens.get()) is not None:
+            for i, token in enumerate(step):
+                row = rows[i]
+                if row.done:
+                    continue
+                row.ids.append(token)
+                text, stopped = self._cut(self.tokenizer.decode(row.ids, skip_special_tokens=True).lstrip(), decoding.stop)
+                ready = text.rstrip() if stopped else _hold_back(text, decoding.stop)
+                if len(ready) > len(row.sent):
+                    row.first_s = row.first_s if row.first_s is not None else time.perf_counter() - t0
+                    yield i, ready[len(row.sent):]
+                    row.sent = ready
+                if stopped or token == eos:
+                    row.done, row.ended_s = True, time.perf_counter() - t0
+
+    def _end_stream(self, rows: list[_StreamRow], batch, decoding: DecodingConfig, elapsed: float) -> Iterator[tuple[int, str]]:
+        """Yield each row's held-back tail that never became a stop string; return the rows' `Generation`s."""
+        results = []
+        for i, row in enumerate(rows):
+            result = self._finish(row.ids, int(batch["attention_mask"][i].sum()), decoding, row.ended_s or elapsed)
+            if len(result.text) > len(row.sent):
+                yield i, result.text[len(row.sent):]
+            result.first_token_s = row.first_s
+            results.append(result)
+        return results
 
     # Helpers ------------------------------------------------------------------------------
 
@@ -313,6 +329,17 @@ def one_of(many: Iterator[tuple], key):
         return end.value[key]
     finally:
         many.close()
+
+
+@dataclass
+class _StreamRow:
+    """One answer of a streamed batch as it grows."""
+
+    ids: list[int] = field(default_factory=list)  # its generated tokens
+    sent: str = ""  # the text yielded so far
+    first_s: float | None = None  # time to its first text
+    ended_s: float | None = None  # time it ended: EOS or a stop string
+    done: bool = False  # ended, or the reader left: generation finishes its row at the next step
 
 
 class _QueueStreamer:

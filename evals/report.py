@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.records import EvalReport
 from core.workdir import new_run_dir, replacing, runs_dir, write_json, write_text
 from evals.run import BUCKETS, RATE_METRICS, SHORT_WORDS
 
@@ -24,8 +25,12 @@ def default_out(workdir: str | Path) -> Path:
     return new_run_dir(runs_dir(workdir))
 
 
-def write(report: dict, out: str | Path, examples: int = 3) -> Path:
-    """Write the three files; each appears whole or not at all (written aside, then renamed)."""
+def write(report: EvalReport | dict, out: str | Path, examples: int = 3) -> Path:
+    """Write the three files; each appears whole or not at all (written aside, then renamed).
+
+    `report` is an `EvalReport` or its plain data (`evaluate`'s).
+    """
+    report = report.to_json() if isinstance(report, EvalReport) else report
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "report.json", report, indent=2, ensure_ascii=False, default=str)

@@ -7,25 +7,31 @@ Each question is retrieved for once and the rag modes share those chunks, so a d
 between rag and ft-rag is the model's, never the retriever's; every answer goes through the
 engine's `Answerer`, so a mode means what it means in `ragtune ask`. Factoid answers are scored
 on their span (SQuAD F1), open ones on key facts, token overlap, citations and length. The
-result is a plain dict; evals/report.py writes it and reads it back for --compare.
+result is an `EvalReport` (`evaluate` gives it as plain data); evals/report.py writes it and reads it
+back for --compare.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from core.config import to_dict
+from core.records import EvalReport
 from core.workdir import datasets_dir, newest_dataset
 from engine.cite import strip
 from evals import metrics, stats
 from evals.config import EvalConfig
 from evals.questions import TYPES, Question, QuestionSet, eval_split, read_questions, sample
+
+if TYPE_CHECKING:  # torch underneath: imported where an answerer is built
+    from engine.answer import Answerer
 
 # The comparisons a decision rests on: does fine-tuning add to RAG, does it add to the bare model.
 KEY_COMPARISONS = (("ft-rag", "rag"), ("ft", "base"))
@@ -36,8 +42,14 @@ LONG_METRICS = ("key_recall", "token_f1", "token_recall", "citation_precision", 
 SHORT_WORDS = 3  # an answer this short to an open question is a bare span, not an explanation
 
 
-def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None, answerer=None) -> dict:
-    """Answer, score and compare; the report as plain data.
+def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None, answerer: Answerer | None = None) -> dict:
+    """`evaluate_report`'s report as plain data, as report.json holds it."""
+    return evaluate_report(cfg, progress, answerer).to_json()
+
+
+def evaluate_report(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None,
+                    answerer: Answerer | None = None) -> EvalReport:
+    """Answer, score and compare.
 
     Args:
         cfg: the resolved config.
@@ -49,14 +61,22 @@ def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None =
         RuntimeError: no mode can answer (no index for the rag modes and no adapter, say).
     """
     from core import offline
-    from engine.answer import RAG_MODES, Answerer
 
     offline.setup()
     t0 = time.perf_counter()
     progress = progress or (lambda *_: None)
     qs = sample(_load_questions(cfg), cfg.limit, cfg.seed)
-    questions = qs.questions
-    types = _types(questions)
+    types = _types(qs.questions)
+    answerer, modes, blocked = _answerer(cfg, answerer)
+    hits, retrieval = _retrieve(cfg, answerer, qs.questions, modes, progress)
+    results = {m: _answer_mode(cfg, answerer, m, qs.questions, types, hits, retrieval, progress) for m in modes}
+    report = _report(cfg, answerer, qs, types, modes, blocked, retrieval, results)
+    return replace(report, elapsed_s=round(time.perf_counter() - t0, 2))
+
+
+def _answerer(cfg: EvalConfig, answerer: Answerer | None) -> tuple[Answerer, list[str], dict[str, str]]:
+    """The answerer (built unless given), the modes it can answer in, and why the others cannot."""
+    from engine.answer import Answerer
 
     if cfg.ask.adapter and not Path(cfg.ask.adapter).expanduser().is_dir():
         raise ValueError(f"--adapter {cfg.ask.adapter}: no such folder")
@@ -65,53 +85,61 @@ def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None =
     modes = [m for m in cfg.modes if m not in blocked]
     if not modes:
         raise RuntimeError("no mode can answer: " + "; ".join(f"{m}: {why}" for m, why in blocked.items()))
+    return answerer, modes, blocked
 
-    # One retrieval per question, shared by the rag modes
-    hits = None
-    if any(m in RAG_MODES for m in modes):
-        hits = []
-        for i, q in enumerate(questions):
-            hits.append(answerer.retriever.search(q.question, cfg.ask.k))
-            progress("retrieve", i + 1, len(questions))
-    retrieval = [_retrieval(q, h) for q, h in zip(questions, hits)] if hits else None
 
-    # Every mode answers every question
-    results: dict[str, list[dict]] = {}
-    for mode in modes:
-        # Span answers are chosen one question at a time anyway; one-question batches give each its own latency.
-        size = 1 if answerer.picks_span(mode) else cfg.ask.batch_size
-        rows = []
-        for start in range(0, len(questions), size):
-            batch = questions[start : start + size]
-            answers = answerer.answer_batch([q.question for q in batch], mode, hits=hits[start : start + size] if mode in RAG_MODES else None,
-                                            golds=[list(q.answers) for q in batch])
-            for j, (q, a) in enumerate(zip(batch, answers)):
-                r = retrieval[start + j] if mode in RAG_MODES else None
-                rows.append(_score(q, a, r, answerer.templates.abstain, cfg.correct_f1, types[start + j]))
-            progress(mode, len(rows), len(questions))
-        results[mode] = rows
+def _retrieve(cfg: EvalConfig, answerer, questions: list[Question], modes: list[str], progress) -> tuple[list | None, list[dict] | None]:
+    """One retrieval per question, shared by the rag modes, and how well each found its answer; None without rag modes."""
+    from engine.answer import RAG_MODES
 
-    report = {
-        "questions": {"source": qs.source, "asked": len(questions), "read": qs.total, "skipped": qs.skipped,
-                      "limit": cfg.limit, "seed": cfg.seed},
-        "modes": modes,
-        "skipped_modes": blocked,
-        "versions": _versions(cfg, answerer),
-        "config": to_dict(cfg),
-        "summary": {m: _summarize(results[m], cfg) for m in modes},
-        "by_type": _by_type(results, types, modes, cfg),
-        "retrieval": _retrieval_summary(retrieval, cfg) if retrieval else None,
-        "comparisons": _comparisons(results, modes, cfg),
-        "buckets": {m: _bucket_counts(results[m]) for m in modes},
-        "disagreements": sum(1 for i in range(len(questions)) if len({results[m][i]["correct"] for m in modes}) > 1),
-        "per_question": [{"id": q.id, "question": q.question, "answers": list(q.answers), "doc": q.doc, "type": types[i],
-                          **({"keys": [list(k) for k in q.keys]} if q.keys else {}),
-                          **({"retrieval": {k: v for k, v in retrieval[i].items() if k != "context"}} if retrieval else {}),
-                          "modes": {m: results[m][i] for m in modes}} for i, q in enumerate(questions)],
-    }
-    report["verdict"] = verdict(report)
-    report["elapsed_s"] = round(time.perf_counter() - t0, 2)
-    return report
+    if not any(m in RAG_MODES for m in modes):
+        return None, None
+    hits = []
+    for i, q in enumerate(questions):
+        hits.append(answerer.retriever.search(q.question, cfg.ask.k))
+        progress("retrieve", i + 1, len(questions))
+    return hits, [_retrieval(q, h) for q, h in zip(questions, hits)]
+
+
+def _answer_mode(cfg: EvalConfig, answerer, mode: str, questions: list[Question], types: list[str], hits: list | None,
+                 retrieval: list[dict] | None, progress) -> list[dict]:
+    """Every question answered in one mode, and scored."""
+    from engine.answer import RAG_MODES
+
+    rag = mode in RAG_MODES
+    # Span answers are chosen one question at a time anyway; one-question batches give each its own latency.
+    size = 1 if answerer.picks_span(mode) else cfg.ask.batch_size
+    rows = []
+    for start in range(0, len(questions), size):
+        batch = questions[start : start + size]
+        answers = answerer.answer_batch([q.question for q in batch], mode, hits=hits[start : start + size] if rag else None,
+                                        golds=[list(q.answers) for q in batch])
+        for j, (q, a) in enumerate(zip(batch, answers)):
+            r = retrieval[start + j] if rag else None
+            rows.append(_score(q, a, r, answerer.templates.abstain, cfg.correct_f1, types[start + j]))
+        progress(mode, len(rows), len(questions))
+    return rows
+
+
+def _report(cfg: EvalConfig, answerer, qs: QuestionSet, types: list[str], modes: list[str], blocked: dict,
+            retrieval: list[dict] | None, results: dict[str, list[dict]]) -> EvalReport:
+    """The summaries, comparisons and error buckets of the scored answers, with the verdict they support."""
+    questions = qs.questions
+    asked = {"source": qs.source, "asked": len(questions), "read": qs.total, "skipped": qs.skipped, "limit": cfg.limit, "seed": cfg.seed}
+    summary = {m: _summarize(results[m], cfg) for m in modes}
+    by_type = _by_type(results, types, modes, cfg)
+    comparisons = _comparisons(results, modes, cfg)
+    return EvalReport(
+        questions=asked, modes=modes, skipped_modes=blocked, versions=_versions(cfg, answerer), config=to_dict(cfg),
+        summary=summary, by_type=by_type, retrieval=_retrieval_summary(retrieval, cfg) if retrieval else None,
+        comparisons=comparisons, buckets={m: _bucket_counts(results[m]) for m in modes},
+        disagreements=sum(1 for i in range(len(questions)) if len({results[m][i]["correct"] for m in modes}) > 1),
+        per_question=[{"id": q.id, "question": q.question, "answers": list(q.answers), "doc": q.doc, "type": types[i],
+                       **({"keys": [list(k) for k in q.keys]} if q.keys else {}),
+                       **({"retrieval": {k: v for k, v in retrieval[i].items() if k != "context"}} if retrieval else {}),
+                       "modes": {m: results[m][i] for m in modes}} for i, q in enumerate(questions)],
+        verdict=verdict({"questions": asked, "summary": summary, "by_type": by_type, "comparisons": comparisons}),
+    )
 
 
 def _load_questions(cfg: EvalConfig) -> QuestionSet:

@@ -25,14 +25,15 @@ import os
 import random
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from filelock import FileLock
 
 from core.config import ConfigError, to_dict
-from core.records import Chunk, Draft, Pair
+from core.records import Chunk, DatasetCard, Draft, Pair
 from core.workdir import datasets_dir, make_workdir, write_json, write_jsonl
 from rag.index import Index
 from synth import filters, rows
@@ -44,6 +45,11 @@ NOT_IDENTITY = ("workdir", "out", "format", "batch_size", "concurrency", "timeou
 
 
 def synthesize(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """`synthesize_card`'s card as plain data, as dataset.json holds it."""
+    return synthesize_card(cfg, progress).to_json()
+
+
+def synthesize_card(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None = None) -> DatasetCard:
     """Generate, filter, split and write the dataset; return its card (also in dataset.json).
 
     `progress(stage, done, total)` is called as chunks are generated and groups retrieved.
@@ -64,11 +70,24 @@ def synthesize(cfg: SynthConfig, progress: Callable[[str, int, int], None] | Non
         _claim(out, cfg, version)
         drafts, settings = _generate(out, cfg, chunks, progress)
         card = _build(out, cfg, chunks, drafts, settings, progress)
-    card.update(name=out.name, path=str(out), index_version=version, collection=cfg.search.index.collection,
-                elapsed_s=round(time.perf_counter() - t0, 2))
-    card["pairs_per_s"] = round(card["pairs"]["total"] / max(card["elapsed_s"], 1e-9), 1)
-    _write_json(out / "dataset.json", card)
+    elapsed = round(time.perf_counter() - t0, 2)
+    card = replace(card, name=out.name, path=str(out), index_version=version, collection=cfg.search.index.collection,
+                   elapsed_s=elapsed, pairs_per_s=round(card.pairs["total"] / max(elapsed, 1e-9), 1))
+    _write_json(out / "dataset.json", card.to_json())
     return card
+
+
+def read_pairs(data: Path) -> list[Pair]:
+    """The pairs of a dataset folder (its pairs.jsonl)."""
+    path = Path(data) / "pairs.jsonl"
+    pairs = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                pairs.append(Pair.from_json(json.loads(line)))
+            except ValueError as e:
+                raise RuntimeError(f"{path}:{n}: {e}") from None
+    return pairs
 
 
 def remove_pairs(data: Path, ids: list[str]) -> dict:
@@ -79,30 +98,39 @@ def remove_pairs(data: Path, ids: list[str]) -> dict:
     """
     data = Path(data)
     with FileLock(str(data / ".lock")):
-        pairs = [json.loads(line) for line in (data / "pairs.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
-        gone = {p["id"] for p in pairs} & set(ids)
-        dropped = {(p["group"], p["answer"]) for p in pairs if p["id"] in gone and p["kind"] != "noise"}
-        gone |= {p["id"] for p in pairs if p["kind"] == "noise" and (p["group"], p["answer"]) in dropped}
+        pairs = read_pairs(data)
+        gone = {p.id for p in pairs} & set(ids)
+        dropped = {(p.group, p.answer) for p in pairs if p.id in gone and p.kind != "noise"}
+        gone |= {p.id for p in pairs if p.kind == "noise" and (p.group, p.answer) in dropped}
         _write_json(data / "removed.json", {"ids": sorted(_removed_ids(data) | gone)})
-        left = [p for p in pairs if p["id"] not in gone]
-        write_jsonl(data / "pairs.jsonl", left)
-        n_rows = 0
-        for split in ("train", "eval"):
-            for name in [f"{split}.jsonl"] + [f"{split}.{fmt}.jsonl" for fmt in rows.EXPORTS]:
-                file = data / name
-                if not file.exists():
-                    continue
-                records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-                kept = [r for r in records if r.get("pair_id") not in gone]
-                n_rows += (len(records) - len(kept)) * (name == f"{split}.jsonl")
-                write_jsonl(file, kept)
+        left = [p for p in pairs if p.id not in gone]
+        write_jsonl(data / "pairs.jsonl", [p.to_json() for p in left])
+        n_rows = _remove_rows(data, gone)
         card_path = data / "dataset.json"
         if card_path.exists():  # the card counts what the folder holds
-            card = _read_json(card_path)
-            card.setdefault("filtered", {})["removed"] = card["filtered"].get("removed", 0) + len(gone)
-            card["pairs"] = {**card.get("pairs", {}), "total": len(left), **Counter(p["split"] for p in left)}
-            _write_json(card_path, card)
+            _write_json(card_path, _recount(_read_card(card_path), len(gone), left).to_json())
     return {"pairs": len(gone), "rows": n_rows}
+
+
+def _remove_rows(data: Path, gone: set[str]) -> int:
+    """Drop the rows of removed pairs from every split and export; the number of training rows dropped."""
+    n_rows = 0
+    for split in ("train", "eval"):
+        for name in [f"{split}.jsonl"] + [f"{split}.{fmt}.jsonl" for fmt in rows.EXPORTS]:
+            file = data / name
+            if not file.exists():
+                continue
+            records = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            kept = [r for r in records if r.get("pair_id") not in gone]
+            n_rows += (len(records) - len(kept)) * (name == f"{split}.jsonl")
+            write_jsonl(file, kept)
+    return n_rows
+
+
+def _recount(card: DatasetCard, n_removed: int, left: list[Pair]) -> DatasetCard:
+    """The card after a removal: the removed count grows, the pair counts are those left."""
+    return replace(card, filtered={**card.filtered, "removed": card.filtered.get("removed", 0) + n_removed},
+                   pairs={**card.pairs, "total": len(left), **Counter(p.split for p in left)})
 
 
 def _removed_ids(data: Path) -> set[str]:
@@ -194,14 +222,41 @@ def _read_json(path: Path) -> dict:
         raise RuntimeError(f"{path}: damaged ({type(e).__name__}); delete the dataset folder to start over") from None
 
 
+def _read_card(path: Path) -> DatasetCard:
+    try:
+        return DatasetCard.from_json(_read_json(path))
+    except ValueError as e:
+        raise RuntimeError(f"{path}: {e}; delete the dataset folder to start over") from None
+
+
 # Everything after generation: a pure function of the drafts and the seed ------------------------------
 
 
-def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], gen: dict, progress) -> dict:
+@dataclass
+class _Kept:
+    """The drafts that passed every filter, their questions' vectors, and what the filters dropped."""
+
+    keyed: list[filters.Keyed]
+    vectors: np.ndarray  # a row per kept draft, for the near-duplicate filter and the leakage check
+    counts: Counter  # drops per reason of filters.REASONS
+    grounding_rate: float  # of the parseable drafts, before any filter
+
+
+def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], gen: dict, progress) -> DatasetCard:
     """Filter, split, add distractors and noise, write pairs and rows; return the card."""
-    counts: Counter = Counter()
     by_id = {c.id: c for c in chunks}
-    kept, checkable, grounded = [], 0, 0
+    kept = _filter(out, cfg, chunks, drafts, by_id)
+    splits = _splits(cfg, chunks)
+    pairs = _pairs(cfg, kept.keyed, by_id, splits, gen, progress)
+    out_rows = _rows(cfg, pairs, by_id)
+    _write_dataset(out, cfg, pairs, out_rows)
+    return _card(cfg, chunks, drafts, gen, kept, splits, pairs, out_rows)
+
+
+def _filter(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], by_id: dict[str, Chunk]) -> _Kept:
+    """Each draft through the per-draft checks, then duplicates, the round trip and the pairs removed by hand."""
+    counts: Counter = Counter()
+    keyed, checkable, grounded = [], 0, 0
     for c in chunks:
         for d in drafts.get(c.id, []):
             if not d.error:
@@ -211,78 +266,96 @@ def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, l
             if reason:
                 counts[reason] += 1
             else:
-                kept.append(filters.Keyed(d, c.id, f"{c.id}:{d.group}"))
-    kept = filters.exact_duplicates(kept, counts)
-    embed = _embedder(cfg)
-    vectors = embed([k.draft.question for k in kept])
-    mask = filters.near_duplicates(kept, vectors, cfg.dedup_threshold, counts)
-    kept, vectors = [k for k, m in zip(kept, mask) if m], vectors[mask]
-    if cfg.round_trip and kept:
-        agree = _round_trip(cfg, kept, by_id)
-        counts["round_trip"] += len(kept) - sum(agree)
-        kept, vectors = [k for k, a in zip(kept, agree) if a], vectors[[bool(a) for a in agree]]
-
+                keyed.append(filters.Keyed(d, c.id, f"{c.id}:{d.group}"))
+    keyed = filters.exact_duplicates(keyed, counts)
+    vectors = _embedder(cfg)([k.draft.question for k in keyed])
+    keyed, vectors = _keep(keyed, vectors, filters.near_duplicates(keyed, vectors, cfg.dedup_threshold, counts))
+    if cfg.round_trip and keyed:
+        agree = _round_trip(cfg, keyed, by_id)
+        counts["round_trip"] += len(keyed) - sum(agree)
+        keyed, vectors = _keep(keyed, vectors, [bool(a) for a in agree])
     removed = _removed_ids(out)
     if removed:
-        keep = [_pair_id(k.chunk_id, k.draft.question, k.draft.answer) not in removed for k in kept]
-        counts["removed"] += len(kept) - sum(keep)
-        kept, vectors = [k for k, m in zip(kept, keep) if m], vectors[keep]
+        mask = [_pair_id(k.chunk_id, k.draft.question, k.draft.answer) not in removed for k in keyed]
+        counts["removed"] += len(keyed) - sum(mask)
+        keyed, vectors = _keep(keyed, vectors, mask)
+    return _Kept(keyed, vectors, counts, round(grounded / max(checkable, 1), 4))
 
+
+def _keep(keyed: list, vectors: np.ndarray, mask) -> tuple[list, np.ndarray]:
+    return [k for k, m in zip(keyed, mask) if m], vectors[mask]
+
+
+def _splits(cfg: SynthConfig, chunks: list[Chunk]) -> dict[str, str]:
+    """Each chunk's split by its id: eval for the held-out chunks (or documents), else train."""
     eval_keys = _eval_keys(cfg, chunks)
+    return {c.id: "eval" if (c.id if cfg.split_by == "chunk" else c.source) in eval_keys else "train" for c in chunks}
 
-    def split_of(chunk: Chunk) -> str:
-        return "eval" if (chunk.id if cfg.split_by == "chunk" else chunk.source) in eval_keys else "train"
 
-    distractors = _distractors(cfg, kept, progress)
+def _pairs(cfg: SynthConfig, keyed: list, by_id: dict[str, Chunk], splits: dict[str, str], gen: dict, progress) -> list[Pair]:
+    """A pair per kept draft, with its split and hard distractors; then the noisy copies."""
+    distractors = _distractors(cfg, keyed, progress)
     pairs = []
-    for k in kept:
-        c = by_id[k.chunk_id]
-        d = k.draft
+    for k in keyed:
+        c, d = by_id[k.chunk_id], k.draft
         pairs.append(Pair(_pair_id(c.id, d.question, d.answer), d.question, d.answer, c.id, c.source, c.page, c.section,
-                          gen["name"], gen["settings"], k.group, d.kind, split_of(c), d.evidence, tuple(distractors.get(k.group, ()))))
-    pairs += _noise(cfg, pairs)
+                          gen["name"], gen["settings"], k.group, d.kind, splits[c.id], d.evidence, tuple(distractors.get(k.group, ()))))
+    return pairs + _noise(cfg, pairs)
 
+
+def _rows(cfg: SynthConfig, pairs: list[Pair], by_id: dict[str, Chunk]) -> dict[str, list[dict]]:
+    """Training rows per split: each pair closed-book, and with its context (RAFT or a single chunk)."""
     templates = _templates(cfg)
-    out_rows = {"train": [], "eval": []}
+    out = {"train": [], "eval": []}
     for p in pairs:
         rng = random.Random(f"{cfg.seed}:{p.id}")
-        out_rows[p.split].append(rows.closed_book_row(p, templates))
+        out[p.split].append(rows.closed_book_row(p, templates))
         oracle, others = by_id[p.chunk_id], [by_id[i] for i in p.distractors]
         if cfg.raft_context == "single":
-            out_rows[p.split].append(rows.single_chunk_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.cot))
+            out[p.split].append(rows.single_chunk_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.cot))
         else:
-            out_rows[p.split].append(rows.raft_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.shuffle_context,
-                                                   cfg.cot, cfg.max_tokens))
+            out[p.split].append(rows.raft_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.shuffle_context,
+                                              cfg.cot, cfg.max_tokens))
+    return out
+
+
+def _write_dataset(out: Path, cfg: SynthConfig, pairs: list[Pair], out_rows: dict[str, list[dict]]) -> None:
+    """pairs.jsonl, and each split's rows: as messages, and in --format if another."""
     write_jsonl(out / "pairs.jsonl", [p.to_json() for p in pairs])
     for split, rs in out_rows.items():
         write_jsonl(out / f"{split}.jsonl", rs)
         if cfg.format != "messages":
             write_jsonl(out / f"{split}.{cfg.format}.jsonl", [rows.EXPORTS[cfg.format](r) for r in rs])
 
-    train_v = vectors[[i for i, p in enumerate(pairs[: len(kept)]) if p.split == "train"]]
-    eval_v = vectors[[i for i, p in enumerate(pairs[: len(kept)]) if p.split == "eval"]]
+
+def _card(cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], gen: dict, kept: _Kept,
+          splits: dict[str, str], pairs: list[Pair], out_rows: dict[str, list[dict]]) -> DatasetCard:
+    """The card of a fresh build; where the folder is and how long it took are set by `synthesize_card`."""
+    text = {c.id: c.text for c in chunks}
+    originals = pairs[: len(kept.keyed)]  # the kept drafts' pairs, row for row with their vectors; noise follows
+    train_v = kept.vectors[[i for i, p in enumerate(originals) if p.split == "train"]]
+    eval_v = kept.vectors[[i for i, p in enumerate(originals) if p.split == "eval"]]
     leak_max, leak_mean = filters.max_similarity(eval_v, train_v)
     with_pairs = {p.chunk_id for p in pairs}
-    n_drafts = sum(len(v) for v in drafts.values())
-    return {
-        "generator": gen,
-        "config": to_dict(cfg),
-        "chunks": {"total": len(chunks), "with_pairs": len(with_pairs), "coverage": round(len(with_pairs) / len(chunks), 4),
-                   "eval": sum(split_of(c) == "eval" for c in chunks)},
-        "drafts": n_drafts,
-        "grounding_rate_before_filters": round(grounded / max(checkable, 1), 4),
-        "grounding_rate_after_filters": round(sum(filters.grounded(p.answer, by_id[p.chunk_id].text, cfg.grounding_overlap)
-                                                  for p in pairs) / max(len(pairs), 1), 4),
-        "filtered": {r: counts[r] for r in filters.REASONS},
-        "pairs": {"total": len(pairs), **Counter(p.split for p in pairs), "by_kind": dict(Counter(p.kind for p in pairs)),
-                  "groups": len({p.group for p in pairs})},
-        "rows": {s: dict(Counter(r["kind"] for r in rs)) for s, rs in out_rows.items()},
-        "mean_words": {"question": _mean(len(p.question.split()) for p in pairs), "answer": _mean(len(p.answer.split()) for p in pairs)},
-        "raft": {"context": cfg.raft_context, "distractors": cfg.distractors, "oracle_p": cfg.oracle_p, "max_tokens": cfg.max_tokens,
-                 "oracle_in_context": _mean(r["oracle_in_context"] for rs in out_rows.values() for r in rs if r["kind"] == "raft"),
-                 "mean_chunks": _mean(r["chunks"] for rs in out_rows.values() for r in rs if r["kind"] == "raft")},
-        "leakage": {"split_by": cfg.split_by, "max_eval_train_similarity": round(leak_max, 4), "mean_best_similarity": round(leak_mean, 4)},
-    }
+    raft_rows = [r for rs in out_rows.values() for r in rs if r["kind"] == "raft"]
+    return DatasetCard(
+        generator=gen,
+        config=to_dict(cfg),
+        chunks={"total": len(chunks), "with_pairs": len(with_pairs), "coverage": round(len(with_pairs) / len(chunks), 4),
+                "eval": sum(s == "eval" for s in splits.values())},
+        drafts=sum(len(v) for v in drafts.values()),
+        grounding_rate_before_filters=kept.grounding_rate,
+        grounding_rate_after_filters=round(sum(filters.grounded(p.answer, text[p.chunk_id], cfg.grounding_overlap)
+                                               for p in pairs) / max(len(pairs), 1), 4),
+        filtered={r: kept.counts[r] for r in filters.REASONS},
+        pairs={"total": len(pairs), **Counter(p.split for p in pairs), "by_kind": dict(Counter(p.kind for p in pairs)),
+               "groups": len({p.group for p in pairs})},
+        rows={s: dict(Counter(r["kind"] for r in rs)) for s, rs in out_rows.items()},
+        mean_words={"question": _mean(len(p.question.split()) for p in pairs), "answer": _mean(len(p.answer.split()) for p in pairs)},
+        raft={"context": cfg.raft_context, "distractors": cfg.distractors, "oracle_p": cfg.oracle_p, "max_tokens": cfg.max_tokens,
+              "oracle_in_context": _mean(r["oracle_in_context"] for r in raft_rows), "mean_chunks": _mean(r["chunks"] for r in raft_rows)},
+        leakage={"split_by": cfg.split_by, "max_eval_train_similarity": round(leak_max, 4), "mean_best_similarity": round(leak_mean, 4)},
+    )
 
 
 def _eval_keys(cfg: SynthConfig, chunks: list[Chunk]) -> set[str]:

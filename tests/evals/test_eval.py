@@ -4,11 +4,14 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from helpers import ROOT, ingest_cfg
+
+DATA = Path(__file__).parent / "data"  # report.json: a report as eval wrote it before the report was a record
 
 QUESTIONS = [
     {"id": "a", "question": "Which command indexes documents?", "answers": ["ragtune ingest"], "doc": "01-overview.md", "type": "factoid"},
@@ -429,3 +432,33 @@ def test_the_cli_writes_a_report_and_compares_two(tmp_path, workdir, tiny_model,
     assert bad.returncode == 1 and bad.stderr.strip() == f"ragtune: error: --adapter {tmp_path / 'missing'}: no such folder"
     unknown = run(*base, "--modes", "base,finetune")
     assert unknown.returncode == 2 and "--modes: finetune" in unknown.stderr
+
+
+# The report as a record --------------------------------------------------------------------------
+
+
+def test_the_report_record_writes_an_existing_report_json_back_byte_for_byte(tmp_path):
+    from core.records import EvalReport
+    from evals import report as R
+
+    written = (DATA / "report.json").read_bytes()
+    report = EvalReport.from_json(json.loads(written))
+    assert report.modes == ["base", "rag"] and report.retrieval["k"] == 2 and len(report.per_question) == 2
+    out = R.write(report, tmp_path / "run")
+    assert (out / "report.json").read_bytes() == written
+    assert (out / "report.md").read_text() == R.markdown(json.loads(written))
+
+
+def test_evaluate_report_returns_the_record_report_json_holds(tmp_path, workdir, tiny_model):
+    from dataclasses import replace
+
+    from core.records import EvalReport
+    from evals import report as R
+    from evals.run import evaluate_report
+
+    qfile = write_questions(tmp_path / "q.jsonl", QUESTIONS[:2])
+    report = evaluate_report(eval_cfg(workdir, tiny_model, questions=str(qfile), modes=["base", "rag"]))
+    assert isinstance(report, EvalReport) and report.modes == ["base", "rag"] and report.retrieval["k"] == 2
+    assert report.verdict.startswith("On these 2 questions ") and report.elapsed_s > 0
+    saved = json.loads((R.write(report, tmp_path / "run") / "report.json").read_text())
+    assert EvalReport.from_json(saved) == replace(report, config=saved["config"])  # the config's paths are written as strings

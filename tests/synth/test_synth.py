@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from rag.ingest import ingest
 from synth.config import SynthConfig
 
 CLI = [sys.executable, str(ROOT / "cli.py")]
+DATA = Path(__file__).parent / "data"  # dataset.json: a card as synth wrote it before the card was a record
 
 
 def synth_cfg(workdir, **overrides) -> SynthConfig:
@@ -351,3 +353,46 @@ def test_the_dataset_folder_changes_with_the_prompt_templates(tmp_path):
     assert dataset_dir(cfg, "v1") == before and dataset_dir(cfg, "v2") != before
     prompts.write_text(prompts.read_text().replace("adapter_examples: false", "adapter_examples: true"))
     assert dataset_dir(cfg, "v1") != before  # the same settings, other templates: other rows, another folder
+
+
+# The card and removal ----------------------------------------------------------------------------
+
+
+def test_the_card_record_writes_an_existing_dataset_json_back_byte_for_byte(tmp_path):
+    from core.records import DatasetCard
+    from synth.pipeline import _write_json
+
+    written = (DATA / "dataset.json").read_bytes()
+    card = DatasetCard.from_json(json.loads(written))
+    assert card.pairs["total"] == 47 and card.filtered["removed"] == 0 and card.name == "ds"
+    _write_json(tmp_path / "dataset.json", card.to_json())
+    assert (tmp_path / "dataset.json").read_bytes() == written
+
+
+def test_synthesize_card_returns_the_record_dataset_json_holds(workdir, dataset, tmp_path):
+    from core.records import DatasetCard
+    from synth.pipeline import _write_json, synthesize_card
+
+    card = synthesize_card(synth_cfg(workdir, eval_fraction=0.25, format="alpaca"))  # a re-run: the drafts are reused
+    assert isinstance(card, DatasetCard) and card.path == dataset[0]["path"] and card.pairs == dataset[0]["pairs"]
+    _write_json(tmp_path / "card.json", card.to_json())
+    assert (tmp_path / "card.json").read_bytes() == (Path(card.path) / "dataset.json").read_bytes()
+
+
+def test_removed_pairs_leave_the_pairs_rows_and_card_and_stay_out_on_a_re_run(workdir, dataset, tmp_path):
+    from synth.pipeline import read_pairs, remove_pairs, synthesize
+
+    card, pairs = dataset
+    data = shutil.copytree(card["path"], tmp_path / "ds", ignore=shutil.ignore_patterns(".lock"))  # later tests use the original
+    target = next(p for p in pairs if p["split"] == "train" and p["kind"] == "original")
+    assert remove_pairs(data, [target["id"], "no-such-id"]) == {"pairs": 1, "rows": 2}  # its closed-book and RAFT rows
+    assert [p.to_json() for p in read_pairs(data)] == [p for p in pairs if p["id"] != target["id"]]
+    assert target["id"] not in {r["pair_id"] for name in ("train.jsonl", "train.alpaca.jsonl") for r in _read(data, name)}
+    after = json.loads((data / "dataset.json").read_text())
+    assert after["filtered"] == {**card["filtered"], "removed": 1}
+    assert after["pairs"] == {**card["pairs"], "total": card["pairs"]["total"] - 1, "train": card["pairs"]["train"] - 1}
+    again = synthesize(synth_cfg(workdir, eval_fraction=0.25, format="alpaca", out=str(data)))
+    assert again["filtered"]["removed"] == 1 and target["id"] not in {p.id for p in read_pairs(data)}
+    (data / "pairs.jsonl").write_text('{"id": "x"}\n')
+    with pytest.raises(RuntimeError, match=r"pairs.jsonl:1: not a pair: no answer, chunk_id"):
+        read_pairs(data)

@@ -10,7 +10,8 @@ asked its 28 factoid questions (sample/questions.jsonl) and its open ones
 reader: `spans` (the span reader: a quoted span, or cited sentences for an open question) or
 `generate` (the model writes, citing the chunks). The baseline, from the same retrieved chunks,
 is the two sentences of the top two chunks that share the most words with the question
-(engine/extract.baseline). Also printed: the question classifier's agreement with each set's
+(engine/extract.baseline). Two ceilings bound what any extractive answer can reach from the same
+chunks: the chunks whole, and the best sentences within the answer's limits. Also printed: the question classifier's agreement with each set's
 type, each model's writing probe (engine/probe.py, what `rag_answer: auto` decides by) and its
 generation speed.
 
@@ -130,10 +131,13 @@ def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) ->
           f"(auto: {'generate' if score >= probe.PASS_MARK else 'spans'}), {_tokens_per_s(engine):.1f} tokens/s generated")
     retriever = answerer.retriever
     hits = {name: [retriever.search(q["question"], args.k) for q in qs] for name, qs in sets.items()}
-    print(f"\n{'run':<22} {'set':<8} {'n':>4} {'F1':>6} {'keys':>6} {'tokF1':>6} {'tokRec':>6} {'cited':>6} {'prec':>5} "
+    print(f"\n{'run':<24} {'set':<8} {'n':>4} {'F1':>6} {'keys':>6} {'tokF1':>6} {'tokRec':>6} {'cited':>6} {'prec':>5} "
           f"{'words':>6} {'<=3w':>5} {'p50 s':>6}")
     for name, qs in sets.items():
         _print_row("baseline", name, [_baseline(q, h) for q, h in zip(qs, hits[name])], qs)
+    for name, qs in ((n, qs) for n, qs in sets.items() if any(q.get("keys") for q in qs)):
+        _print_row("ceiling: chunks", name, [_chunks(h) for h in hits[name]], qs)
+        _print_row("ceiling: best sentences", name, [_best_sentences(q, h, base_cfg.spans) for q, h in zip(qs, hits[name])], qs)
     for reader in args.reader.split(","):
         cfg = load_config(AskConfig, {"workdir": workdir, "model.model": model, "model.dtype": args.dtype, "k": args.k,
                                       "rag_answer": reader, "decoding.max_new_tokens": 96})
@@ -160,6 +164,34 @@ def _baseline(q: dict, hits) -> tuple:
     return SimpleNamespace(text=text, span="", citations=sources[:2], sources=sources), time.perf_counter() - t0  # it quotes the top two
 
 
+def _chunks(hits) -> tuple:
+    """What an extractive answer could hold at most: the retrieved chunks whole."""
+    from types import SimpleNamespace
+
+    sources = [SimpleNamespace(chunk_id=h.chunk.id, text=h.chunk.text) for h in hits]
+    return SimpleNamespace(text="\n".join(h.chunk.text for h in hits), span="", citations=sources, sources=sources), 0.0
+
+
+def _best_sentences(q: dict, hits, cfg) -> tuple:
+    """An oracle within the open answer's limits: of every choice of up to `max_sentences`
+    sentences of the chunks within `max_words`, the one holding most key facts (the fewest
+    chunks cited on ties). It reads the keys, so it bounds what any sentence ranker can reach."""
+    from itertools import combinations
+    from types import SimpleNamespace
+
+    from engine.extract import split_sentences
+    from evals import metrics as M
+
+    keys = [list(k) for k in q["keys"]]
+    sents = split_sentences(hits, q["question"])
+    choices = [c for n in range(1, cfg.max_sentences + 1) for c in combinations(sents, n)
+               if n == 1 or sum(s.words for s in c) <= cfg.max_words]
+    best = max(choices, key=lambda c: (M.key_recall(" ".join(s.text for s in c), keys), -len({s.hit for s in c})), default=())
+    sources = [SimpleNamespace(chunk_id=h.chunk.id, text=h.chunk.text) for h in hits]
+    return SimpleNamespace(text=" ".join(s.text for s in best), span="", citations=[sources[h] for h in sorted({s.hit for s in best})],
+                           sources=sources), 0.0
+
+
 def _print_row(run: str, name: str, answers: list, qs: list[dict]) -> None:
     from evals import metrics as M
 
@@ -182,7 +214,7 @@ def _print_row(run: str, name: str, answers: list, qs: list[dict]) -> None:
         short.append(M.words(a.text) <= 3 and "know" not in a.text.lower())
         lat.append(seconds)
     mean = lambda xs: f"{statistics.mean(xs):6.1f}" if xs else f"{'-':>6}"
-    print(f"{run:<22} {name:<8} {len(qs):>4} {mean(f1)} {mean(keys)} {mean(tf)} {mean(tr)} {100 * statistics.mean(cited):5.0f}% "
+    print(f"{run:<24} {name:<8} {len(qs):>4} {mean(f1)} {mean(keys)} {mean(tf)} {mean(tr)} {100 * statistics.mean(cited):5.0f}% "
           f"{(statistics.mean(prec) / 100 if prec else 0):5.2f} {statistics.median(words):6.0f} {sum(short):>5} {statistics.median(lat):6.2f}",
           flush=True)
 

@@ -97,6 +97,10 @@ class Answerer:
         except RuntimeError as e:
             for mode in (m for m in RAG_MODES if m in modes):
                 out.setdefault(mode, str(e))
+        if any(self.picks_span(m) for m in modes):  # the span reader's sentence splitter, loaded now rather than in the first answer
+            from engine.spans import _nlp
+
+            _nlp()
         return out
 
     @property

@@ -1,5 +1,5 @@
 """Plain helpers and paths shared by the tests (the fixtures are in conftest.py): configs in temp dirs, tiny
-generated PDFs, a free port and a server in a thread."""
+generated PDFs, the ids in a Chroma collection, a free port and a server in a thread."""
 
 from __future__ import annotations
 
@@ -53,6 +53,15 @@ def write_pdf(path: Path, pages: list[list[tuple[str, str]]], **encryption) -> P
         pdf.set_encryption(**encryption)
     pdf.output(str(path))
     return path
+
+
+def collection_ids(workdir: Path, collection: str = "docs") -> list[str]:
+    """The sorted chunk ids in a work dir's Chroma collection, read straight from the store."""
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=str(workdir / "chroma"), settings=Settings(anonymized_telemetry=False))
+    return sorted(client.get_collection(collection).get(include=[])["ids"])
 
 
 def free_port() -> int:

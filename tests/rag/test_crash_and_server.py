@@ -11,10 +11,9 @@ import urllib.request
 
 import pytest
 
-from helpers import ROOT, free_port, ingest_cfg, search_cfg
+from helpers import ROOT, collection_ids, free_port, ingest_cfg, search_cfg
 from rag.ingest import ingest
 from rag.retrieve import Retriever
-from tests_helpers import collection_ids
 
 CLI = [sys.executable, str(ROOT / "cli.py")]
 

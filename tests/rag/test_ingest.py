@@ -2,11 +2,10 @@
 
 import shutil
 
-from helpers import ingest_cfg, search_cfg, write_pdf
+from helpers import collection_ids, ingest_cfg, search_cfg, write_pdf
 from rag.embed import load_embedder
 from rag.ingest import ingest
 from rag.retrieve import Retriever
-from tests_helpers import collection_ids
 
 
 def test_sample_corpus_ingests_and_reingest_is_a_no_op(tmp_path, sample_docs):

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from core.config import CONFIG_DIR, load_config, read_yaml, to_dict
+from core import present
+from core.config import CONFIG_DIR, load_config, read_yaml, to_dict, widget
 from core.workdir import uploads_dir
 from engine.config import MODES, AppConfig
 
@@ -252,11 +253,10 @@ def format_sources(sources, key: str = "") -> str:
         return "*no sources*"
     blocks = []
     for n, s in enumerate(sources, 1):
-        where = f"page {s.page}" if s.page else (s.section or "")
-        snippet = " ".join(s.text.split())
+        where = present.where(s.page, s.section)
         anchor = f'<a id="{_anchor(key, n)}"></a>' if key else ""
         blocks.append(f"<details><summary><b>[{n}] {escape(Path(s.source).name)}</b>{escape(f' · {where}') if where else ''} · score {s.score:.3f}"
-                      f"<br>{escape(snippet[:160])}{'…' if len(snippet) > 160 else ''}</summary>{anchor}\n\n{_md(s.text.strip())}\n\n</details>")
+                      f"<br>{escape(present.snippet(s.text, 160))}</summary>{anchor}\n\n{_md(s.text.strip())}\n\n</details>")
     return "\n\n".join(blocks)
 
 
@@ -354,9 +354,7 @@ def _ingest(paths: list[str], progress=None) -> Iterator[tuple[str, list[list]]]
     job = bench.start("ingest", work, then=bench.reload_retriever)
     for _ in bench.follow(job, progress):
         yield job.line(), corpus_files()
-    r = job.result
-    yield (f"{job.line()}: {r.count('ok')} ingested, {r.count('unchanged')} unchanged, {r.count('failed')} failed, "
-           f"{r.chunks_added} chunks added; {r.total_chunks} in the index"), corpus_files()
+    yield f"{job.line()}: {present.ingest_summary(job.result)}", corpus_files()
 
 
 def corpus_files() -> list[list]:
@@ -378,8 +376,8 @@ def search(query: str, k: int | None = None) -> list[list]:
     retriever = _bench().answerer.retriever
     if retriever.size == 0:
         raise RuntimeError("the index is empty: ingest some files first")
-    return [[h.rank, round(h.score, 4), Path(h.chunk.source).name, f"page {h.chunk.page}" if h.chunk.page else h.chunk.section,
-             " ".join(h.chunk.text.split())[:300]] for h in retriever.search(query, int(k) if k else None)]
+    return [[h.rank, round(h.score, 4), Path(h.chunk.source).name, present.where(h.chunk.page, h.chunk.section), present.snippet(h.chunk.text, 300)]
+            for h in retriever.search(query, int(k) if k else None)]
 
 
 # Dataset ---------------------------------------------------------------------------------------
@@ -415,11 +413,8 @@ def synthesize(generator: str | None = None, pairs_per_chunk: int | None = None,
     job = bench.start("synth", work)
     for _ in bench.follow(job, progress):
         yield job.line(), [], None
-    card = job.result
     rows, path = dataset_preview()
-    pairs = card["pairs"]
-    yield (f"{job.line()}: {pairs['total']} pairs ({pairs.get('train', 0)} train, {pairs.get('eval', 0)} eval) "
-           f"from {card['chunks']['with_pairs']} of {card['chunks']['total']} chunks, in {Path(card['path']).name}"), rows, path
+    yield f"{job.line()}: {present.synth_summary(job.result)}, in {Path(job.result['path']).name}", rows, path
 
 
 def dataset_preview(limit: int = 500) -> tuple[list[list], str | None]:
@@ -498,8 +493,7 @@ def training_status() -> tuple[str, list[list]]:
     status = job.line()
     if not job.running and job.result is not None:
         r = job.result
-        status += (f": {r.steps} steps, train loss {r.train_loss:.4f}, {r.tokens_per_s:.0f} tokens/s; adapter {r.out}"
-                   if not r.interrupted else f": stopped at step {r.steps}; checkpoint in {r.out} (`ragtune train --resume`)")
+        status += f": {present.train_stopped(r, r.out)}" if r.interrupted else f": {present.train_summary(r)}; adapter {r.out}"
     return status, [[s, loss] for s, loss in job.points]
 
 
@@ -538,7 +532,8 @@ def evaluate(questions: str | None = None, modes: list[str] | None = None, limit
     for _ in bench.follow(job, progress):
         yield job.line(), [], None, []
     report, out = job.result
-    yield f"{report['verdict']} Report: {out}/report.md", score_table(report), str(out / "scores.png"), disagreements(report)
+    scores = present.factoid_table(report["summary"], report["modes"], intervals=True).rows  # all questions, as the chart
+    yield f"{report['verdict']} Report: {out}/report.md", scores, str(out / "scores.png"), disagreements(report)
 
 
 def eval_config(app: AppConfig, questions: str | None = None, modes: list[str] | None = None, limit: int = 50) -> EvalConfig:
@@ -550,18 +545,6 @@ def eval_config(app: AppConfig, questions: str | None = None, modes: list[str] |
     own = read_yaml(CONFIG_DIR / EvalConfig.config_file).get("ask") or {}
     return load_config(EvalConfig, {"workdir": str(app.workdir), "modes": list(modes or MODES), "limit": int(limit or 0), **source,
                                     "ask": _merged(to_dict(app.ask), own)})
-
-
-def score_table(report: dict) -> list[list]:
-    """[mode, EM, F1 (95% CI), contains %, abstain %, gold ppl, p50 s]: the table `ragtune eval` prints."""
-    rows = []
-    for m in report["modes"]:
-        s = report["summary"][m]
-        ppl = s.get("gold_perplexity")
-        rows.append([m, round(s["exact"]["mean"], 1), f"{s['f1']['mean']:.1f} [{s['f1']['low']:.1f}, {s['f1']['high']:.1f}]",
-                     round(s["contains"]["mean"], 1), round(s["abstain_rate"], 1), round(ppl["mean"], 2) if ppl else None,
-                     round(s["latency_s"]["p50"], 2)])
-    return rows
 
 
 def disagreements(report: dict, limit: int = 50) -> list[list]:
@@ -581,132 +564,195 @@ def disagreements(report: dict, limit: int = 50) -> list[list]:
 # The page --------------------------------------------------------------------------------------
 
 
-def build(cfg: AppConfig):
-    """The Blocks app over the functions above. Sets the process's Workbench."""
-    import gradio as gr
+MODEL = dict(concurrency_id="model", concurrency_limit=1)  # one model: answers take turns, the rest queue
+QUICK = dict(concurrency_limit=None)  # reads of files and job state: never behind the model
+JOBS = dict(concurrency_id="jobs")  # ingest, synth, eval: one job at a time (Workbench.start)
 
-    from synth.config import GENERATORS
+
+def build(cfg: AppConfig):
+    """The Blocks app over the functions above, a tab each. Sets the process's Workbench."""
+    import gradio as gr
 
     global BENCH
     BENCH = Workbench(cfg)
-    model = dict(concurrency_id="model", concurrency_limit=1)  # one model: answers take turns, the rest queue
-    quick = dict(concurrency_limit=None)  # reads of files and job state: never behind the model
-
     with gr.Blocks(title=TITLE) as app:
         gr.Markdown(f"## {TITLE} workbench\nYour documents, four ways to answer: **base** (the model alone), **rag** "
                     f"(reading retrieved chunks), **ft** (fine-tuned), **ft-rag** (both). Work dir: `{cfg.workdir}`")
         job_line = gr.Markdown(elem_id="job-line")
-
         with gr.Tab("Chat"):
-            with gr.Row():
-                question = gr.Textbox(label="Question", placeholder="Ask your documents something", scale=5, elem_id="question")
-                ask = gr.Button("Ask all four", variant="primary", scale=1, elem_id="ask")
-            d = cfg.ask.decoding
-            with gr.Accordion("Decoding", open=False):
-                with gr.Row():
-                    temperature = gr.Slider(0, 2, value=d.temperature, step=0.05, label="temperature (0 = greedy)")
-                    top_k = gr.Slider(0, 200, value=d.top_k, step=1, label="top-k")
-                    top_p = gr.Slider(0.05, 1.0, value=d.top_p, step=0.05, label="top-p")
-                    max_new = gr.Slider(1, 512, value=d.max_new_tokens, step=1, label="max new tokens")
-            panels, source_panels = {}, {}
-            with gr.Row(equal_height=True):
-                for m in MODES:
-                    with gr.Column(min_width=200):
-                        panels[m] = gr.Markdown(label=m, elem_id=f"answer-{m}", container=True, min_height=120,
-                                                value=f"**{m}**")
-                        if m in ("rag", "ft-rag"):
-                            with gr.Accordion(f"{m} sources", open=False):
-                                source_panels[m] = gr.Markdown(elem_id=f"sources-{m}")
-            outputs = [*panels.values(), source_panels["rag"], source_panels["ft-rag"]]
-            decoding = [temperature, top_k, top_p, max_new]
-            for trigger in (ask.click, question.submit):
-                trigger(_labelled(side_by_side), [question, *decoding], outputs, api_name="side_by_side" if trigger == ask.click else False, **model)
-
-            gr.Markdown("### Chat with one mode")
-            with gr.Row():
-                mode = gr.Radio(list(MODES), value=cfg.ask.mode, label="mode", scale=1)
-                with gr.Column(scale=4):
-                    history = gr.Chatbot(label="conversation", height=320)
-                    message = gr.Textbox(label="Message", placeholder="Follow-up questions keep the conversation")
-            message.submit(chat, [message, history, mode, *decoding], history, api_name="chat", **model).then(lambda: "", None, message, queue=False)
-
+            _chat_tab(cfg)
         with gr.Tab("Corpus"):
-            with gr.Row():
-                uploads = gr.File(label="Upload files", file_count="multiple", type="filepath", scale=2)
-                with gr.Column(scale=2):
-                    folder = gr.Textbox(label="...or a file or folder on the server", placeholder="/data/my-docs")
-                    ingest_btn = gr.Button("Ingest", variant="primary")
-            ingest_status = gr.Markdown()
-            files = gr.Dataframe(headers=["file", "status", "chunks", "pages", "reason"], label="Ingested files", interactive=False)
-            uploads.upload(_with_bar(ingest_uploads), uploads, [ingest_status, files], api_name="ingest_upload", concurrency_id="jobs")
-            ingest_btn.click(_with_bar(ingest_folder), folder, [ingest_status, files], api_name="ingest_folder", concurrency_id="jobs")
-            with gr.Row():
-                query = gr.Textbox(label="Search", scale=4)
-                k = gr.Slider(1, 20, value=cfg.ask.search.k, step=1, label="k", scale=1)
-            hits = gr.Dataframe(headers=["rank", "score", "file", "where", "snippet"], label="Hits", interactive=False, wrap=True)
-            query.submit(search, [query, k], hits, api_name="search", **quick)
-
+            files = _corpus_tab(cfg)
         with gr.Tab("Dataset"):
-            s = synth_config(cfg)
-            with gr.Row():
-                generator = gr.Dropdown(list(GENERATORS), value=s.generator, label="generator")
-                ppc = gr.Slider(1, 10, value=s.pairs_per_chunk, step=1, label="pairs per chunk")
-                paraphrases = gr.Slider(0, 4, value=s.paraphrases, step=1, label="paraphrases")
-                oracle_p = gr.Slider(0, 1, value=s.oracle_p, step=0.05, label="RAFT oracle P")
-            synth_btn = gr.Button("Synthesize", variant="primary")
-            synth_status = gr.Markdown()
-            pairs = gr.Dataframe(headers=PREVIEW_COLUMNS, datatype=["bool", "str", "str", "str", "str", "str", "str"],
-                                 label="Pairs (tick `remove` on bad ones)", interactive=True, wrap=True)
-            with gr.Row():
-                remove_btn = gr.Button("Remove flagged pairs")
-                download = gr.File(label="train.jsonl", interactive=False)
-            synth_btn.click(_with_bar(synthesize), [generator, ppc, paraphrases, oracle_p], [synth_status, pairs, download], api_name="synth",
-                            concurrency_id="jobs")
-            remove_btn.click(remove_flagged, pairs, [synth_status, pairs, download], api_name="remove_pairs", **quick)
-
+            pairs, download = _dataset_tab(cfg)
         with gr.Tab("Train"):
-            t = train_config(cfg)  # what `ragtune train` would run
-            with gr.Row():
-                max_steps = gr.Number(value=t.max_steps, precision=0, label="max steps (-1 or 0 = whole epochs)")
-                epochs = gr.Number(value=t.epochs, label="epochs")
-                lr = gr.Number(value=t.lr, label="learning rate")
-                lora_r = gr.Dropdown(sorted({4, 8, 16, 32, 64, t.lora_r}), value=t.lora_r, label="LoRA rank")
-            with gr.Row():
-                train_btn = gr.Button("Train", variant="primary")
-                stop_btn = gr.Button("Stop (checkpoint)", variant="stop")
-            train_status = gr.Markdown()
-            loss_plot = gr.LinePlot(x="step", y="loss", label="train loss", height=260)
-            train_btn.click(start_training, [max_steps, epochs, lr, lora_r], train_status, api_name="train", **quick)
-            stop_btn.click(stop_training, None, train_status, api_name="stop_training", **quick)
-
+            train_status, loss_plot = _train_tab(cfg)
         with gr.Tab("Evaluate"):
-            with gr.Row():
-                questions = gr.Textbox(label="Questions JSONL on the server (empty: the dataset's eval split)", scale=3)
-                eval_modes = gr.CheckboxGroup(list(MODES), value=list(MODES), label="modes", scale=2)
-                limit = gr.Number(value=50, precision=0, label="questions (0 = all)", scale=1)
-            eval_btn = gr.Button("Evaluate", variant="primary")
-            eval_status = gr.Markdown()
-            with gr.Row():
-                scores = gr.Dataframe(headers=["mode", "EM", "F1 [95% CI]", "contains %", "abstain %", "gold ppl", "p50 s"],
-                                      label="Scores", interactive=False, scale=3)
-                chart = gr.Image(label="F1 by mode", type="filepath", scale=2)
-            gr.Markdown("#### Where the modes disagree")
-            disagree = gr.Dataframe(headers=["question", "gold", *MODES], interactive=False, wrap=True)
-            eval_btn.click(_with_bar(evaluate), [questions, eval_modes, limit], [eval_status, scores, chart, disagree], api_name="eval",
-                           concurrency_id="jobs")
-
-        def tick():
-            job = BENCH.job
-            status, points = training_status()
-            plot = {"step": [p[0] for p in points], "loss": [p[1] for p in points]}
-            return (job.line() if job else ""), status, plot
-
-        timer = gr.Timer(1.0)
-        timer.tick(tick, None, [job_line, train_status, loss_plot], api_name=False, show_progress="hidden", **quick)
-        app.load(corpus_files, None, files, api_name=False, **quick)
-        app.load(lambda: dataset_preview(), None, [pairs, download], api_name=False, **quick)
+            _evaluate_tab()
+        _follow_jobs(job_line, train_status, loss_plot)
+        app.load(corpus_files, None, files, api_name=False, **QUICK)
+        app.load(lambda: dataset_preview(), None, [pairs, download], api_name=False, **QUICK)
     app.queue(max_size=cfg.max_queue, default_concurrency_limit=2)
     return app
+
+
+def _chat_tab(cfg: AppConfig) -> None:
+    """The four modes side by side, then a one-mode chat; both under the decoding sliders."""
+    import gradio as gr
+
+    from engine.config import AskConfig, DecodingConfig
+
+    with gr.Row():
+        question = gr.Textbox(label="Question", placeholder="Ask your documents something", scale=5, elem_id="question")
+        ask = gr.Button("Ask all four", variant="primary", scale=1, elem_id="ask")
+    d = cfg.ask.decoding
+    with gr.Accordion("Decoding", open=False):
+        with gr.Row():
+            temperature = _slider(DecodingConfig, "temperature", d.temperature)
+            top_k = _slider(DecodingConfig, "top_k", d.top_k)
+            top_p = _slider(DecodingConfig, "top_p", d.top_p)
+            max_new = _slider(DecodingConfig, "max_new_tokens", d.max_new_tokens)
+    panels, source_panels = {}, {}
+    with gr.Row(equal_height=True):
+        for m in MODES:
+            with gr.Column(min_width=200):
+                panels[m] = gr.Markdown(label=m, elem_id=f"answer-{m}", container=True, min_height=120, value=f"**{m}**")
+                if m in ("rag", "ft-rag"):
+                    with gr.Accordion(f"{m} sources", open=False):
+                        source_panels[m] = gr.Markdown(elem_id=f"sources-{m}")
+    outputs = [*panels.values(), source_panels["rag"], source_panels["ft-rag"]]
+    decoding = [temperature, top_k, top_p, max_new]
+    for trigger in (ask.click, question.submit):
+        trigger(_labelled(side_by_side), [question, *decoding], outputs, api_name="side_by_side" if trigger == ask.click else False, **MODEL)
+
+    gr.Markdown("### Chat with one mode")
+    with gr.Row():
+        w = widget(AskConfig, "mode")
+        mode = gr.Radio(list(w.choices), value=cfg.ask.mode, label=w.label, info=w.info, scale=1)
+        with gr.Column(scale=4):
+            history = gr.Chatbot(label="conversation", height=320)
+            message = gr.Textbox(label="Message", placeholder="Follow-up questions keep the conversation")
+    message.submit(chat, [message, history, mode, *decoding], history, api_name="chat", **MODEL).then(lambda: "", None, message, queue=False)
+
+
+def _corpus_tab(cfg: AppConfig):
+    """Upload or name files to ingest, the index's files, and a search box; returns the files table."""
+    import gradio as gr
+
+    from rag.config import SearchConfig
+
+    with gr.Row():
+        uploads = gr.File(label="Upload files", file_count="multiple", type="filepath", scale=2)
+        with gr.Column(scale=2):
+            folder = gr.Textbox(label="...or a file or folder on the server", placeholder="/data/my-docs")
+            ingest_btn = gr.Button("Ingest", variant="primary")
+    ingest_status = gr.Markdown()
+    files = gr.Dataframe(headers=["file", "status", "chunks", "pages", "reason"], label="Ingested files", interactive=False)
+    uploads.upload(_with_bar(ingest_uploads), uploads, [ingest_status, files], api_name="ingest_upload", **JOBS)
+    ingest_btn.click(_with_bar(ingest_folder), folder, [ingest_status, files], api_name="ingest_folder", **JOBS)
+    with gr.Row():
+        query = gr.Textbox(label="Search", scale=4)
+        k = _slider(SearchConfig, "k", cfg.ask.search.k, low=1, high=20, step=1, scale=1)
+    hits = gr.Dataframe(headers=["rank", "score", "file", "where", "snippet"], label="Hits", interactive=False, wrap=True)
+    query.submit(search, [query, k], hits, api_name="search", **QUICK)
+    return files
+
+
+def _dataset_tab(cfg: AppConfig):
+    """Synthesize pairs with `ragtune synth`'s settings, preview them, drop bad ones; returns the preview and its download."""
+    import gradio as gr
+
+    from synth.config import GENERATORS, SynthConfig
+
+    s = synth_config(cfg)
+    with gr.Row():
+        generator = gr.Dropdown(list(GENERATORS), value=s.generator, **_about(SynthConfig, "generator"))
+        ppc = _slider(SynthConfig, "pairs_per_chunk", s.pairs_per_chunk, low=1, high=10, step=1)
+        paraphrases = _slider(SynthConfig, "paraphrases", s.paraphrases, low=0, high=4, step=1)
+        oracle_p = _slider(SynthConfig, "oracle_p", s.oracle_p, low=0, high=1, step=0.05)
+    synth_btn = gr.Button("Synthesize", variant="primary")
+    synth_status = gr.Markdown()
+    pairs = gr.Dataframe(headers=PREVIEW_COLUMNS, datatype=["bool", "str", "str", "str", "str", "str", "str"],
+                         label="Pairs (tick `remove` on bad ones)", interactive=True, wrap=True)
+    with gr.Row():
+        remove_btn = gr.Button("Remove flagged pairs")
+        download = gr.File(label="train.jsonl", interactive=False)
+    synth_btn.click(_with_bar(synthesize), [generator, ppc, paraphrases, oracle_p], [synth_status, pairs, download], api_name="synth", **JOBS)
+    remove_btn.click(remove_flagged, pairs, [synth_status, pairs, download], api_name="remove_pairs", **QUICK)
+    return pairs, download
+
+
+def _train_tab(cfg: AppConfig):
+    """Train with `ragtune train`'s settings in the background, stop it; returns its status line and loss plot."""
+    import gradio as gr
+
+    from train.config import TrainConfig
+
+    t = train_config(cfg)  # what `ragtune train` would run
+    with gr.Row():
+        max_steps = gr.Number(value=t.max_steps, precision=0, **_about(TrainConfig, "max_steps"))
+        epochs = gr.Number(value=t.epochs, **_about(TrainConfig, "epochs"))
+        lr = gr.Number(value=t.lr, **_about(TrainConfig, "lr"))
+        lora_r = gr.Dropdown(sorted({4, 8, 16, 32, 64, t.lora_r}), value=t.lora_r, **_about(TrainConfig, "lora_r"))
+    with gr.Row():
+        train_btn = gr.Button("Train", variant="primary")
+        stop_btn = gr.Button("Stop (checkpoint)", variant="stop")
+    train_status = gr.Markdown()
+    loss_plot = gr.LinePlot(x="step", y="loss", label="train loss", height=260)
+    train_btn.click(start_training, [max_steps, epochs, lr, lora_r], train_status, api_name="train", **QUICK)
+    stop_btn.click(stop_training, None, train_status, api_name="stop_training", **QUICK)
+    return train_status, loss_plot
+
+
+def _evaluate_tab() -> None:
+    """The four modes on a question set, `ragtune eval`'s scores and where the modes disagree."""
+    import gradio as gr
+
+    from evals.config import EvalConfig
+
+    with gr.Row():
+        questions = gr.Textbox(label="Questions JSONL on the server (empty: the dataset's eval split)", scale=3)
+        eval_modes = gr.CheckboxGroup(list(MODES), value=list(MODES), scale=2, **_about(EvalConfig, "modes"))
+        limit = gr.Number(value=50, precision=0, scale=1, **_about(EvalConfig, "limit"))  # the page's own default: a quick first look
+    eval_btn = gr.Button("Evaluate", variant="primary")
+    eval_status = gr.Markdown()
+    with gr.Row():
+        scores = gr.Dataframe(headers=present.factoid_headers(intervals=True), label="Scores", interactive=False, scale=3)
+        chart = gr.Image(label="F1 by mode", type="filepath", scale=2)
+    gr.Markdown("#### Where the modes disagree")
+    disagree = gr.Dataframe(headers=["question", "gold", *MODES], interactive=False, wrap=True)
+    eval_btn.click(_with_bar(evaluate), [questions, eval_modes, limit], [eval_status, scores, chart, disagree], api_name="eval", **JOBS)
+
+
+def _follow_jobs(job_line, train_status, loss_plot) -> None:
+    """Once a second: the running job's line on every tab, and training's status and loss plot."""
+    import gradio as gr
+
+    def tick():
+        job = BENCH.job
+        status, points = training_status()
+        plot = {"step": [p[0] for p in points], "loss": [p[1] for p in points]}
+        return (job.line() if job else ""), status, plot
+
+    gr.Timer(1.0).tick(tick, None, [job_line, train_status, loss_plot], api_name=False, show_progress="hidden", **QUICK)
+
+
+def _slider(cls, name: str, value, low=None, high=None, step=None, **kw):
+    """A slider for setting `name` of `cls`: range, step, label and help line from its `setting()`.
+
+    `low`, `high`, `step`: for a setting whose definition does not carry its range yet.
+    """
+    import gradio as gr
+
+    w = widget(cls, name)
+    return gr.Slider(w.low if w.low is not None else low, w.high if w.high is not None else high, value=value,
+                     step=w.step if w.step is not None else step, label=w.label, info=w.info, **kw)
+
+
+def _about(cls, name: str) -> dict:
+    """A widget's label and help line, from setting `name` of `cls`."""
+    w = widget(cls, name)
+    return {"label": w.label, "info": w.info}
 
 
 def launch(cfg: AppConfig, block: bool = True):

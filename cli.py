@@ -21,7 +21,10 @@ import contextlib
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from core import present
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,12 +46,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """`ragtune COMMAND ...`: each command's flags derive from the `setting()`s of the configs it reads."""
+    parser = argparse.ArgumentParser(prog="ragtune", description="Documents in, a measured assistant out: prompting vs RAG vs fine-tuning.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    shared = _shared_flags()
+    _add_corpus_commands(sub, shared)
+    _add_answer_commands(sub, shared)
+    _add_training_commands(sub, shared)
+    _add_shell_commands(sub, shared)
+    return parser
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """Flag groups that several commands take (argparse parents)."""
+
+    common: argparse.ArgumentParser  # --workdir, --config
+    index: argparse.ArgumentParser  # the index's settings
+    output: argparse.ArgumentParser  # --json
+    answering: argparse.ArgumentParser  # the model's, ask's and the LLM's settings
+    decoding: argparse.ArgumentParser
+
+
+def _shared_flags() -> _Shared:
     from core.config import add_flags  # the configs and yaml only: light
-    from engine.config import AppConfig, AskConfig, ModelConfig, ServeConfig
-    from evals.config import EvalConfig
-    from rag.config import IndexConfig, IngestConfig, SearchConfig
-    from synth.config import SynthConfig
-    from train.config import TrainConfig
+    from rag.config import IndexConfig
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workdir", help="work directory (default: $RAGTUNE_WORKDIR or ./.ragtune)")
@@ -57,57 +79,90 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(index, IndexConfig)
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print a machine-readable report")
+    return _Shared(common, index, output, _answering_flags(), _decoding_flags(seed=True))
 
-    parser = argparse.ArgumentParser(prog="ragtune", description="Documents in, a measured assistant out: prompting vs RAG vs fine-tuning.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", parents=[common, index, output], help="load, chunk and index files and folders")
+def _answering_flags(llm_names: dict | None = None) -> argparse.ArgumentParser:
+    """The flags of every command that answers: the model's, ask's (but --mode) and the LLM's.
+
+    `llm_names`: the LLM flags' spellings where a command's own flags take the usual ones.
+    """
+    from core.config import add_flags
+    from engine.config import AskConfig, LLMConfig, ModelConfig
+
+    answering = argparse.ArgumentParser(add_help=False)
+    add_flags(answering, ModelConfig, skip=("threads",))  # threads: train's flag
+    add_flags(answering, AskConfig, skip=("mode",))  # only ask and chat answer in one mode
+    add_flags(answering, LLMConfig, section="llm", names=llm_names)  # `llm_model` apart from ModelConfig's `model`
+    return answering
+
+
+def _decoding_flags(seed: bool) -> argparse.ArgumentParser:
+    """Decoding flags; `eval` has a --seed of its own (its sample), so it goes without this one."""
+    from core.config import add_flags
+    from engine.config import DecodingConfig
+
+    decoding = argparse.ArgumentParser(add_help=False)
+    add_flags(decoding, DecodingConfig, skip=() if seed else ("seed",))
+    return decoding
+
+
+def _add_corpus_commands(sub, shared: _Shared) -> None:
+    """ingest and search."""
+    from core.config import add_flags
+    from rag.config import IngestConfig, SearchConfig
+
+    p = sub.add_parser("ingest", parents=[shared.common, shared.index, shared.output], help="load, chunk and index files and folders")
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_flags(p, IngestConfig)
     p.set_defaults(run=cmd_ingest)
 
-    p = sub.add_parser("search", parents=[common, index, output], help="retrieve the chunks that best match a query")
+    p = sub.add_parser("search", parents=[shared.common, shared.index, shared.output], help="retrieve the chunks that best match a query")
     p.add_argument("query", metavar="QUERY")
     add_flags(p, SearchConfig)
     p.set_defaults(run=cmd_search)
 
-    model = argparse.ArgumentParser(add_help=False)
-    add_flags(model, ModelConfig, skip=("threads",))  # threads: train's flag
-    add_flags(model, AskConfig)
-    model.add_argument("--llm", choices=["local", "openai"], help="who answers: the local --model (default), or a model behind an OpenAI-compatible endpoint")
-    model.add_argument("--base-url", help="--llm openai: the endpoint, e.g. http://127.0.0.1:8000/v1")
-    model.add_argument("--llm-model", metavar="NAME", help="--llm openai: the model's name there (default: the first it lists)")
-    model.add_argument("--llm-adapter-model", metavar="NAME",
-                       help="--llm openai: the name it serves the adapter under, for ft/ft-rag (vLLM: --lora-modules NAME=DIR)")
-    serve_model = argparse.ArgumentParser(add_help=False, parents=[model])  # serve's own --api-key-env is the key its clients send
-    serve_model.add_argument("--llm-api-key-env", dest="llm_api_key_env", metavar="NAME", help="--llm openai: env var holding the endpoint's key")
-    model.add_argument("--api-key-env", dest="llm_api_key_env", metavar="NAME", help="--llm openai: env var holding the endpoint's key")
-    decoding = _decoding_flags(seed=True)
 
-    p = sub.add_parser("ask", parents=[common, index, model, decoding, output], help="answer a question in one of the four modes")
+def _add_answer_commands(sub, shared: _Shared) -> None:
+    """ask, chat, eval and serve: the four modes answering."""
+    from core.config import add_flags
+    from engine.config import AskConfig, ServeConfig
+    from evals.config import EvalConfig
+
+    answering = [shared.common, shared.index, shared.answering]
+    p = sub.add_parser("ask", parents=[*answering, shared.decoding, shared.output], help="answer a question in one of the four modes")
     p.add_argument("question", metavar="QUESTION")
-    p.add_argument("--mode", choices=["base", "rag", "ft", "ft-rag"], help="default: rag")
+    add_flags(p, AskConfig, only=("mode",))
     p.set_defaults(run=cmd_ask)
 
-    p = sub.add_parser("chat", parents=[common, index, model, decoding], help="questions line after line, the model kept loaded; /help lists the commands")
-    p.add_argument("--mode", choices=["base", "rag", "ft", "ft-rag"], help="the first questions' mode; /mode changes it (default: rag)")
+    p = sub.add_parser("chat", parents=[*answering, shared.decoding], help="questions line after line, the model kept loaded; /help lists the commands")
+    add_flags(p, AskConfig, only=("mode",))
     p.set_defaults(run=cmd_chat)
 
-    p = sub.add_parser("eval", parents=[common, index, model, _decoding_flags(seed=False), output],
+    p = sub.add_parser("eval", parents=[*answering, _decoding_flags(seed=False), shared.output],
                        help="the same questions in every mode: scores, intervals, verdict, error analysis")
     add_flags(p, EvalConfig)
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="print the score deltas of two report folders, and exit")
     p.set_defaults(run=cmd_eval)
 
-    p = sub.add_parser("serve", parents=[common, index, serve_model, decoding], help="an OpenAI-compatible API over the four modes")
+    serving = _answering_flags(llm_names={"api_key_env": ("--llm-api-key-env",)})  # serve's own --api-key-env is the key its clients send
+    p = sub.add_parser("serve", parents=[shared.common, shared.index, serving, shared.decoding], help="an OpenAI-compatible API over the four modes")
     add_flags(p, ServeConfig)
     p.set_defaults(run=cmd_serve)
 
-    p = sub.add_parser("synth", parents=[common, index, output], help="synthetic instruction pairs from the indexed chunks, RAFT-style")
+
+def _add_training_commands(sub, shared: _Shared) -> None:
+    """synth, train and export: from the index to an adapter."""
+    from core.config import add_flags
+    from engine.config import ModelConfig
+    from synth.config import SynthConfig
+    from train.config import TrainConfig
+
+    p = sub.add_parser("synth", parents=[shared.common, shared.index, shared.output], help="synthetic instruction pairs from the indexed chunks, RAFT-style")
     add_flags(p, SynthConfig)
     p.set_defaults(run=cmd_synth)
 
-    p = sub.add_parser("train", parents=[common, output], help="a LoRA adapter from a synthesized dataset")
+    p = sub.add_parser("train", parents=[shared.common, shared.output], help="a LoRA adapter from a synthesized dataset")
     add_flags(p, TrainConfig)
     add_flags(p, ModelConfig, skip=("trust_remote_code", "dtype"))  # training loads the model its own way
     p.set_defaults(run=cmd_train)
@@ -120,25 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("app", parents=[common, index, model, decoding], help="the Gradio workbench: chat with the four modes side by side, ingest, synth, train, eval")
+
+def _add_shell_commands(sub, shared: _Shared) -> None:
+    """app and demo: the workbench, and the whole job on the sample corpus."""
+    from core.config import add_flags
+    from engine.config import AppConfig
+    from pipeline import DemoConfig
+
+    p = sub.add_parser("app", parents=[shared.common, shared.index, shared.answering, shared.decoding],
+                       help="the Gradio workbench: chat with the four modes side by side, ingest, synth, train, eval")
     add_flags(p, AppConfig)
     p.set_defaults(run=cmd_app)
 
-    p = sub.add_parser("demo", parents=[common], help="the whole job on the bundled sample corpus: ingest, synth, train, eval, app")
+    p = sub.add_parser("demo", parents=[shared.common], help="the whole job on the bundled sample corpus: ingest, synth, train, eval, app")
     p.add_argument("--no-app", action="store_true", help="print the tables and exit instead of launching the app")
-    p.add_argument("--model", help="'packaged' (SmolLM2-135M-Instruct, the default), an HF model id, a local folder or a .gguf file")
+    add_flags(p, DemoConfig)
     p.set_defaults(run=cmd_demo)
-    return parser
-
-
-def _decoding_flags(seed: bool) -> argparse.ArgumentParser:
-    """Decoding flags; `eval` has a --seed of its own (its sample), so it goes without this one."""
-    from core.config import add_flags
-    from engine.config import DecodingConfig
-
-    decoding = argparse.ArgumentParser(add_help=False)
-    add_flags(decoding, DecodingConfig, skip=() if seed else ("seed",))
-    return decoding
 
 
 def _index_overrides(args) -> dict:
@@ -164,10 +216,7 @@ def cmd_ingest(args) -> int:
         for f in report.files:
             if f.status in ("failed", "skipped", "pruned") or f.warnings:
                 print(f.line(), file=sys.stderr)
-        counts = ", ".join(f"{report.count(s)} {s}" for s in ("ok", "unchanged", "skipped", "failed", "pruned") if report.count(s))
-        print(f"{len(report.files)} files: {counts or 'none'}. Chunks: {report.chunks_added} added, "
-              f"{report.chunks_unchanged} unchanged, {report.chunks_removed} removed; "
-              f"{report.total_chunks} in collection '{report.collection}'. {report.elapsed_s:.1f} s")
+        print(f"{present.ingest_summary(report)}. {report.elapsed_s:.1f} s")
     ingested = report.count("ok") + report.count("unchanged")
     if ingested == 0 and report.count("pruned") == 0:
         print("ragtune: nothing was ingested", file=sys.stderr)
@@ -190,23 +239,18 @@ def cmd_search(args) -> int:
         print(json.dumps({"query": args.query, "hits": [h.to_json() for h in hits]}, indent=2))
         return 0
     for h in hits:
-        c = h.chunk
-        where = f"p.{c.page}" if c.page else ""
-        where += (" " if where else "") + (f"§ {c.section}" if c.section else "")
-        snippet = " ".join(c.text.split())
-        print(f"{h.rank}. [{h.score:.4f}] {_short(c.source)} {where}".rstrip())
-        print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
+        print("\n".join(present.hit_lines(h.rank, h.score, h.chunk.source, h.chunk.page, h.chunk.section, h.chunk.text, 240)))
     return 0
 
 
 def _ask_overrides(args) -> dict:
     from core.config import flag_values
-    from engine.config import AskConfig, DecodingConfig, ModelConfig
+    from engine.config import AskConfig, DecodingConfig, LLMConfig, ModelConfig
 
-    out = {"workdir": args.workdir, **flag_values(args, AskConfig), **flag_values(args, ModelConfig, prefix="model."),
-           # --base-url alone means the endpoint: answering with the local model instead would hide the slip
-           "llm.kind": args.llm or ("openai" if args.base_url else None), "llm.base_url": args.base_url,
-           "llm.model": args.llm_model, "llm.adapter_model": args.llm_adapter_model, "llm.api_key_env": args.llm_api_key_env,
+    llm = flag_values(args, LLMConfig, section="llm")
+    if llm["llm.base_url"] and not llm["llm.kind"]:  # --base-url alone means the endpoint: the local model answering would hide the slip
+        llm["llm.kind"] = "openai"
+    out = {"workdir": args.workdir, **flag_values(args, AskConfig), **flag_values(args, ModelConfig, prefix="model."), **llm,
            **{f"search.{k}": v for k, v in _index_overrides(args).items()}}
     out.update({k: v for k, v in flag_values(args, DecodingConfig, prefix="decoding.").items()
                 if not (k == "decoding.seed" and args.command == "eval")})  # eval's --seed is its sample's
@@ -219,7 +263,7 @@ def cmd_ask(args) -> int:
     from core.config import load_config
     from engine.config import AskConfig
 
-    cfg = load_config(AskConfig, {**_ask_overrides(args), "mode": args.mode}, args.config)
+    cfg = load_config(AskConfig, _ask_overrides(args), args.config)
     answerer = _answerer(cfg)
     if args.json:
         print(json.dumps(answerer.answer(args.question, cfg.mode).to_json(), indent=2, ensure_ascii=False))
@@ -233,10 +277,9 @@ def cmd_ask(args) -> int:
     print(flush=True)  # before the sources, which go to stderr
     cited = {c.n for c in answer.citations}
     for n, s in enumerate(answer.sources, 1):  # [n] is how the answer cites the n-th chunk of its prompt
-        where = " ".join(x for x in (f"p.{s.page}" if s.page else "", f"§ {s.section}" if s.section else "") if x)
-        print(f"[{n}] {_short(s.source)} {where}{'  (cited)' if n in cited else ''}".rstrip(), file=sys.stderr)
+        print(present.source_line(n, s, cited=n in cited), file=sys.stderr)
     if answer.dropped_citations:
-        print(f"{answer.dropped_citations} citation(s) to no retrieved chunk removed", file=sys.stderr)
+        print(present.dropped_citations(answer.dropped_citations), file=sys.stderr)
     return 0
 
 
@@ -255,7 +298,7 @@ def cmd_chat(args) -> int:
     from core.config import load_config
     from engine.config import AskConfig
 
-    cfg = load_config(AskConfig, {**_ask_overrides(args), "mode": args.mode}, args.config)
+    cfg = load_config(AskConfig, _ask_overrides(args), args.config)
     answerer = _answerer(cfg)
     mode, k, last, answered = cfg.mode, cfg.k, None, 0
     why = answerer.unavailable([mode]).get(mode)  # loads the adapter and opens the index now, not at the first question
@@ -367,7 +410,7 @@ def _chat_answer(answerer, question: str, mode: str, k: int):
     for c in answer.citations:
         print(c.label())
     if answer.dropped_citations:
-        print(f"({answer.dropped_citations} citation{'s' * (answer.dropped_citations != 1)} to no retrieved chunk removed)")
+        print(f"({present.dropped_citations(answer.dropped_citations)})")
     return answer
 
 
@@ -383,10 +426,7 @@ def _chat_sources(answer) -> None:
 
     width = max(shutil.get_terminal_size((100, 20)).columns - 4, 40)
     for s in answer.sources:
-        where = " ".join(x for x in (f"p.{s.page}" if s.page else "", f"§ {s.section}" if s.section else "") if x)
-        snippet = " ".join(s.text.split())
-        print(f"{s.rank}. [{s.score:.4f}] {_short(s.source)} {where}".rstrip())
-        print(f"   {snippet[:width]}{'…' if len(snippet) > width else ''}")
+        print("\n".join(present.hit_lines(s.rank, s.score, s.source, s.page, s.section, s.text, width)))
 
 
 def cmd_eval(args) -> int:
@@ -426,29 +466,14 @@ def _print_scores(report: dict, out) -> None:
     """A score table per question type, retrieval, the verdict and where the report is."""
     from evals.run import SHORT_WORDS
 
-    def mean(iv: dict | None) -> str:  # n/a: the metric applies to no answer (no keys, no citation)
-        return f"{iv['mean']:.1f}" if iv else "n/a"
-
-    for i, (qtype, summary) in enumerate((report.get("by_type") or {"factoid": report["summary"]}).items()):
-        print(("\n" if i else "") + f"{qtype} questions ({next(iter(summary.values())).get('n', report['questions']['asked'])}):")
-        if qtype == "open":
-            print(f"{'mode':<8}{'key rec':>9}{'tok F1':>8}{'tok rec':>9}{'cited':>7}{'cite prec':>11}{'words p50':>11}{f'≤{SHORT_WORDS} words':>10}")
-            for m in report["modes"]:
-                s = summary[m]
-                print(f"{m:<8}{mean(s['key_recall']):>9}{mean(s['token_f1']):>8}{mean(s['token_recall']):>9}{mean(s['cited']):>6}%"
-                      f"{mean(s['citation_precision']):>11}{s['words_p50']:>11g}{s['short_rate']:9.1f}%")
-            continue
-        print(f"{'mode':<8}{'EM':>7}{'F1':>7}{'contains':>10}{'ROUGE-L':>9}{'abstain':>9}{'gold ppl':>10}{'p50 s':>8}")
-        for m in report["modes"]:
-            s = summary[m]
-            ppl = f"{s['gold_perplexity']['mean']:.2f}" if s.get("gold_perplexity") else "n/a"
-            print(f"{m:<8}{s['exact']['mean']:7.1f}{s['f1']['mean']:7.1f}{s['contains']['mean']:9.1f}%{s['rouge_l']['mean']:9.1f}"
-                  f"{s['abstain_rate']:8.1f}%{ppl:>10}{s['latency_s']['p50']:8.2f}")
-    if report.get("retrieval"):
-        r = report["retrieval"]
-        print(f"retrieval: hit@{r['k']} {r['hit_at_k']['mean']:.1f}%, answer-recall@{r['k']} {r['answer_recall_at_k']['mean']:.1f}%")
+    for i, table in enumerate(present.score_tables(report, SHORT_WORDS)):
+        print(("\n" if i else "") + f"{table.title}:")
+        print("\n".join(present.text_table(table)))
+    retrieval = present.retrieval_line(report)
+    if retrieval:
+        print(retrieval)
     print(report["verdict"])
-    print(f"Report: {_short(str(out))}/report.md ({report['elapsed_s']:.0f} s)")
+    print(f"Report: {present.short_path(out)}/report.md ({report['elapsed_s']:.0f} s)")
 
 
 def cmd_serve(args) -> int:
@@ -477,14 +502,12 @@ def cmd_synth(args) -> int:
     if args.json:
         print(json.dumps(card, indent=2, ensure_ascii=False, default=str))
         return 0
-    pairs, chunks, dropped = card["pairs"], card["chunks"], {k: v for k, v in card["filtered"].items() if v}
-    print(f"{pairs['total']} pairs ({pairs.get('train', 0)} train, {pairs.get('eval', 0)} eval; {pairs['groups']} facts) "
-          f"from {chunks['with_pairs']} of {chunks['total']} chunks ({100 * chunks['coverage']:.0f}% coverage), "
-          f"{card['drafts']} drafts. {card['elapsed_s']:.1f} s, {card['pairs_per_s']:.0f} pairs/s")
+    dropped = {k: v for k, v in card["filtered"].items() if v}
+    print(f"{present.synth_summary(card)}, {card['drafts']} drafts. {card['elapsed_s']:.1f} s, {card['pairs_per_s']:.0f} pairs/s")
     print(f"Grounded before filters: {100 * card['grounding_rate_before_filters']:.1f}%. "
           f"Dropped: {', '.join(f'{v} {k}' for k, v in dropped.items()) or 'none'}. "
           f"Largest eval-train question similarity: {card['leakage']['max_eval_train_similarity']:.3f}")
-    print(f"Dataset: {_short(card['path'])}")
+    print(f"Dataset: {present.short_path(card['path'])}")
     return 0
 
 
@@ -509,14 +532,10 @@ def cmd_train(args) -> int:
         print(f"train.jsonl: {rows['rows']} rows; {rows['no_assistant_skipped']} without an assistant turn skipped, "
               f"{rows['bad_json_skipped']} malformed skipped, {rows['truncated']} longer than --max-length truncated", file=sys.stderr)
     if report.interrupted:
-        print(f"ragtune: interrupted at step {report.steps}/{report.max_steps}; checkpoint saved. "
-              f"Continue with: ragtune train --resume --out {_short(report.out)}", file=sys.stderr)
+        print(f"ragtune: interrupted: {present.train_stopped(report, present.short_path(report.out))}", file=sys.stderr)
         return 130
-    eval_loss = f", eval loss {report.eval_loss:.4f}" if report.eval_loss is not None else ""
-    steps = f"{report.steps} of {report.max_steps} steps (--max-minutes)" if report.out_of_time else f"{report.steps} steps"
-    print(f"{steps}, train loss {report.train_loss:.4f}{eval_loss}. {report.tokens_per_s:.0f} tokens/s, "
-          f"{report.wall_s:.1f} s, peak RSS {report.peak_rss_mb / 1024:.2f} GiB")
-    print(f"Adapter: {_short(report.out)}")
+    print(f"{present.train_summary(report)}, {report.wall_s:.1f} s, peak RSS {report.peak_rss_mb / 1024:.2f} GiB")
+    print(f"Adapter: {present.short_path(report.out)}")
     return 0
 
 
@@ -524,7 +543,7 @@ def cmd_export(args) -> int:
     from train.export import export
 
     out = export(args.adapter, args.out, merged=args.merged, overwrite=args.overwrite, model=args.model)
-    print(f"{'Merged model' if args.merged else 'Adapter'}: {_short(str(out))}")
+    print(f"{'Merged model' if args.merged else 'Adapter'}: {present.short_path(out)}")
     return 0
 
 
@@ -535,7 +554,7 @@ def cmd_app(args) -> int:
 
     cfg = load_config(AppConfig, {"workdir": args.workdir, **flag_values(args, AppConfig),
                                   **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}}, args.config)
-    print(f"ragtune app: http://{cfg.host}:{cfg.port} (work dir {_short(str(cfg.workdir))}); Ctrl-C stops it", file=sys.stderr)
+    print(f"ragtune app: http://{cfg.host}:{cfg.port} (work dir {present.short_path(str(cfg.workdir))}); Ctrl-C stops it", file=sys.stderr)
     launch(cfg)
     return 0
 
@@ -543,19 +562,21 @@ def cmd_app(args) -> int:
 def cmd_demo(args) -> int:
     """The whole job on the bundled sample corpus (pipeline.run_demo), each stage's line as it ends, then the app."""
     from app import launch
-    from core.config import load_config
+    from core.config import flag_values, load_config
     from pipeline import DemoConfig, run_demo
 
-    cfg = load_config(DemoConfig, {"workdir": args.workdir, "model": args.model}, args.config)
+    cfg = load_config(DemoConfig, {"workdir": args.workdir, **flag_values(args, DemoConfig)}, args.config)
     workdir, took = str(cfg.workdir), {}
-    print(f"ragtune demo: {_short(cfg.docs)} -> {_short(workdir)}", file=sys.stderr)
+    print(f"ragtune demo: {present.short_path(cfg.docs)} -> {present.short_path(workdir)}", file=sys.stderr)
     for step in run_demo(cfg, _demo_bars):
         took[step.stage] = took.get(step.stage, 0.0) + step.seconds
-        _print_demo_step(step)
+        print(("\n" if step.stage == "eval" else "") + present.demo_line(step))
+        if step.stage == "eval":
+            _print_scores(step.result.report, step.result.out)
     print(f"\nDemo done in {sum(took.values()):.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in took.items()))
     if args.no_app:
         return 0
-    print(f"ragtune app: http://{cfg.app.host}:{cfg.app.port} (work dir {_short(workdir)}); Ctrl-C stops it", file=sys.stderr)
+    print(f"ragtune app: http://{cfg.app.host}:{cfg.app.port} (work dir {present.short_path(workdir)}); Ctrl-C stops it", file=sys.stderr)
     launch(cfg.app)
     return 0
 
@@ -569,23 +590,6 @@ def _demo_bars(stage: str):
         yield bar.update
     finally:
         bar.close()
-
-
-def _print_demo_step(step) -> None:
-    r, took = step.result, f"{step.seconds:.0f} s"
-    if step.stage == "ingest":
-        print(f"1/4 ingest: {r.count('ok') + r.count('unchanged')} files, {r.total_chunks} chunks, {r.count('failed')} failed ({took})")
-    elif step.stage == "synth":
-        print(f"2/4 synth: {r['pairs']['total']} pairs, {sum(sum(n.values()) for n in r['rows'].values())} rows ({took})")
-    elif step.stage == "train" and isinstance(r, Path):
-        print(f"3/4 train: reusing {_short(str(r))}, trained with these settings on this dataset ({took})")
-    elif step.stage == "train":
-        steps = f"{r.steps} of {r.max_steps} steps (time budget)" if r.out_of_time else f"{r.steps} steps"
-        print(f"3/4 train: {steps}, {r.train_tokens} tokens, loss {r.train_loss:.3f}, {r.tokens_per_s:.0f} tokens/s ({took})")
-    else:
-        asked, read = r.report["questions"]["asked"], r.report["questions"]["read"]
-        print(f"\n4/4 eval on {r.name}: {asked} questions" + (f" (a fixed sample of the {read})" if asked < read else ""))
-        _print_scores(r.report, r.out)
 
 
 class _TrainBar:
@@ -648,15 +652,6 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _short(path: str) -> str:
-    """The path relative to the current folder when it lies below it; otherwise as given."""
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return path
-    return path if rel.startswith("..") else rel
 
 
 def _quiet_libraries() -> None:

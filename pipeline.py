@@ -14,25 +14,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from core.config import ConfigError, load_config, resolve_workdir
+from core.config import check_settings, load_config, resolve_workdir, setting
 from engine.config import AppConfig
+
 
 @dataclass
 class DemoConfig:
     """`ragtune demo`: the whole job on the bundled sample corpus, on a bounded budget."""
 
     config_file = "demo.yaml"
-    workdir: str | None
-    docs: str  # relative paths are relative to the ragtune checkout
-    questions: str
-    open_questions: str
-    model: str | None  # None = the packaged model
-    train: dict  # overrides of configs/train.yaml
-    eval_limit: int  # questions sampled from the synthetic eval split
-    open_limit: int  # questions sampled from open_questions; 0 = all
-    app: AppConfig = field(default=None)
+    workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
+    docs: str = setting("the corpus: ragtune's own user guide, a chapter per file format; relative to the ragtune checkout", cli=False)
+    questions: str = setting("factoid questions we wrote about the corpus, with their answers; asked whole", cli=False)
+    open_questions: str = setting("open questions about the corpus (how, why, what happens), with their key facts", cli=False)
+    model: str | None = setting("the model to train and answer with, in any form ask's --model takes; unset: configs/model.yaml's, the packaged one")
+    train: dict = setting("overrides of configs/train.yaml: a bounded budget, so the demo keeps to its time (README)", cli=False)
+    eval_limit: int = setting("questions sampled from the synthetic eval split", cli=False, low=0)
+    open_limit: int = setting("open questions sampled with a fixed seed, so the eval keeps to the demo's time; 0 = all", cli=False, low=0)
+    app: AppConfig = field(default=None)  # overrides of configs/app.yaml
 
     def __post_init__(self):
+        check_settings(self)
         self.workdir = resolve_workdir(self.workdir)
         self.app.workdir = self.app.ask.workdir = self.app.ask.search.workdir = self.workdir
         root = Path(__file__).resolve().parent
@@ -40,9 +42,6 @@ class DemoConfig:
                                                           for p in (self.docs, self.questions, self.open_questions))
         if self.model:
             self.app.ask.model.model = self.model
-        for name in ("eval_limit", "open_limit"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         from train.config import TrainConfig
 
         load_config(TrainConfig, self.train)  # a typo in demo.yaml's train section fails here, not after ingest and synth

@@ -3,7 +3,8 @@
 Every stage has one dataclass. Its YAML file holds every default (tests check that each
 YAML file builds its class), and the CLI passes flags as overrides. A setting's name is the
 same in the dataclass, the YAML and the CLI (`chunk_size` <-> `--chunk-size`), so every error
-names the flag the user can change.
+names the flag the user can change. Each field is a `setting()`, its one definition: its help line,
+range and choices, from which the flag, `--help`, the check of its value and the app's widget derive.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import os
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
@@ -33,18 +35,25 @@ def flag(name: str) -> str:
 
 
 def setting(help: str, *, cli: bool = True, metavar: str | None = None, choices: tuple[str, ...] | None = None,
-            names: tuple[str, ...] | None = None, repeat: bool = False) -> Any:
+            names: tuple[str, ...] | None = None, repeat: bool = False, label: str | None = None, low: float | None = None,
+            above: float | None = None, high: float | None = None, step: float | None = None, widget_high: float | None = None) -> Any:
     """A config field's one definition, beside its YAML default: the help line, from which its
-    flag, `--help` and the comment beside its key in `configs/<stage>.yaml` are derived.
+    flag, `--help`, the comment beside its key in `configs/<stage>.yaml` and the app's widget are derived.
 
     Args:
         help: one line; the YAML comment beside the key says the same (tests/core/test_schema.py).
         cli: False for a setting read from the YAML file (or the app) only, with no flag.
-        metavar, choices: as argparse takes them.
+        metavar, choices: as argparse takes them; `check_settings` holds the value to `choices`.
         names: the flag's spellings when not `--field-name` (`-k`).
         repeat: a list given by repeating the flag (`--include A --include B`) rather than comma-separated.
+        label: the app widget's label, when the field's name reads badly (`top-k`).
+        low, above, high: the valid range, which `check_settings` enforces: at least `low` (or more than
+            `above`), at most `high`; the app's slider spans it.
+        step: the slider's step.
+        widget_high: where the slider ends when `high` is unset or far beyond useful values.
     """
-    return dataclasses.field(metadata={"help": help, "cli": cli, "metavar": metavar, "choices": choices, "names": names, "repeat": repeat})
+    return dataclasses.field(metadata={"help": help, "cli": cli, "metavar": metavar, "choices": choices, "names": names, "repeat": repeat,
+                                       "label": label, "low": low, "above": above, "high": high, "step": step, "widget_high": widget_high})
 
 
 def settings(cls: type) -> list[dataclasses.Field]:
@@ -52,18 +61,34 @@ def settings(cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
 
 
-def add_flags(parser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """One flag per `setting()` of `cls` (`lora_r` -> `--lora-r`), its help ending with the YAML default."""
+def setting_of(cls: type, name: str) -> dataclasses.Field:
+    """The field `name` of `cls`, defined with `setting()`."""
+    try:
+        return next(f for f in settings(cls) if f.name == name)
+    except StopIteration:
+        raise KeyError(f"{cls.__name__} has no setting {name!r}") from None
+
+
+def add_flags(parser, cls: type, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None, section: str = "",
+              names: Mapping[str, tuple[str, ...]] | None = None) -> None:
+    """One flag per `setting()` of `cls` (`lora_r` -> `--lora-r`), its help ending with the YAML default.
+
+    Args:
+        skip, only: settings left out, or the only ones in.
+        section: the nested section the settings fill (`llm`), when their names would clash with the
+            stage's own (`llm.model`, `model.model`): their dests are `llm_model`; `flag_values` takes it too.
+        names: spellings for this command only, by field (serve's `--llm-api-key-env`).
+    """
     import argparse
 
     defaults = read_yaml(CONFIG_DIR / cls.config_file)
     hints = typing.get_type_hints(cls)
     for f in settings(cls):
         meta = f.metadata
-        if not meta["cli"] or f.name in skip:
+        if not meta["cli"] or f.name in skip or (only is not None and f.name not in only):
             continue
         typ = _plain(hints[f.name])
-        kw: dict[str, Any] = {"dest": f.name, "default": None, "help": _help(meta["help"], defaults.get(f.name))}
+        kw: dict[str, Any] = {"dest": _dest(f.name, section), "default": None, "help": _help(meta["help"], defaults.get(f.name))}
         if typ is bool:
             kw["action"] = argparse.BooleanOptionalAction
         elif meta["repeat"]:
@@ -72,13 +97,19 @@ def add_flags(parser, cls: type, skip: tuple[str, ...] = ()) -> None:
             kw["type"] = str if typing.get_origin(typ) in (list, tuple) else typ  # a list is comma-separated
         if typ is not bool:
             kw.update({k: meta[k] for k in ("metavar", "choices") if meta[k]})
-        parser.add_argument(*(meta["names"] or (flag(f.name),)), **kw)
+        parser.add_argument(*((names or {}).get(f.name) or meta["names"] or (flag(f.name),)), **kw)
 
 
-def flag_values(args: Any, cls: type, prefix: str = "") -> dict[str, Any]:
+def flag_values(args: Any, cls: type, prefix: str = "", section: str = "") -> dict[str, Any]:
     """The values of `add_flags`' flags in parsed `args`, as `load_config` overrides (None: not given);
-    `prefix` places them in a nested section (`index.`)."""
-    return {prefix + f.name: getattr(args, f.name) for f in settings(cls) if f.metadata["cli"] and hasattr(args, f.name)}
+    `prefix` places them in a nested section (`index.`); a `section` given to `add_flags` is the prefix too."""
+    prefix = prefix or (section + "." if section else "")
+    return {prefix + f.name: getattr(args, _dest(f.name, section)) for f in settings(cls)
+            if f.metadata["cli"] and hasattr(args, _dest(f.name, section))}
+
+
+def _dest(name: str, section: str) -> str:
+    return f"{section}_{name}" if section else name
 
 
 def _plain(typ: Any) -> Any:
@@ -92,6 +123,58 @@ def _help(text: str, default: Any) -> str:
     shown = ",".join(map(str, default)) if isinstance(default, list) else ("on" if default is True else "off" if default is False else default)
     text = text if default is None or default == [] else f"{text} (default: {shown})"
     return text.replace("%", "%%")  # argparse formats help with %
+
+
+@dataclass(frozen=True)
+class Widget:
+    """What the app's widget for a setting shows: its label, help line, range or choices."""
+
+    label: str
+    info: str
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple | None = None
+
+
+def widget(cls: type, name: str) -> Widget:
+    """The app's widget for setting `name` of `cls`: a slider starts one step above an open bound."""
+    meta = setting_of(cls, name).metadata
+    low = meta["low"] if meta["low"] is not None else None if meta["above"] is None else meta["above"] + (meta["step"] or 0)
+    high = meta["widget_high"] if meta["widget_high"] is not None else meta["high"]
+    return Widget(meta["label"] or name.replace("_", " "), meta["help"], low, high, meta["step"], meta["choices"])
+
+
+def check_settings(cfg: Any) -> None:
+    """Hold each setting of `cfg` to its range and choices; a config's `__post_init__` calls it.
+
+    Raises:
+        ConfigError: naming the flag, or for a setting without one its key and file.
+    """
+    for f in settings(type(cfg)):
+        meta, value = f.metadata, getattr(cfg, f.name)
+        if value is None:
+            continue
+        name = (meta["names"] or (flag(f.name),))[0] if meta["cli"] else f"{f.name} in configs/{cfg.config_file}"
+        if meta["choices"] and value not in meta["choices"]:
+            raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+        low, above, high = meta["low"], meta["above"], meta["high"]
+        if (low is not None and value < low) or (above is not None and value <= above) or (high is not None and value > high):
+            raise ConfigError(f"{name} must be {_range(low, above, high)}, got {value}")
+
+
+def _range(low, above, high) -> str:
+    """`between 0 and 2`, `in (0, 1]`, `0 or more`: a range as an error message says it."""
+    low, above, high = (None if x is None else _number(x) for x in (low, above, high))
+    if high is None:
+        return f"{low} or more" if above is None else f"more than {above}"
+    if low is None and above is None:
+        return f"at most {high}"
+    return f"between {low} and {high}" if above is None else f"in ({above}, {high}]"
+
+
+def _number(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
 
 
 def resolve_workdir(value: str | os.PathLike | None) -> Path:

@@ -1,14 +1,15 @@
-"""The typed configs of the answering stages: model, decoding, `ask` and `serve`.
+"""The typed configs of the answering stages: model, decoding, spans, llm, `ask`, `serve` and `app`.
 
-Defaults live in configs/{model,decoding,ask,serve}.yaml; flags override them, and every
-validation error names the flag (`--top-p must be in (0, 1]`).
+Defaults live in configs/{model,decoding,spans,llm,ask,serve,app}.yaml; flags override them, and
+every validation error names the flag (`--top-p must be in (0, 1]`). A range or a set of choices
+is written once, in the field's `setting()`, and `check_settings` holds the value to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir, setting
+from core.config import ConfigError, check_settings, resolve_workdir, setting
 from rag.config import SearchConfig
 
 MODES = ("base", "rag", "ft", "ft-rag")
@@ -25,15 +26,12 @@ class ModelConfig:
     dtype: str = setting("weights' precision; auto = fp32; bf16 is faster on CPUs with bf16 but changes some greedy answers (bench/generate.py)",
                          choices=("auto", "fp32", "bf16"))
     cache_dir: str | None = setting("where a GGUF is converted once into a model folder; unset: $RAGTUNE_CACHE, else ~/.cache/ragtune", cli=False)
-    threads: int = setting("torch threads; 0 = one per core")
+    threads: int = setting("torch threads; 0 = one per core", low=0)
 
     def __post_init__(self):
-        if self.dtype not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"--dtype must be auto, fp32 or bf16, got {self.dtype!r}")
+        check_settings(self)
         if not self.model:
             raise ConfigError("--model must not be empty")
-        if self.threads < 0:
-            raise ConfigError(f"--threads must be 0 (one per core) or more, got {self.threads}")
 
 
 @dataclass
@@ -41,24 +39,18 @@ class DecodingConfig:
     """How tokens are chosen. Temperature 0 is greedy."""
 
     config_file = "decoding.yaml"
-    temperature: float = setting("0 = greedy and deterministic; up to 2, OpenAI's range")
-    top_k: int = setting("sample among the k likeliest tokens; 0 = off")
-    top_p: float = setting("nucleus sampling, in (0, 1]; 1 = off")
-    max_new_tokens: int = setting("generated tokens at most (eval answers with 32: configs/eval.yaml)")
-    repetition_penalty: float = setting("above 1 discourages repeats; 1 = off")
+    temperature: float = setting("0 = greedy and deterministic; up to 2, OpenAI's range", low=0, high=2, step=0.05)
+    top_k: int = setting("sample among the k likeliest tokens; 0 = off", label="top-k", low=0, step=1, widget_high=200)
+    top_p: float = setting("nucleus sampling, in (0, 1]; 1 = off", label="top-p", above=0, high=1, step=0.05)
+    # the slider stops where app answers stop being quick; the API and flags take up to MAX_NEW_TOKENS
+    max_new_tokens: int = setting("generated tokens at most (eval answers with 32: configs/eval.yaml)", low=1, high=MAX_NEW_TOKENS,
+                                  step=1, widget_high=512)
+    repetition_penalty: float = setting("above 1 discourages repeats; 1 = off", above=0, high=10)
     seed: int | None = setting("makes sampling reproducible; unset: a fresh draw each time")
     stop: list[str] = setting("a string that ends the answer, not included in it (repeatable)", repeat=True)
+
     def __post_init__(self):
-        if not 0 <= self.temperature <= 2:
-            raise ConfigError(f"--temperature must be between 0 and 2, got {self.temperature}")
-        if self.top_k < 0:
-            raise ConfigError(f"--top-k must be 0 (off) or more, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}")
-        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
-            raise ConfigError(f"--max-new-tokens must be between 1 and {MAX_NEW_TOKENS}, got {self.max_new_tokens}")
-        if not 0 < self.repetition_penalty <= 10:
-            raise ConfigError(f"--repetition-penalty must be in (0, 10], got {self.repetition_penalty}")
+        check_settings(self)
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed must be a non-negative integer, got {self.seed}")
         if any(not s for s in self.stop) or len(self.stop) > 16:
@@ -73,27 +65,25 @@ class DecodingConfig:
 class SpanConfig:
     """How span answers are chosen: weights of the checks added to the model's log-prob (engine/spans.py)."""
 
-    config_file = "spans.yaml"
-    evidence_weight: float  # x the share of the question's content words in the span's sentence
-    type_weight: float  # for a span of the entity type the question asks for
-    echo_weight: float  # x the share of the span's content words that the question already says (a penalty)
-    rank_weight: float  # x its chunk's rank, 0 for the top chunk (a penalty)
-    abstain_margin: float  # "I don't know" must beat every chunk's best span by this many nats
-    sentence_lm_weight: float  # open answers: x the sentence's mean log-prob per token as the answer
-    sentence_evidence_weight: float  # x the share of the question's content words in the sentence
-    sentence_dense_weight: float  # x the cosine of the sentence's embedding with the question's
-    sentence_rank_weight: float  # x its chunk's rank (a penalty)
-    sentence_length_weight: float  # x its words beyond a quote's 40, per 40 (a penalty)
-    sentence_margin: float  # further sentences join the best one if they score within this of it
-    max_sentences: int  # sentences in an open answer
-    max_words: int  # words in an open answer, beyond its first sentence
-    max_list_items: int  # bullets in a list answer
+    config_file = "spans.yaml"  # no flags: tuned by bench/span_weights.py, set in the YAML file or with --config
+    evidence_weight: float = setting("x the share of the question's content words found in the span's sentence", cli=False)
+    type_weight: float = setting("added if the span's entity type is what the question asks for (who -> a person, ...)", cli=False)
+    echo_weight: float = setting("x the share of its content words that the question already says (a penalty)", cli=False)
+    rank_weight: float = setting("x its chunk's rank, 0 for the top chunk (a penalty)", cli=False)
+    abstain_margin: float = setting("nats by which \"I don't know\" must beat every chunk's best span, the answer being in any "
+                                    "(why this margin: docs/measurements.md)", cli=False)
+    sentence_lm_weight: float = setting("x the sentence's mean log-prob per token as the answer", cli=False)
+    sentence_evidence_weight: float = setting("x the share of the question's content words in the sentence", cli=False)
+    sentence_dense_weight: float = setting("x the cosine of the sentence's embedding with the question's", cli=False)
+    sentence_rank_weight: float = setting("x its chunk's rank (a penalty)", cli=False)
+    sentence_length_weight: float = setting("x its words beyond a quote's length, per quote length (engine/extract.py QUOTE_WORDS; a penalty)", cli=False)
+    sentence_margin: float = setting("nats: a further sentence joins the best one if it scores within this", cli=False)
+    max_sentences: int = setting("sentences in an open answer", cli=False, low=1, high=10)
+    max_words: int = setting("the answer's words, its first sentence included, unless that alone is longer", cli=False, low=1)
+    max_list_items: int = setting("bullets in a list answer", cli=False, low=1)
 
     def __post_init__(self):
-        if not 1 <= self.max_sentences <= 10:
-            raise ConfigError(f"spans: max_sentences must be between 1 and 10, got {self.max_sentences}")
-        if self.max_words < 1 or self.max_list_items < 1:
-            raise ConfigError("spans: max_words and max_list_items must be at least 1")
+        check_settings(self)
 
 
 @dataclass
@@ -101,23 +91,24 @@ class LLMConfig:
     """Which LLM answers: the local model (the `model` section), or one behind an OpenAI-compatible endpoint."""
 
     config_file = "llm.yaml"
-    kind: str  # local | openai (flag: --llm)
-    base_url: str | None  # openai: the API's root, e.g. http://127.0.0.1:8000/v1
-    model: str | None  # openai (--llm-model): the model's name there; null = the first it lists
-    adapter_model: str | None  # openai: the name it serves the LoRA adapter under, for the ft modes
-    api_key_env: str | None  # openai: the env var holding the key
-    concurrency: int  # openai: requests in flight
-    timeout: float  # openai: seconds per request
-    retries: int  # openai: attempts after the first, with exponential backoff
+    kind: str = setting("who answers: local (the model section's --model) or openai (a model behind an OpenAI-compatible endpoint)",
+                        names=("--llm",), choices=("local", "openai"))
+    base_url: str | None = setting("--llm openai: the endpoint's root, e.g. http://127.0.0.1:8000/v1", metavar="URL")
+    model: str | None = setting("--llm openai: the model's name there; unset: the first /models lists", names=("--llm-model",), metavar="NAME")
+    adapter_model: str | None = setting("--llm openai: the name it serves the LoRA adapter under, for ft and ft-rag (vLLM: --lora-modules NAME=DIR); "
+                                        "unset: no ft modes", names=("--llm-adapter-model",), metavar="NAME")
+    api_key_env: str | None = setting("--llm openai: the env var holding the endpoint's key; unset: no key", names=("--api-key-env",), metavar="NAME")
+    concurrency: int = setting("--llm openai: requests in flight, as synth's (an eval batch is sent this many at a time)", cli=False)
+    timeout: float = setting("--llm openai: seconds per request", cli=False)
+    retries: int = setting("--llm openai: attempts after the first on connection errors, timeouts, 429 and 5xx; the wait doubles from 1 s", cli=False)
 
     def __post_init__(self):
-        if self.kind not in ("local", "openai"):
-            raise ConfigError(f"--llm must be local or openai, got {self.kind!r}")
+        check_settings(self)
         if self.kind == "openai" and not self.base_url:
             raise ConfigError("--llm openai needs --base-url (an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1)")
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"--base-url must start with http:// or https://, got {self.base_url!r}")
-        # No flags for these three (configs/llm.yaml, or an `llm:` section in --config): the message names the key.
+        # Keys with no flag, set in configs/llm.yaml or an `llm:` section of --config: named as that section's key.
         if self.concurrency < 1:
             raise ConfigError(f"llm.concurrency must be at least 1, got {self.concurrency}")
         if self.timeout <= 0:
@@ -132,14 +123,14 @@ class AskConfig:
 
     config_file = "ask.yaml"
     workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
-    mode: str = setting("base, rag, ft or ft-rag (ask and chat have their own --mode)", cli=False)
+    mode: str = setting("the mode to answer in; chat's /mode changes it, and the app's one-mode chat starts in it", choices=MODES)
     adapter: str | None = setting("PEFT adapter folder for ft and ft-rag; unset: the newest under <workdir>/adapters")
-    k: int = setting("chunks retrieved for the rag modes; span answers score each in a prompt of its own", names=("-k",))
+    k: int = setting("chunks retrieved for the rag modes; span answers score each in a prompt of its own", names=("-k",), low=1)
     prompts: str = setting("YAML file of prompt templates: a file in configs/ or a path")
-    context_tokens: int = setting("LLM-token budget for the retrieved chunks; the lowest-ranked go first", cli=False)
+    context_tokens: int = setting("LLM-token budget for the retrieved chunks; the lowest-ranked go first", cli=False, low=32)
     rag_answer: str = setting("rag modes: generate (free text citing [n]), spans (spans and sentences of the context), "
                               "copy (generation kept to the context) or auto (engine/probe.py decides)", choices=("generate", "spans", "copy", "auto"))
-    batch_size: int = setting("questions per batch; bigger batches gain most on short prompts (bench/generate.py)", cli=False)
+    batch_size: int = setting("questions per batch; bigger batches gain most on short prompts (bench/generate.py)", cli=False, low=1)
     spans: SpanConfig = field(default=None)
     model: ModelConfig = field(default=None)
     decoding: DecodingConfig = field(default=None)
@@ -149,16 +140,7 @@ class AskConfig:
     def __post_init__(self):
         self.workdir = resolve_workdir(self.workdir)
         self.search.workdir = self.workdir
-        if self.mode not in MODES:
-            raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.k < 1:
-            raise ConfigError(f"-k must be at least 1, got {self.k}")
-        if self.context_tokens < 32:
-            raise ConfigError(f"context_tokens in configs/ask.yaml must be at least 32, got {self.context_tokens}")
-        if self.rag_answer not in ("generate", "spans", "copy", "auto"):
-            raise ConfigError(f"--rag-answer must be generate, spans, copy or auto, got {self.rag_answer!r}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size in configs/ask.yaml must be at least 1, got {self.batch_size}")
+        check_settings(self)
 
 
 @dataclass

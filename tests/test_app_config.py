@@ -227,3 +227,23 @@ def test_config_errors_name_a_flag_or_key_that_exists(cls, overrides):
     for key, file in keys:
         assert key in read_yaml(CONFIG_DIR / file), message
     assert {k for k, _ in keys} | {f[2:].replace("-", "_") for f in flags} == set(overrides), message
+
+
+def test_the_pages_widgets_take_their_labels_help_and_ranges_from_the_settings(tmp_path, monkeypatch):
+    import gradio as gr
+
+    import app as A
+    from core.config import load_config, setting_of, widget
+    from engine.config import AskConfig, DecodingConfig
+
+    monkeypatch.setattr(A, "BENCH", A.BENCH)  # build() sets the module's Workbench: the served app's comes back after
+    page = A.build(load_config(A.AppConfig, {"workdir": str(tmp_path)}))
+    sliders = {b.label: b for b in page.blocks.values() if isinstance(b, gr.Slider)}
+    for name in ("temperature", "top_k", "top_p", "max_new_tokens"):
+        w, slider = widget(DecodingConfig, name), sliders[widget(DecodingConfig, name).label]
+        assert (slider.minimum, slider.maximum, slider.step, slider.info) == (w.low, w.high, w.step, w.info), name
+    meta = setting_of(DecodingConfig, "top_p").metadata
+    assert sliders["top-p"].minimum > meta["above"] and sliders["top-p"].maximum == meta["high"]  # inside the range the config checks
+    (mode,) = [b for b in page.blocks.values() if isinstance(b, gr.Radio)]
+    assert [c[0] for c in mode.choices] == list(setting_of(AskConfig, "mode").metadata["choices"])
+    assert mode.info == setting_of(AskConfig, "mode").metadata["help"]

@@ -6,14 +6,16 @@ import pytest
 
 from cli import build_parser
 from core.config import CONFIG_DIR, read_yaml, settings
-from engine.config import AppConfig, AskConfig, DecodingConfig, ModelConfig, ServeConfig
+from engine.config import AppConfig, AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
 from evals.config import EvalConfig
+from pipeline import DemoConfig
 from rag.config import IndexConfig, IngestConfig, SearchConfig
 from synth.config import SynthConfig
 from train.config import TrainConfig
 
-# The stages whose fields are defined with setting(); each stage joins this list as it moves over.
-SCHEMAS = [TrainConfig, SynthConfig, EvalConfig, IngestConfig, SearchConfig, IndexConfig, DecodingConfig, ServeConfig, AppConfig, ModelConfig, AskConfig]
+# Every config class: each field is defined with setting() (test_every_config_is_checked_here).
+SCHEMAS = [TrainConfig, SynthConfig, EvalConfig, IngestConfig, SearchConfig, IndexConfig, DecodingConfig, ServeConfig, AppConfig, ModelConfig, AskConfig,
+           LLMConfig, SpanConfig, DemoConfig]
 KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*(?:#\s*(.*))?$")  # a top-level key, its value and its comment
 
 
@@ -87,3 +89,45 @@ def test_decoding_flags_reach_the_ask_config_and_eval_keeps_its_seed():
     assert asked["decoding.temperature"] is None  # not given: configs/decoding.yaml's value stands
     evaluated = _ask_overrides(build_parser().parse_args(["eval", "--seed", "7", "--temperature", "0.5"]))
     assert "decoding.seed" not in evaluated and evaluated["decoding.temperature"] == 0.5  # eval's --seed seeds its sample
+
+
+def test_every_config_is_checked_here():
+    from test_config import STAGES
+
+    assert set(SCHEMAS) == set(STAGES.values())
+
+
+def _command(name: str):
+    return build_parser()._subparsers._group_actions[0].choices[name]
+
+
+def test_the_llm_flags_come_from_its_fields_and_serve_spells_the_key_flag_its_own_way():
+    from core.config import setting_of
+
+    for command in ("ask", "chat", "eval", "serve", "app"):
+        by_flag = {s: a for a in _command(command)._actions for s in a.option_strings}
+        key_flag = "--llm-api-key-env" if command == "serve" else "--api-key-env"
+        for spelling, name in (("--llm", "kind"), ("--base-url", "base_url"), ("--llm-model", "model"),
+                               ("--llm-adapter-model", "adapter_model"), (key_flag, "api_key_env")):
+            action = by_flag[spelling]
+            assert action.dest == f"llm_{name}" and action.help.startswith(setting_of(LLMConfig, name).metadata["help"]), (command, spelling)
+        assert by_flag["--llm"].choices == ("local", "openai") and "(default: local)" in by_flag["--llm"].help
+    assert _command("serve").parse_args(["--api-key-env", "CLIENTS"]).api_key_env == "CLIENTS"  # serve's own, for its clients
+
+
+def test_ask_and_chat_take_mode_from_the_ask_config_and_no_other_command_does():
+    from engine.config import MODES
+
+    for command in ("ask", "chat"):
+        (action,) = [a for a in _command(command)._actions if "--mode" in a.option_strings]
+        assert action.choices == MODES and action.help.startswith(AskConfig.__dataclass_fields__["mode"].metadata["help"])
+        assert action.help.endswith("(default: rag)")
+    for command in ("eval", "serve", "app"):
+        assert not [a for a in _command(command)._actions if "--mode" in a.option_strings], command
+
+
+def test_the_demo_takes_its_model_flag_from_its_config():
+    args = build_parser().parse_args(["demo", "--no-app", "--model", "tiny"])
+    assert (args.model, args.no_app) == ("tiny", True)
+    (action,) = [a for a in _command("demo")._actions if "--model" in a.option_strings]
+    assert action.help == DemoConfig.__dataclass_fields__["model"].metadata["help"]  # unset in demo.yaml: no default shown

@@ -15,7 +15,6 @@ outlives the tab that started it; any tab shows its progress.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import threading
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from core import present
 from core.config import CONFIG_DIR, load_config, read_yaml, to_dict, widget
+from core.records import EvalReport
 from core.workdir import uploads_dir
 from engine.config import MODES, AppConfig
 
@@ -399,7 +399,7 @@ def synth_config(app: AppConfig, generator: str | None = None, pairs_per_chunk: 
 def synthesize(generator: str | None = None, pairs_per_chunk: int | None = None, paraphrases: int | None = None,
                oracle_p: float | None = None, progress=None) -> Iterator[tuple[str, list[list], str | None]]:
     """Synthesize a dataset from the index. Yields (status, the pairs preview, train.jsonl to download)."""
-    from synth.pipeline import synthesize as run
+    from synth.pipeline import synthesize_card
 
     bench = _bench()
     cfg = synth_config(bench.cfg, generator, pairs_per_chunk, paraphrases, oracle_p)
@@ -408,29 +408,24 @@ def synthesize(generator: str | None = None, pairs_per_chunk: int | None = None,
         def progress(stage, done, total):
             job.stage, job.done, job.total = stage, done, total
 
-        return run(cfg, progress)
+        return synthesize_card(cfg, progress)
 
     job = bench.start("synth", work)
     for _ in bench.follow(job, progress):
         yield job.line(), [], None
     rows, path = dataset_preview()
-    yield f"{job.line()}: {present.synth_summary(job.result)}, in {Path(job.result['path']).name}", rows, path
+    yield f"{job.line()}: {present.synth_summary(job.result)}, in {Path(job.result.path).name}", rows, path
 
 
 def dataset_preview(limit: int = 500) -> tuple[list[list], str | None]:
     """The newest dataset's pairs (the first `limit`), each with a `remove` box, and its train.jsonl."""
     from core.workdir import newest_dataset
+    from synth.pipeline import read_pairs
 
     data = newest_dataset(_bench().workdir)
     if data is None:
         return [], None
-    rows = []
-    with (data / "pairs.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            p = json.loads(line)
-            rows.append([False, p["id"], p["split"], p["kind"], p["question"], p["answer"], Path(p["source"]).name])
-            if len(rows) >= limit:
-                break
+    rows = [[False, p.id, p.split, p.kind, p.question, p.answer, Path(p.source).name] for p in read_pairs(data)[:limit]]
     return rows, str(data / "train.jsonl")
 
 
@@ -516,7 +511,7 @@ def evaluate(questions: str | None = None, modes: list[str] | None = None, limit
     `questions`: a questions JSONL on the server; empty = the newest dataset's eval split.
     """
     from evals import report as R
-    from evals.run import evaluate as run
+    from evals.run import evaluate_report
 
     bench = _bench()
     cfg = eval_config(bench.cfg, questions, modes, limit)
@@ -525,15 +520,15 @@ def evaluate(questions: str | None = None, modes: list[str] | None = None, limit
         def progress(stage, done, total):
             job.stage, job.done, job.total = stage, done, total
 
-        report = run(cfg, progress)
+        report = evaluate_report(cfg, progress)
         return report, R.write(report, R.default_out(cfg.workdir), cfg.examples)
 
     job = bench.start("eval", work)
     for _ in bench.follow(job, progress):
         yield job.line(), [], None, []
     report, out = job.result
-    scores = present.factoid_table(report["summary"], report["modes"], intervals=True).rows  # all questions, as the chart
-    yield f"{report['verdict']} Report: {out}/report.md", scores, str(out / "scores.png"), disagreements(report)
+    scores = present.factoid_table(report.summary, report.modes, intervals=True).rows  # all questions, as the chart
+    yield f"{report.verdict} Report: {out}/report.md", scores, str(out / "scores.png"), disagreements(report)
 
 
 def eval_config(app: AppConfig, questions: str | None = None, modes: list[str] | None = None, limit: int = 50) -> EvalConfig:
@@ -547,10 +542,10 @@ def eval_config(app: AppConfig, questions: str | None = None, modes: list[str] |
                                     "ask": _merged(to_dict(app.ask), own)})
 
 
-def disagreements(report: dict, limit: int = 50) -> list[list]:
+def disagreements(report: EvalReport, limit: int = 50) -> list[list]:
     """The questions the modes disagree on: [question, gold, each mode's answer (✓ right, ✗ and why)]."""
     rows = []
-    for q in report["per_question"]:
+    for q in report.per_question:
         modes = q["modes"]
         if len({r["correct"] for r in modes.values()}) > 1:
             rows.append([q["question"], " | ".join(q["answers"][:2])] +
@@ -652,7 +647,7 @@ def _corpus_tab(cfg: AppConfig):
     ingest_btn.click(_with_bar(ingest_folder), folder, [ingest_status, files], api_name="ingest_folder", **JOBS)
     with gr.Row():
         query = gr.Textbox(label="Search", scale=4)
-        k = _slider(SearchConfig, "k", cfg.ask.search.k, low=1, high=20, step=1, scale=1)
+        k = _slider(SearchConfig, "k", cfg.ask.search.k, scale=1)
     hits = gr.Dataframe(headers=["rank", "score", "file", "where", "snippet"], label="Hits", interactive=False, wrap=True)
     query.submit(search, [query, k], hits, api_name="search", **QUICK)
     return files
@@ -667,9 +662,9 @@ def _dataset_tab(cfg: AppConfig):
     s = synth_config(cfg)
     with gr.Row():
         generator = gr.Dropdown(list(GENERATORS), value=s.generator, **_about(SynthConfig, "generator"))
-        ppc = _slider(SynthConfig, "pairs_per_chunk", s.pairs_per_chunk, low=1, high=10, step=1)
-        paraphrases = _slider(SynthConfig, "paraphrases", s.paraphrases, low=0, high=4, step=1)
-        oracle_p = _slider(SynthConfig, "oracle_p", s.oracle_p, low=0, high=1, step=0.05)
+        ppc = _slider(SynthConfig, "pairs_per_chunk", s.pairs_per_chunk)
+        paraphrases = _slider(SynthConfig, "paraphrases", s.paraphrases)
+        oracle_p = _slider(SynthConfig, "oracle_p", s.oracle_p)
     synth_btn = gr.Button("Synthesize", variant="primary")
     synth_status = gr.Markdown()
     pairs = gr.Dataframe(headers=PREVIEW_COLUMNS, datatype=["bool", "str", "str", "str", "str", "str", "str"],
@@ -737,16 +732,12 @@ def _follow_jobs(job_line, train_status, loss_plot) -> None:
     gr.Timer(1.0).tick(tick, None, [job_line, train_status, loss_plot], api_name=False, show_progress="hidden", **QUICK)
 
 
-def _slider(cls, name: str, value, low=None, high=None, step=None, **kw):
-    """A slider for setting `name` of `cls`: range, step, label and help line from its `setting()`.
-
-    `low`, `high`, `step`: for a setting whose definition does not carry its range yet.
-    """
+def _slider(cls, name: str, value, **kw):
+    """A slider for setting `name` of `cls`: range, step, label and help line from its `setting()`."""
     import gradio as gr
 
     w = widget(cls, name)
-    return gr.Slider(w.low if w.low is not None else low, w.high if w.high is not None else high, value=value,
-                     step=w.step if w.step is not None else step, label=w.label, info=w.info, **kw)
+    return gr.Slider(w.low, w.high, value=value, step=w.step, label=w.label, info=w.info, **kw)
 
 
 def _about(cls, name: str) -> dict:

@@ -265,6 +265,10 @@ def cmd_ask(args) -> int:
 
     cfg = load_config(AskConfig, _ask_overrides(args), args.config)
     answerer = _answerer(cfg)
+    why = answerer.unavailable([cfg.mode]).get(cfg.mode)  # the adapter, index and sentence splitter load now: latency_s is the answer's
+    if why:
+        print(f"ragtune: error: {why}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(answerer.answer(args.question, cfg.mode).to_json(), indent=2, ensure_ascii=False))
         return 0
@@ -433,7 +437,7 @@ def cmd_eval(args) -> int:
     from core.config import flag_values, load_config
     from evals import report as R
     from evals.config import EvalConfig
-    from evals.run import evaluate
+    from evals.run import evaluate_report
 
     if args.compare:
         lines = R.compare(R.read(args.compare[0]), R.read(args.compare[1]))
@@ -443,29 +447,32 @@ def cmd_eval(args) -> int:
                                    **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}}, args.config)
     bars = _StageBars(disable=args.json, unit="question")
     try:
-        report = evaluate(cfg, progress=bars.update)
+        report = evaluate_report(cfg, progress=bars.update)
     finally:
         bars.close()
     out = R.write(report, cfg.out or R.default_out(cfg.workdir), cfg.examples)
     if args.json:
         keep = ("verdict", "questions", "modes", "skipped_modes", "summary", "retrieval", "comparisons", "buckets", "by_type", "versions", "elapsed_s")
-        print(json.dumps({**{k: report[k] for k in keep}, "out": str(out)}, indent=2, ensure_ascii=False, default=str))
+        data = report.to_json()
+        print(json.dumps({**{k: data[k] for k in keep}, "out": str(out)}, indent=2, ensure_ascii=False, default=str))
         return 0
-    q = report["questions"]
+    q = report.questions
     if cfg.limit > q["read"]:
         print(f"--limit {cfg.limit}: the questions hold only {q['read']}; all are asked", file=sys.stderr)
     if q["skipped"]:
         print(f"{len(q['skipped'])} question lines skipped; first: {q['skipped'][0]}", file=sys.stderr)
-    for mode, why in report["skipped_modes"].items():
+    for mode, why in report.skipped_modes.items():
         print(f"mode {mode} skipped: {why}", file=sys.stderr)
     _print_scores(report, out)
     return 0
 
 
-def _print_scores(report: dict, out) -> None:
-    """A score table per question type, retrieval, the verdict and where the report is."""
+def _print_scores(report, out) -> None:
+    """A score table per question type, retrieval, the verdict and where the report is; `report` is an EvalReport or its data."""
+    from core.records import EvalReport
     from evals.run import SHORT_WORDS
 
+    report = report.to_json() if isinstance(report, EvalReport) else report
     for i, table in enumerate(present.score_tables(report, SHORT_WORDS)):
         print(("\n" if i else "") + f"{table.title}:")
         print("\n".join(present.text_table(table)))
@@ -490,24 +497,24 @@ def cmd_serve(args) -> int:
 def cmd_synth(args) -> int:
     from core.config import flag_values, load_config
     from synth.config import SynthConfig
-    from synth.pipeline import synthesize
+    from synth.pipeline import synthesize_card
 
     cfg = load_config(SynthConfig, {"workdir": args.workdir, **flag_values(args, SynthConfig),
                                     **{f"search.{k}": v for k, v in _index_overrides(args).items()}}, args.config)
     bars = _StageBars(disable=args.json)
     try:
-        card = synthesize(cfg, progress=bars.update)
+        card = synthesize_card(cfg, progress=bars.update)
     finally:
         bars.close()
     if args.json:
-        print(json.dumps(card, indent=2, ensure_ascii=False, default=str))
+        print(json.dumps(card.to_json(), indent=2, ensure_ascii=False, default=str))
         return 0
-    dropped = {k: v for k, v in card["filtered"].items() if v}
-    print(f"{present.synth_summary(card)}, {card['drafts']} drafts. {card['elapsed_s']:.1f} s, {card['pairs_per_s']:.0f} pairs/s")
-    print(f"Grounded before filters: {100 * card['grounding_rate_before_filters']:.1f}%. "
+    dropped = {k: v for k, v in card.filtered.items() if v}
+    print(f"{present.synth_summary(card)}, {card.drafts} drafts. {card.elapsed_s:.1f} s, {card.pairs_per_s:.0f} pairs/s")
+    print(f"Grounded before filters: {100 * card.grounding_rate_before_filters:.1f}%. "
           f"Dropped: {', '.join(f'{v} {k}' for k, v in dropped.items()) or 'none'}. "
-          f"Largest eval-train question similarity: {card['leakage']['max_eval_train_similarity']:.3f}")
-    print(f"Dataset: {present.short_path(card['path'])}")
+          f"Largest eval-train question similarity: {card.leakage['max_eval_train_similarity']:.3f}")
+    print(f"Dataset: {present.short_path(card.path)}")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from core.config import check_settings, load_config, resolve_workdir, setting
+from core.records import EvalReport
 from engine.config import AppConfig
 
 
@@ -52,13 +53,13 @@ class EvalSet:
     """One question set's evaluation: its name, the report and the folder it was written to."""
 
     name: str
-    report: dict
+    report: EvalReport
     out: Path
 
 
 @dataclass
 class DemoStep:
-    """A stage done: "ingest" (an IngestReport), "synth" (the dataset card), "train" (a TrainReport, or
+    """A stage done: "ingest" (an IngestReport), "synth" (a DatasetCard), "train" (a TrainReport, or
     the Path of a finished adapter reused) or "eval" (an EvalSet, one per set); `seconds` it took."""
 
     stage: str
@@ -79,11 +80,11 @@ def run_demo(cfg: DemoConfig, bars: Bars) -> Iterator[DemoStep]:
     from engine.answer import Answerer
     from evals import report as R
     from evals.config import EvalConfig
-    from evals.run import evaluate
+    from evals.run import evaluate_report
     from rag.config import IngestConfig
     from rag.ingest import ingest
     from synth.config import SynthConfig
-    from synth.pipeline import synthesize
+    from synth.pipeline import synthesize_card
     from train.config import TrainConfig
     from train.run import finished_run, train
 
@@ -95,10 +96,10 @@ def run_demo(cfg: DemoConfig, bars: Bars) -> Iterator[DemoStep]:
     yield DemoStep("ingest", ingested, clock.lap())
 
     with bars("synth") as progress:
-        card = synthesize(load_config(SynthConfig, {"workdir": workdir, "generator": "extractive"}), progress=progress)
+        card = synthesize_card(load_config(SynthConfig, {"workdir": workdir, "generator": "extractive"}), progress=progress)
     yield DemoStep("synth", card, clock.lap())
 
-    tcfg = load_config(TrainConfig, {"workdir": workdir, "data": card["path"], **cfg.train, **model})
+    tcfg = load_config(TrainConfig, {"workdir": workdir, "data": card.path, **cfg.train, **model})
     trained = finished_run(tcfg)
     if trained is None:
         with bars("train") as progress:
@@ -113,7 +114,7 @@ def run_demo(cfg: DemoConfig, bars: Bars) -> Iterator[DemoStep]:
         ecfg = load_config(EvalConfig, {"workdir": workdir, **source, **{f"ask.{k}": v for k, v in model.items()}})
         answerer = answerer or Answerer(ecfg.ask)
         with bars("eval") as progress:
-            report = evaluate(ecfg, progress=progress, answerer=answerer)
+            report = evaluate_report(ecfg, progress=progress, answerer=answerer)
         out = R.write(report, R.default_out(workdir), ecfg.examples)
         yield DemoStep("eval", EvalSet(name, report, out), clock.lap())
 

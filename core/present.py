@@ -1,7 +1,8 @@
 """How results read: the lines and tables `ragtune` prints and the app shows, written once.
 
-Each function takes what a stage returned (an IngestReport, a dataset card, a TrainReport, an
-eval report) and gives text. core imports no stage, so the records are read by their fields.
+Each function takes what a stage returned (an IngestReport, a DatasetCard, a TrainReport, an
+EvalReport; the score tables its plain data) and gives text. core imports no stage, so the records
+are read by their fields.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from core.records import DatasetCard
 
 
 def plural(n: int, word: str) -> str:
@@ -73,9 +76,9 @@ def ingest_summary(report: Any) -> str:
             f"{report.chunks_removed} removed; {report.total_chunks} in collection '{report.collection}'")
 
 
-def synth_summary(card: dict) -> str:
+def synth_summary(card: DatasetCard) -> str:
     """`120 pairs (100 train, 20 eval; 40 facts) from 30 of 32 chunks (94% coverage)`: a dataset card in a line."""
-    pairs, chunks = card["pairs"], card["chunks"]
+    pairs, chunks = card.pairs, card.chunks
     return (f"{pairs['total']} pairs ({pairs.get('train', 0)} train, {pairs.get('eval', 0)} eval; {pairs['groups']} facts) "
             f"from {chunks['with_pairs']} of {chunks['total']} chunks ({100 * chunks['coverage']:.0f}% coverage)")
 
@@ -104,7 +107,7 @@ def demo_line(step: Any) -> str:
         return f"3/4 train: reusing {short_path(r)}, trained with these settings on this dataset {took}"
     if step.stage == "train":
         return f"3/4 train: {train_summary(r)} {took}"
-    asked, read = r.report["questions"]["asked"], r.report["questions"]["read"]
+    asked, read = r.report.questions["asked"], r.report.questions["read"]
     return f"4/4 eval on {r.name}: {asked} questions" + (f" (a fixed sample of the {read})" if asked < read else "")
 
 
@@ -150,7 +153,7 @@ def open_table(summary: dict, modes: list[str], short_words: int, title: str = "
 
 
 def score_tables(report: dict, short_words: int) -> list[Table]:
-    """A table per question type in an eval report (a report without types is all factoid)."""
+    """A table per question type in an eval report's data (a report without types is all factoid)."""
     tables = []
     for qtype, summary in (report.get("by_type") or {"factoid": report["summary"]}).items():
         title = f"{qtype} questions ({next(iter(summary.values())).get('n', report['questions']['asked'])})"

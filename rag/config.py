@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir, setting
+from core.config import ConfigError, check_settings, resolve_workdir, setting
 
 
 @dataclass
@@ -63,7 +63,7 @@ class SearchConfig:
 
     config_file = "search.yaml"
     workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
-    k: int = setting("number of hits", names=("-k",))
+    k: int = setting("number of hits", names=("-k",), low=1, step=1, widget_high=20)
     retrieval: str = setting("hybrid: dense (MiniLM in Chroma) and BM25, fused by reciprocal rank; or dense, lexical", choices=("hybrid", "dense", "lexical"))
     candidates: int = setting("hits taken from each retriever before fusion", cli=False)
     rrf_k: int = setting("the reciprocal-rank-fusion constant: score = sum of weight / (rrf_k + rank)", cli=False)
@@ -72,12 +72,9 @@ class SearchConfig:
     index: IndexConfig = field(default=None)  # overrides of configs/index.yaml
 
     def __post_init__(self):
+        check_settings(self)
         self.workdir = resolve_workdir(self.workdir)
         if self.query_encoder not in ("onnx", "torch"):
             raise ConfigError(f"query_encoder in configs/search.yaml must be onnx or torch, got {self.query_encoder!r}")
-        if self.retrieval not in ("hybrid", "dense", "lexical"):
-            raise ConfigError(f"--retrieval must be hybrid, dense or lexical, got {self.retrieval!r}")
-        if self.k < 1:
-            raise ConfigError(f"-k must be at least 1, got {self.k}")
         if self.candidates < self.k:
             self.candidates = self.k

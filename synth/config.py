@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir, setting
+from core.config import ConfigError, check_settings, resolve_workdir, setting
 from engine.config import DecodingConfig, ModelConfig
 from rag.config import SearchConfig
 
@@ -22,10 +22,10 @@ class SynthConfig:
     workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
     generator: str = setting("extractive (spaCy, no LLM), local (the engine's model) or openai (an OpenAI-compatible endpoint)")
     out: str | None = setting("dataset folder; unset: <workdir>/datasets/<generator>-<hash of these settings and the index version>")
-    pairs_per_chunk: int = setting("facts asked about per chunk, each with its paraphrases")
-    paraphrases: int = setting("extra wordings per fact: a fact is learnt from several (see docs/ft-rag.md)")
+    pairs_per_chunk: int = setting("facts asked about per chunk, each with its paraphrases", low=1, step=1, widget_high=10)
+    paraphrases: int = setting("extra wordings per fact: a fact is learnt from several (see docs/ft-rag.md)", low=0, high=25, step=1, widget_high=4)
     distractors: int = setting("K hard distractors per RAFT row: the retriever's hits for the question, the oracle excluded")
-    oracle_p: float = setting("P: share of RAFT rows whose context holds the oracle chunk; the rest answer from memory")
+    oracle_p: float = setting("P: share of RAFT rows whose context holds the oracle chunk; the rest answer from memory", low=0, high=1, step=0.05)
     raft_context: str = setting("joint: the oracle among the distractors in one context; single: one chunk a row, as the span reader reads (docs/ft-rag.md, item 8)", choices=RAFT_CONTEXTS)
     eval_fraction: float = setting("F: share of chunks (or documents) held out for evaluation; none feeds both splits")
     split_by: str = setting("hold out whole chunks or whole documents", choices=("chunk", "document"))
@@ -56,19 +56,14 @@ class SynthConfig:
     llm: ModelConfig = field(default=None)  # configs/model.yaml, for --generator local
 
     def __post_init__(self):
+        check_settings(self)
         self.workdir = resolve_workdir(self.workdir)
         self.search.workdir = self.workdir
         if self.model and self.generator == "local":
             self.llm.model = self.model
         checks = [
             (self.generator in GENERATORS, f"--generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}"),
-            (self.raft_context in RAFT_CONTEXTS, f"--raft-context must be one of {', '.join(RAFT_CONTEXTS)}, got {self.raft_context!r}"),
-            (0 <= self.oracle_p <= 1, f"--oracle-p must be between 0 and 1, got {self.oracle_p}"),
             (0 <= self.eval_fraction < 1, f"--eval-fraction must be at least 0 and below 1, got {self.eval_fraction}"),
-            (self.split_by in ("chunk", "document"), f"--split-by must be chunk or document, got {self.split_by!r}"),
-            (self.format in FORMATS, f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}"),
-            (self.pairs_per_chunk >= 1, f"--pairs-per-chunk must be at least 1, got {self.pairs_per_chunk}"),
-            (0 <= self.paraphrases <= 25, f"--paraphrases must be between 0 and 25, got {self.paraphrases}"),
             (self.distractors >= 0, f"--distractors must be 0 or more, got {self.distractors}"),
             (self.max_tokens >= 64, f"--max-tokens must be at least 64, got {self.max_tokens}"),
             (0 <= self.noise <= 1, f"--noise must be between 0 and 1, got {self.noise}"),

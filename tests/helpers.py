@@ -10,9 +10,22 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.config import AppConfig, AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
+from evals.config import EvalConfig
+from pipeline import DemoConfig
+from rag.config import IndexConfig, IngestConfig, SearchConfig
+from synth.config import SynthConfig
+from train.config import TrainConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample" / "docs"
 SHARED = ROOT.parent / "shared"
+
+# each YAML file in configs/ and the config class it builds (tests/core/test_config.py, test_schema.py)
+STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig, "model.yaml": ModelConfig,
+          "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig, "spans.yaml": SpanConfig,
+          "synth.yaml": SynthConfig, "train.yaml": TrainConfig, "eval.yaml": EvalConfig, "app.yaml": AppConfig,
+          "demo.yaml": DemoConfig, "llm.yaml": LLMConfig}
 
 
 def ingest_cfg(workdir: Path, paths: list, **overrides):

@@ -4,17 +4,11 @@ from pathlib import Path
 import pytest
 
 from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
-from engine.config import AppConfig, AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
-from evals.config import EvalConfig
+from engine.config import AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
 from pipeline import DemoConfig
-from rag.config import IndexConfig, IngestConfig, SearchConfig
-from synth.config import SynthConfig
-from train.config import TrainConfig
+from rag.config import IngestConfig, SearchConfig
 
-STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig, "model.yaml": ModelConfig,
-          "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig, "spans.yaml": SpanConfig,
-          "synth.yaml": SynthConfig, "train.yaml": TrainConfig, "eval.yaml": EvalConfig, "app.yaml": AppConfig,
-          "demo.yaml": DemoConfig, "llm.yaml": LLMConfig}
+from helpers import STAGES
 
 
 def test_every_yaml_file_builds_its_config_class():

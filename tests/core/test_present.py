@@ -5,7 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from core import present
-from core.records import FileReport, IngestReport, Source
+from core.records import DatasetCard, EvalReport, FileReport, IngestReport, Source
 
 
 def _iv(mean, low=None, high=None):
@@ -77,7 +77,9 @@ def test_ingest_summary_counts_the_statuses_that_occurred():
 
 
 def test_synth_and_train_summaries():
-    card = {"pairs": {"total": 120, "train": 100, "eval": 20, "groups": 40}, "chunks": {"with_pairs": 30, "total": 32, "coverage": 0.9375}}
+    card = DatasetCard(generator={}, config={}, chunks={"with_pairs": 30, "total": 32, "coverage": 0.9375}, drafts=0,
+                       grounding_rate_before_filters=0.0, grounding_rate_after_filters=0.0, filtered={},
+                       pairs={"total": 120, "train": 100, "eval": 20, "groups": 40}, rows={}, mean_words={}, raft={}, leakage={})
     assert present.synth_summary(card) == "120 pairs (100 train, 20 eval; 40 facts) from 30 of 32 chunks (94% coverage)"
     run = SimpleNamespace(steps=30, max_steps=30, out_of_time=False, train_loss=1.93125, eval_loss=None, tokens_per_s=371.4)
     assert present.train_summary(run) == "30 steps, train loss 1.9312, 371 tokens/s"
@@ -96,7 +98,9 @@ def test_the_demo_line_of_each_stage():
     assert present.demo_line(step(stage="train", result=run, seconds=60)) == "3/4 train: 30 steps, train loss 1.5000, 200 tokens/s (60 s)"
     reused = step(stage="train", result=Path("/elsewhere/adapters/run-1"), seconds=0.4)
     assert present.demo_line(reused) == "3/4 train: reusing /elsewhere/adapters/run-1, trained with these settings on this dataset (0 s)"
-    evaluated = step(stage="eval", result=SimpleNamespace(name="our questions", report=REPORT), seconds=9)
+    report = EvalReport.from_json({**REPORT, "skipped_modes": {}, "versions": {}, "config": {}, "comparisons": [], "buckets": {},
+                                   "disagreements": 0, "per_question": []})
+    evaluated = step(stage="eval", result=SimpleNamespace(name="our questions", report=report), seconds=9)
     assert present.demo_line(evaluated) == "4/4 eval on our questions: 3 questions (a fixed sample of the 10)"
 
 

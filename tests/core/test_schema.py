@@ -92,7 +92,7 @@ def test_decoding_flags_reach_the_ask_config_and_eval_keeps_its_seed():
 
 
 def test_every_config_is_checked_here():
-    from test_config import STAGES
+    from helpers import STAGES
 
     assert set(SCHEMAS) == set(STAGES.values())
 

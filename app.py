@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from core import present
-from core.config import CONFIG_DIR, load_config, read_yaml, to_dict, widget
-from core.records import EvalReport
-from core.workdir import uploads_dir
-from engine.config import MODES, AppConfig
+from ragtune.core import present
+from ragtune.core.config import CONFIG_DIR, load_config, read_yaml, to_dict, widget
+from ragtune.core.records import EvalReport
+from ragtune.core.workdir import uploads_dir
+from ragtune.engine.config import MODES, AppConfig
 
 if TYPE_CHECKING:  # the stages' configs, imported where they are built
-    from evals.config import EvalConfig
-    from rag.config import IngestConfig
-    from synth.config import SynthConfig
-    from train.config import TrainConfig
+    from ragtune.evals.config import EvalConfig
+    from ragtune.rag.config import IngestConfig
+    from ragtune.synth.config import SynthConfig
+    from ragtune.train.config import TrainConfig
 
 TITLE = "ragtune"
 POLL_S = 0.5  # how often a page following a job looks at it
@@ -90,7 +90,7 @@ class Workbench:
     def answerer(self):
         with self._lock:
             if self._answerer is None:
-                from engine.answer import Answerer
+                from ragtune.engine.answer import Answerer
 
                 self._answerer = Answerer(self.cfg.ask)
             return self._answerer
@@ -330,13 +330,13 @@ def ingest_folder(folder: str, progress=None) -> Iterator[tuple[str, list[list]]
 
 def ingest_config(app: AppConfig, paths: list[str]) -> IngestConfig:
     """`ragtune ingest PATHS` as the app runs it: configs/ingest.yaml, into the app's work dir and index (collection, Chroma)."""
-    from rag.config import IngestConfig
+    from ragtune.rag.config import IngestConfig
 
     return load_config(IngestConfig, {"paths": paths, "workdir": str(app.workdir), "index": to_dict(app.ask.search.index)})
 
 
 def _ingest(paths: list[str], progress=None) -> Iterator[tuple[str, list[list]]]:
-    from rag.ingest import ingest
+    from ragtune.rag.ingest import ingest
 
     bench = _bench()
     cfg = ingest_config(bench.cfg, paths)
@@ -359,7 +359,7 @@ def _ingest(paths: list[str], progress=None) -> Iterator[tuple[str, list[list]]]
 
 def corpus_files() -> list[list]:
     """The index's files: [file, status, chunks, pages, reason], failures of the last ingest included."""
-    from rag.index import Index
+    from ragtune.rag.index import Index
 
     bench = _bench()
     index = Index(bench.cfg.ask.search.index, bench.workdir)  # the collection the chat searches
@@ -389,7 +389,7 @@ def synth_config(app: AppConfig, generator: str | None = None, pairs_per_chunk: 
                  oracle_p: float | None = None) -> SynthConfig:
     """`ragtune synth` as the app runs it: configs/synth.yaml with the page's settings (None = the YAML's),
     reading the app's index, with the app's model as the local generator."""
-    from synth.config import SynthConfig
+    from ragtune.synth.config import SynthConfig
 
     return load_config(SynthConfig, {"workdir": str(app.workdir), "generator": generator, "pairs_per_chunk": pairs_per_chunk,
                                      "paraphrases": paraphrases, "oracle_p": oracle_p, "search": to_dict(app.ask.search),
@@ -399,7 +399,7 @@ def synth_config(app: AppConfig, generator: str | None = None, pairs_per_chunk: 
 def synthesize(generator: str | None = None, pairs_per_chunk: int | None = None, paraphrases: int | None = None,
                oracle_p: float | None = None, progress=None) -> Iterator[tuple[str, list[list], str | None]]:
     """Synthesize a dataset from the index. Yields (status, the pairs preview, train.jsonl to download)."""
-    from synth.pipeline import synthesize_card
+    from ragtune.synth.pipeline import synthesize_card
 
     bench = _bench()
     cfg = synth_config(bench.cfg, generator, pairs_per_chunk, paraphrases, oracle_p)
@@ -419,8 +419,8 @@ def synthesize(generator: str | None = None, pairs_per_chunk: int | None = None,
 
 def dataset_preview(limit: int = 500) -> tuple[list[list], str | None]:
     """The newest dataset's pairs (the first `limit`), each with a `remove` box, and its train.jsonl."""
-    from core.workdir import newest_dataset
-    from synth.pipeline import read_pairs
+    from ragtune.core.workdir import newest_dataset
+    from ragtune.synth.pipeline import read_pairs
 
     data = newest_dataset(_bench().workdir)
     if data is None:
@@ -431,8 +431,8 @@ def dataset_preview(limit: int = 500) -> tuple[list[list], str | None]:
 
 def remove_flagged(table) -> tuple[str, list[list], str | None]:
     """Remove the pairs whose `remove` box is ticked, and their training rows; they stay removed on re-synthesis."""
-    from core.workdir import newest_dataset
-    from synth.pipeline import remove_pairs
+    from ragtune.core.workdir import newest_dataset
+    from ragtune.synth.pipeline import remove_pairs
 
     data = newest_dataset(_bench().workdir)
     if data is None:
@@ -452,7 +452,7 @@ def remove_flagged(table) -> tuple[str, list[list], str | None]:
 def train_config(app: AppConfig, max_steps: int | None = None, epochs: float | None = None, lr: float | None = None,
                  lora_r: int | None = None) -> TrainConfig:
     """`ragtune train` as the app runs it: configs/train.yaml with the page's settings (None = the YAML's), on the app's model."""
-    from train.config import TrainConfig
+    from ragtune.train.config import TrainConfig
 
     return load_config(TrainConfig, {"workdir": str(app.workdir), "max_steps": -1 if max_steps == 0 else max_steps,  # the page's 0 is whole epochs too
                                      "epochs": epochs, "lr": lr, "lora_r": lora_r, "model": to_dict(app.ask.model)})
@@ -463,7 +463,7 @@ def start_training(max_steps: int | None = None, epochs: float | None = None, lr
 
     A setting left None is configs/train.yaml's, as `ragtune train` runs it.
     """
-    from train.run import train
+    from ragtune.train.run import train
 
     bench = _bench()
     cfg = train_config(bench.cfg, max_steps, epochs, lr, lora_r)
@@ -510,8 +510,8 @@ def evaluate(questions: str | None = None, modes: list[str] | None = None, limit
 
     `questions`: a questions JSONL on the server; empty = the newest dataset's eval split.
     """
-    from evals import report as R
-    from evals.run import evaluate_report
+    from ragtune.evals import report as R
+    from ragtune.evals.run import evaluate_report
 
     bench = _bench()
     cfg = eval_config(bench.cfg, questions, modes, limit)
@@ -534,7 +534,7 @@ def evaluate(questions: str | None = None, modes: list[str] | None = None, limit
 def eval_config(app: AppConfig, questions: str | None = None, modes: list[str] | None = None, limit: int = 50) -> EvalConfig:
     """`ragtune eval` as the app runs it: the app's answering settings (model, adapter, index, k), under eval's own
     (configs/eval.yaml's `ask` section), so the page scores as `ragtune eval` does."""
-    from evals.config import EvalConfig
+    from ragtune.evals.config import EvalConfig
 
     source = {"questions": questions.strip()} if (questions or "").strip() else {"split": "eval"}
     own = read_yaml(CONFIG_DIR / EvalConfig.config_file).get("ask") or {}
@@ -595,7 +595,7 @@ def _chat_tab(cfg: AppConfig) -> None:
     """The four modes side by side, then a one-mode chat; both under the decoding sliders."""
     import gradio as gr
 
-    from engine.config import AskConfig, DecodingConfig
+    from ragtune.engine.config import AskConfig, DecodingConfig
 
     with gr.Row():
         question = gr.Textbox(label="Question", placeholder="Ask your documents something", scale=5, elem_id="question")
@@ -634,7 +634,7 @@ def _corpus_tab(cfg: AppConfig):
     """Upload or name files to ingest, the index's files, and a search box; returns the files table."""
     import gradio as gr
 
-    from rag.config import SearchConfig
+    from ragtune.rag.config import SearchConfig
 
     with gr.Row():
         uploads = gr.File(label="Upload files", file_count="multiple", type="filepath", scale=2)
@@ -657,7 +657,7 @@ def _dataset_tab(cfg: AppConfig):
     """Synthesize pairs with `ragtune synth`'s settings, preview them, drop bad ones; returns the preview and its download."""
     import gradio as gr
 
-    from synth.config import GENERATORS, SynthConfig
+    from ragtune.synth.config import GENERATORS, SynthConfig
 
     s = synth_config(cfg)
     with gr.Row():
@@ -681,7 +681,7 @@ def _train_tab(cfg: AppConfig):
     """Train with `ragtune train`'s settings in the background, stop it; returns its status line and loss plot."""
     import gradio as gr
 
-    from train.config import TrainConfig
+    from ragtune.train.config import TrainConfig
 
     t = train_config(cfg)  # what `ragtune train` would run
     with gr.Row():
@@ -703,7 +703,7 @@ def _evaluate_tab() -> None:
     """The four modes on a question set, `ragtune eval`'s scores and where the modes disagree."""
     import gradio as gr
 
-    from evals.config import EvalConfig
+    from ragtune.evals.config import EvalConfig
 
     with gr.Row():
         questions = gr.Textbox(label="Questions JSONL on the server (empty: the dataset's eval split)", scale=3)
@@ -748,7 +748,7 @@ def _about(cls, name: str) -> dict:
 
 def launch(cfg: AppConfig, block: bool = True):
     """Build and serve the app on cfg.host:cfg.port (127.0.0.1 unless told otherwise)."""
-    from core import offline
+    from ragtune.core import offline
 
     offline.setup()
     app = build(cfg)
@@ -789,7 +789,7 @@ def _labelled(fn):
 
 def _decoding(answerer, temperature, top_k, top_p, max_new_tokens):
     """The app's decoding config with the page's values on top; a None keeps the config's."""
-    from engine.generate import with_overrides
+    from ragtune.engine.generate import with_overrides
 
     def cast(typ, value):  # sliders may send 50.0 for 50
         return None if value is None else typ(value)

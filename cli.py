@@ -24,14 +24,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import present
+from ragtune.core import present
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _quiet_libraries()
-    from core.config import ConfigError
+    from ragtune.core.config import ConfigError
 
     try:
         return args.run(args)
@@ -69,8 +69,8 @@ class _Shared:
 
 
 def _shared_flags() -> _Shared:
-    from core.config import add_flags  # the configs and yaml only: light
-    from rag.config import IndexConfig
+    from ragtune.core.config import add_flags  # the configs and yaml only: light
+    from ragtune.rag.config import IndexConfig
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workdir", help="work directory (default: $RAGTUNE_WORKDIR or ./.ragtune)")
@@ -87,8 +87,8 @@ def _answering_flags(llm_names: dict | None = None) -> argparse.ArgumentParser:
 
     `llm_names`: the LLM flags' spellings where a command's own flags take the usual ones.
     """
-    from core.config import add_flags
-    from engine.config import AskConfig, LLMConfig, ModelConfig
+    from ragtune.core.config import add_flags
+    from ragtune.engine.config import AskConfig, LLMConfig, ModelConfig
 
     answering = argparse.ArgumentParser(add_help=False)
     add_flags(answering, ModelConfig, skip=("threads",))  # threads: train's flag
@@ -99,8 +99,8 @@ def _answering_flags(llm_names: dict | None = None) -> argparse.ArgumentParser:
 
 def _decoding_flags(seed: bool) -> argparse.ArgumentParser:
     """Decoding flags; `eval` has a --seed of its own (its sample), so it goes without this one."""
-    from core.config import add_flags
-    from engine.config import DecodingConfig
+    from ragtune.core.config import add_flags
+    from ragtune.engine.config import DecodingConfig
 
     decoding = argparse.ArgumentParser(add_help=False)
     add_flags(decoding, DecodingConfig, skip=() if seed else ("seed",))
@@ -109,8 +109,8 @@ def _decoding_flags(seed: bool) -> argparse.ArgumentParser:
 
 def _add_corpus_commands(sub, shared: _Shared) -> None:
     """ingest and search."""
-    from core.config import add_flags
-    from rag.config import IngestConfig, SearchConfig
+    from ragtune.core.config import add_flags
+    from ragtune.rag.config import IngestConfig, SearchConfig
 
     p = sub.add_parser("ingest", parents=[shared.common, shared.index, shared.output], help="load, chunk and index files and folders")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -125,9 +125,9 @@ def _add_corpus_commands(sub, shared: _Shared) -> None:
 
 def _add_answer_commands(sub, shared: _Shared) -> None:
     """ask, chat, eval and serve: the four modes answering."""
-    from core.config import add_flags
-    from engine.config import AskConfig, ServeConfig
-    from evals.config import EvalConfig
+    from ragtune.core.config import add_flags
+    from ragtune.engine.config import AskConfig, ServeConfig
+    from ragtune.evals.config import EvalConfig
 
     answering = [shared.common, shared.index, shared.answering]
     p = sub.add_parser("ask", parents=[*answering, shared.decoding, shared.output], help="answer a question in one of the four modes")
@@ -153,10 +153,10 @@ def _add_answer_commands(sub, shared: _Shared) -> None:
 
 def _add_training_commands(sub, shared: _Shared) -> None:
     """synth, train and export: from the index to an adapter."""
-    from core.config import add_flags
-    from engine.config import ModelConfig
-    from synth.config import SynthConfig
-    from train.config import TrainConfig
+    from ragtune.core.config import add_flags
+    from ragtune.engine.config import ModelConfig
+    from ragtune.synth.config import SynthConfig
+    from ragtune.train.config import TrainConfig
 
     p = sub.add_parser("synth", parents=[shared.common, shared.index, shared.output], help="synthetic instruction pairs from the indexed chunks, RAFT-style")
     add_flags(p, SynthConfig)
@@ -178,9 +178,9 @@ def _add_training_commands(sub, shared: _Shared) -> None:
 
 def _add_shell_commands(sub, shared: _Shared) -> None:
     """app and demo: the workbench, and the whole job on the sample corpus."""
-    from core.config import add_flags
-    from engine.config import AppConfig
-    from pipeline import DemoConfig
+    from ragtune.core.config import add_flags
+    from ragtune.engine.config import AppConfig
+    from ragtune.pipeline import DemoConfig
 
     p = sub.add_parser("app", parents=[shared.common, shared.index, shared.answering, shared.decoding],
                        help="the Gradio workbench: chat with the four modes side by side, ingest, synth, train, eval")
@@ -194,16 +194,16 @@ def _add_shell_commands(sub, shared: _Shared) -> None:
 
 
 def _index_overrides(args) -> dict:
-    from core.config import flag_values
-    from rag.config import IndexConfig
+    from ragtune.core.config import flag_values
+    from ragtune.rag.config import IndexConfig
 
     return flag_values(args, IndexConfig, prefix="index.")
 
 
 def cmd_ingest(args) -> int:
-    from core.config import flag_values, load_config
-    from rag.config import IngestConfig
-    from rag.ingest import ingest
+    from ragtune.core.config import flag_values, load_config
+    from ragtune.rag.config import IngestConfig
+    from ragtune.rag.ingest import ingest
 
     cfg = load_config(IngestConfig, {"paths": args.paths, "workdir": args.workdir, **flag_values(args, IngestConfig),
                                       **_index_overrides(args)}, args.config)
@@ -225,9 +225,9 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from core.config import flag_values, load_config
-    from rag.config import SearchConfig
-    from rag.retrieve import Retriever
+    from ragtune.core.config import flag_values, load_config
+    from ragtune.rag.config import SearchConfig
+    from ragtune.rag.retrieve import Retriever
 
     cfg = load_config(SearchConfig, {"workdir": args.workdir, **flag_values(args, SearchConfig), **_index_overrides(args)}, args.config)
     retriever = Retriever(cfg)
@@ -244,8 +244,8 @@ def cmd_search(args) -> int:
 
 
 def _ask_overrides(args) -> dict:
-    from core.config import flag_values
-    from engine.config import AskConfig, DecodingConfig, LLMConfig, ModelConfig
+    from ragtune.core.config import flag_values
+    from ragtune.engine.config import AskConfig, DecodingConfig, LLMConfig, ModelConfig
 
     llm = flag_values(args, LLMConfig, section="llm")
     if llm["llm.base_url"] and not llm["llm.kind"]:  # --base-url alone means the endpoint: the local model answering would hide the slip
@@ -260,8 +260,8 @@ def _ask_overrides(args) -> dict:
 
 
 def cmd_ask(args) -> int:
-    from core.config import load_config
-    from engine.config import AskConfig
+    from ragtune.core.config import load_config
+    from ragtune.engine.config import AskConfig
 
     cfg = load_config(AskConfig, _ask_overrides(args), args.config)
     answerer = _answerer(cfg)
@@ -289,8 +289,8 @@ def cmd_ask(args) -> int:
 
 def _answerer(cfg):
     """The Answerer for `ask` and `chat`, saying once when a base model answers through a plain template."""
-    from engine.answer import Answerer
-    from engine.model import PLAIN_TEMPLATE_NOTICE
+    from ragtune.engine.answer import Answerer
+    from ragtune.engine.model import PLAIN_TEMPLATE_NOTICE
 
     answerer = Answerer(cfg)
     if getattr(answerer.engine, "plain_template", False):
@@ -299,8 +299,8 @@ def _answerer(cfg):
 
 
 def cmd_chat(args) -> int:
-    from core.config import load_config
-    from engine.config import AskConfig
+    from ragtune.core.config import load_config
+    from ragtune.engine.config import AskConfig
 
     cfg = load_config(AskConfig, _ask_overrides(args), args.config)
     answerer = _answerer(cfg)
@@ -373,7 +373,7 @@ def parse_chat_line(line: str) -> tuple[str, str | int | None]:
     ("ask", question); ("mode", a mode or None); ("k", N or None); ("sources" | "help" | "quit", None);
     ("", None) for a blank line; ("error", why) for a command it cannot take.
     """
-    from engine.config import MODES
+    from ragtune.engine.config import MODES
 
     text = line.strip()
     if not text:
@@ -434,10 +434,10 @@ def _chat_sources(answer) -> None:
 
 
 def cmd_eval(args) -> int:
-    from core.config import flag_values, load_config
-    from evals import report as R
-    from evals.config import EvalConfig
-    from evals.run import evaluate_report
+    from ragtune.core.config import flag_values, load_config
+    from ragtune.evals import report as R
+    from ragtune.evals.config import EvalConfig
+    from ragtune.evals.run import evaluate_report
 
     if args.compare:
         lines = R.compare(R.read(args.compare[0]), R.read(args.compare[1]))
@@ -469,8 +469,8 @@ def cmd_eval(args) -> int:
 
 def _print_scores(report, out) -> None:
     """A score table per question type, retrieval, the verdict and where the report is; `report` is an EvalReport or its data."""
-    from core.records import EvalReport
-    from evals.run import SHORT_WORDS
+    from ragtune.core.records import EvalReport
+    from ragtune.evals.run import SHORT_WORDS
 
     report = report.to_json() if isinstance(report, EvalReport) else report
     for i, table in enumerate(present.score_tables(report, SHORT_WORDS)):
@@ -484,9 +484,9 @@ def _print_scores(report, out) -> None:
 
 
 def cmd_serve(args) -> int:
-    from core.config import flag_values, load_config
-    from engine.config import ServeConfig
-    from engine.server import serve
+    from ragtune.core.config import flag_values, load_config
+    from ragtune.engine.config import ServeConfig
+    from ragtune.engine.server import serve
 
     overrides = {f"ask.{k}": v for k, v in _ask_overrides(args).items()}
     cfg = load_config(ServeConfig, {**flag_values(args, ServeConfig), **overrides}, args.config)
@@ -495,9 +495,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from core.config import flag_values, load_config
-    from synth.config import SynthConfig
-    from synth.pipeline import synthesize_card
+    from ragtune.core.config import flag_values, load_config
+    from ragtune.synth.config import SynthConfig
+    from ragtune.synth.pipeline import synthesize_card
 
     cfg = load_config(SynthConfig, {"workdir": args.workdir, **flag_values(args, SynthConfig),
                                     **{f"search.{k}": v for k, v in _index_overrides(args).items()}}, args.config)
@@ -519,10 +519,10 @@ def cmd_synth(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.config import flag_values, load_config
-    from engine.config import ModelConfig
-    from train.config import TrainConfig
-    from train.run import train
+    from ragtune.core.config import flag_values, load_config
+    from ragtune.engine.config import ModelConfig
+    from ragtune.train.config import TrainConfig
+    from ragtune.train.run import train
 
     cfg = load_config(TrainConfig, {"workdir": args.workdir, **flag_values(args, ModelConfig, prefix="model."),
                                     **flag_values(args, TrainConfig)}, args.config)
@@ -547,7 +547,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from train.export import export
+    from ragtune.train.export import export
 
     out = export(args.adapter, args.out, merged=args.merged, overwrite=args.overwrite, model=args.model)
     print(f"{'Merged model' if args.merged else 'Adapter'}: {present.short_path(out)}")
@@ -555,9 +555,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_app(args) -> int:
-    from app import launch
-    from core.config import flag_values, load_config
-    from engine.config import AppConfig
+    from ragtune.app import launch
+    from ragtune.core.config import flag_values, load_config
+    from ragtune.engine.config import AppConfig
 
     cfg = load_config(AppConfig, {"workdir": args.workdir, **flag_values(args, AppConfig),
                                   **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}}, args.config)
@@ -568,9 +568,9 @@ def cmd_app(args) -> int:
 
 def cmd_demo(args) -> int:
     """The whole job on the bundled sample corpus (pipeline.run_demo), each stage's line as it ends, then the app."""
-    from app import launch
-    from core.config import flag_values, load_config
-    from pipeline import DemoConfig, run_demo
+    from ragtune.app import launch
+    from ragtune.core.config import flag_values, load_config
+    from ragtune.pipeline import DemoConfig, run_demo
 
     cfg = load_config(DemoConfig, {"workdir": args.workdir, **flag_values(args, DemoConfig)}, args.config)
     workdir, took = str(cfg.workdir), {}
@@ -669,7 +669,7 @@ def _quiet_libraries() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    from core import offline
+    from ragtune.core import offline
 
     offline.setup()
 

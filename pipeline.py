@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from core.config import check_settings, load_config, resolve_workdir, setting
-from core.records import EvalReport
-from engine.config import AppConfig
+from ragtune.core.config import check_settings, load_config, resolve_workdir, setting
+from ragtune.core.records import EvalReport
+from ragtune.engine.config import AppConfig
 
 
 @dataclass
@@ -38,12 +39,12 @@ class DemoConfig:
         check_settings(self)
         self.workdir = resolve_workdir(self.workdir)
         self.app.workdir = self.app.ask.workdir = self.app.ask.search.workdir = self.workdir
-        root = Path(__file__).resolve().parent
+        root = Path(resources.files("ragtune"))
         self.docs, self.questions, self.open_questions = (str(p if Path(p).is_absolute() else root / p)
                                                           for p in (self.docs, self.questions, self.open_questions))
         if self.model:
             self.app.ask.model.model = self.model
-        from train.config import TrainConfig
+        from ragtune.train.config import TrainConfig
 
         load_config(TrainConfig, self.train)  # a typo in demo.yaml's train section fails here, not after ingest and synth
 
@@ -77,16 +78,16 @@ def run_demo(cfg: DemoConfig, bars: Bars) -> Iterator[DemoStep]:
 
     Yields a DemoStep as each stage ends (eval: one per question set).
     """
-    from engine.answer import Answerer
-    from evals import report as R
-    from evals.config import EvalConfig
-    from evals.run import evaluate_report
-    from rag.config import IngestConfig
-    from rag.ingest import ingest
-    from synth.config import SynthConfig
-    from synth.pipeline import synthesize_card
-    from train.config import TrainConfig
-    from train.run import finished_run, train
+    from ragtune.engine.answer import Answerer
+    from ragtune.evals import report as R
+    from ragtune.evals.config import EvalConfig
+    from ragtune.evals.run import evaluate_report
+    from ragtune.rag.config import IngestConfig
+    from ragtune.rag.ingest import ingest
+    from ragtune.synth.config import SynthConfig
+    from ragtune.synth.pipeline import synthesize_card
+    from ragtune.train.config import TrainConfig
+    from ragtune.train.run import finished_run, train
 
     workdir, model = str(cfg.workdir), ({"model.model": cfg.model} if cfg.model else {})
     clock = _Clock()

@@ -25,12 +25,10 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SQUAD = ROOT.parent / "shared" / "eval" / "squad"
 
 
@@ -48,12 +46,12 @@ def main() -> None:
     ap.add_argument("--show", type=int, default=0, help="print this many open answers per run")
     args = ap.parse_args()
 
-    from core import offline
+    from ragtune.core import offline
 
     offline.setup()
-    from core.config import load_config
-    from rag.config import IngestConfig
-    from rag.ingest import ingest
+    from ragtune.core.config import load_config
+    from ragtune.rag.config import IngestConfig
+    from ragtune.rag.ingest import ingest
 
     workdir = args.workdir or f"/tmp/ragtune-bench-{'squad' if args.long else 'sample'}"
     docs = SQUAD / "docs" if args.long else ROOT / "sample" / "docs"
@@ -76,11 +74,11 @@ def _sample_sets() -> dict[str, list[dict]]:
 
 def _squad_long(workdir: str, limit: int, seed: int) -> dict[str, list[dict]]:
     """SQuAD dev questions whose long reference is the sentence that holds the gold answer."""
-    from core.config import load_config
-    from engine.spans import _nlp
-    from core.text import normalize
-    from rag.config import SearchConfig
-    from rag.index import Index
+    from ragtune.core.config import load_config
+    from ragtune.engine.spans import _nlp
+    from ragtune.core.text import normalize
+    from ragtune.rag.config import SearchConfig
+    from ragtune.rag.index import Index
 
     rows = [json.loads(line) for line in (SQUAD / "questions.jsonl").read_text().splitlines() if line.strip()]
     sample = random.Random(seed).sample(rows, min(limit, len(rows)))
@@ -101,7 +99,7 @@ def _squad_long(workdir: str, limit: int, seed: int) -> dict[str, list[dict]]:
 
 def _classifier_table(sets: dict[str, list[dict]]) -> None:
     """How often engine/qtype.py gives each set its own type (SQuAD's questions are all factoid)."""
-    from engine.qtype import classify
+    from ragtune.engine.qtype import classify
 
     print("\nquestion classifier (engine/qtype.py)")
     squad = [json.loads(line)["question"] for line in (SQUAD / "questions.jsonl").read_text().splitlines() if line.strip()]
@@ -116,11 +114,11 @@ def _classifier_table(sets: dict[str, list[dict]]) -> None:
 
 
 def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) -> None:
-    from core.config import load_config
-    from engine import probe
-    from engine.answer import Answerer
-    from engine.config import AskConfig
-    from engine.generate import Engine
+    from ragtune.core.config import load_config
+    from ragtune.engine import probe
+    from ragtune.engine.answer import Answerer
+    from ragtune.engine.config import AskConfig
+    from ragtune.engine.generate import Engine
 
     base_cfg = load_config(AskConfig, {"workdir": workdir, "model.model": model, "model.dtype": args.dtype, "k": args.k})
     print(f"\nmodel {model}: loading ...", flush=True)
@@ -156,7 +154,7 @@ def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) ->
 def _baseline(q: dict, hits) -> tuple:
     from types import SimpleNamespace
 
-    from engine.extract import baseline
+    from ragtune.engine.extract import baseline
 
     t0 = time.perf_counter()
     text = baseline(q["question"], hits)
@@ -179,8 +177,8 @@ def _best_sentences(q: dict, hits, cfg) -> tuple:
     from itertools import combinations
     from types import SimpleNamespace
 
-    from engine.extract import split_sentences
-    from evals import metrics as M
+    from ragtune.engine.extract import split_sentences
+    from ragtune.evals import metrics as M
 
     keys = [list(k) for k in q["keys"]]
     sents = split_sentences(hits, q["question"])
@@ -193,7 +191,7 @@ def _best_sentences(q: dict, hits, cfg) -> tuple:
 
 
 def _print_row(run: str, name: str, answers: list, qs: list[dict]) -> None:
-    from evals import metrics as M
+    from ragtune.evals import metrics as M
 
     f1, keys, tf, tr, cited, prec, words, short, lat = [], [], [], [], [], [], [], [], []
     for (a, seconds), q in zip(answers, qs):
@@ -220,14 +218,14 @@ def _print_row(run: str, name: str, answers: list, qs: list[dict]) -> None:
 
 
 def _strip(text: str) -> str:
-    from engine.cite import strip
+    from ragtune.engine.cite import strip
 
     return strip(text)
 
 
 def _tokens_per_s(engine) -> float:
     """Greedy generation speed, one prompt, 48 new tokens (what a chat user waits for)."""
-    from engine.config import DecodingConfig
+    from ragtune.engine.config import DecodingConfig
 
     prompt = engine.render([{"role": "user", "content": "Explain in two sentences what a search index is."}])
     d = DecodingConfig(0.0, 0, 1.0, 48, 1.0, None, [])

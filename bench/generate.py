@@ -28,14 +28,12 @@ import json
 import os
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core import offline  # noqa: E402
+from ragtune.core import offline  # noqa: E402
 
 offline.setup()
 SQUAD = ROOT.parent / "shared" / "eval" / "squad"
@@ -85,10 +83,10 @@ def main() -> None:
 
     import torch
 
-    from core.config import load_config
-    from engine.config import DecodingConfig, ModelConfig
-    from engine.generate import Engine
-    from engine.prompts import base_messages, load_templates
+    from ragtune.core.config import load_config
+    from ragtune.engine.config import DecodingConfig, ModelConfig
+    from ragtune.engine.generate import Engine
+    from ragtune.engine.prompts import base_messages, load_templates
 
     cpu = CpuMeter()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "

@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core import offline  # noqa: E402
+from ragtune.core import offline  # noqa: E402
 
 offline.setup()
 
@@ -60,9 +59,9 @@ def main() -> None:
     if not pdfs:
         sys.exit(f"no PDFs in {args.pdfs}")
 
-    from loaders import load_file
-    from rag.chunking import chunk_documents, make_chunker
-    from rag.embed import load_embedder
+    from ragtune.loaders import load_file
+    from ragtune.rag.chunking import chunk_documents, make_chunker
+    from ragtune.rag.embed import load_embedder
 
     embedder = load_embedder("packaged", "auto")
     # A fresh chunker per timed run: its token-count cache must not carry over between repeats.

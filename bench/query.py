@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core import offline  # noqa: E402
+from ragtune.core import offline  # noqa: E402
 
 offline.setup()
 SQUAD = ROOT.parent / "shared" / "eval" / "squad"
@@ -42,12 +40,12 @@ def main() -> None:
     ap.add_argument("--workdir", help="build the store here and keep it; reused if it already holds --chunks chunks")
     args = ap.parse_args()
 
-    from core.config import load_config
-    from core.records import Chunk
-    from rag import lexical
-    from rag.config import SearchConfig
-    from rag.index import Index
-    from rag.retrieve import Retriever
+    from ragtune.core.config import load_config
+    from ragtune.core.records import Chunk
+    from ragtune.rag import lexical
+    from ragtune.rag.config import SearchConfig
+    from ragtune.rag.index import Index
+    from ragtune.rag.retrieve import Retriever
 
     questions = [json.loads(l)["question"] for l in (SQUAD / "questions.jsonl").read_text().splitlines()[: args.queries]]
     vocab = " ".join(p.read_text() for p in (SQUAD / "docs").glob("*.html")).split()

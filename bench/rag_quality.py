@@ -15,12 +15,10 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SQUAD = ROOT.parent / "shared" / "eval" / "squad"
 
 # name -> overrides of configs/ask.yaml. "generate-k3" is the baseline: free generation from the
@@ -47,17 +45,17 @@ def main() -> None:
     ap.add_argument("--show", type=int, default=0, help="print this many answers per variant")
     args = ap.parse_args()
 
-    from core import offline
+    from ragtune.core import offline
 
     offline.setup()
-    from core.config import load_config
-    from engine.answer import Answerer
-    from engine.config import AskConfig
-    from engine.generate import Engine
-    from engine.cite import strip
-    from evals.metrics import score
-    from rag.config import IngestConfig
-    from rag.ingest import ingest
+    from ragtune.core.config import load_config
+    from ragtune.engine.answer import Answerer
+    from ragtune.engine.config import AskConfig
+    from ragtune.engine.generate import Engine
+    from ragtune.engine.cite import strip
+    from ragtune.evals.metrics import score
+    from ragtune.rag.config import IngestConfig
+    from ragtune.rag.ingest import ingest
 
     ingest(load_config(IngestConfig, {"paths": [str(SQUAD / "docs")], "workdir": args.workdir}))
     rows = [json.loads(line) for line in (SQUAD / "questions.jsonl").read_text().splitlines() if line.strip()]

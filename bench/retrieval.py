@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core import offline  # noqa: E402
+from ragtune.core import offline  # noqa: E402
 
 offline.setup()
 SQUAD = ROOT.parent / "shared" / "eval" / "squad"
@@ -76,11 +75,11 @@ def main() -> None:
     if args.limit:
         questions = questions[: args.limit]
 
-    from core.config import load_config
-    from rag.config import IngestConfig, SearchConfig
-    from rag.embed import load_embedder
-    from rag.ingest import ingest
-    from rag.retrieve import Retriever
+    from ragtune.core.config import load_config
+    from ragtune.rag.config import IngestConfig, SearchConfig
+    from ragtune.rag.embed import load_embedder
+    from ragtune.rag.ingest import ingest
+    from ragtune.rag.retrieve import Retriever
 
     rows = []
     model = load_embedder("packaged", "fp32").model

@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core import offline  # noqa: E402
-from engine.config import MODES  # noqa: E402
+from ragtune.core import offline  # noqa: E402
+from ragtune.engine.config import MODES  # noqa: E402
 
 offline.setup()
 QUESTIONS = ["How do I ingest a folder of documents?", "What does --prune do?", "Which file formats can ragtune read?",
@@ -51,10 +50,9 @@ sys.stdin.read()
 """
 ENGINE = """
 import sys
-sys.path.insert(0, sys.argv[1])
-from core.config import load_config
-from engine.config import DecodingConfig, ModelConfig
-from engine.generate import Engine
+from ragtune.core.config import load_config
+from ragtune.engine.config import DecodingConfig, ModelConfig
+from ragtune.engine.generate import Engine
 engine = Engine(load_config(ModelConfig, {}), adapter=sys.argv[2])
 prompt = engine.render([{"role": "user", "content": sys.argv[3]}])
 decoding = load_config(DecodingConfig, {"max_new_tokens": 16})
@@ -75,7 +73,7 @@ def main() -> None:
         workdir = Path(tmp)
         print(f"work dir {workdir}")
         t = time.perf_counter()
-        run([sys.executable, "cli.py", "ingest", "sample/docs", "--workdir", str(workdir)])
+        run([sys.executable, "-m", "ragtune.cli", "ingest", "sample/docs", "--workdir", str(workdir)])
         print(f"ingested sample/docs in {time.perf_counter() - t:.1f} s")
         model_path, adapter = make_adapter(workdir / "adapters" / "bench")
         print(f"adapter {adapter} for {model_path}")
@@ -109,9 +107,9 @@ def make_adapter(out: Path) -> tuple[str, Path]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from core.config import load_config
-    from engine.config import ModelConfig
-    from engine.model import resolve
+    from ragtune.core.config import load_config
+    from ragtune.engine.config import ModelConfig
+    from ragtune.engine.model import resolve
 
     path = resolve(load_config(ModelConfig, {}))
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -143,7 +141,7 @@ def serve_and_measure(workdir: Path, adapter: Path, requests: int) -> tuple[dict
 
     port = free_port()
     log = open(workdir / "serve.log", "w")
-    cmd = [sys.executable, "cli.py", "serve", "--workdir", str(workdir), "--port", str(port), "--adapter", str(adapter)]
+    cmd = [sys.executable, "-m", "ragtune.cli", "serve", "--workdir", str(workdir), "--port", str(port), "--adapter", str(adapter)]
     server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     latencies = {m: [] for m in MODES}

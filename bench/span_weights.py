@@ -29,7 +29,6 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SQUAD = ROOT.parent / "shared" / "eval" / "squad"
 
 GRID = {
@@ -58,15 +57,15 @@ def main() -> None:
                                           "answering if it exists (for trying other grids)")
     args = ap.parse_args()
 
-    from core import offline
+    from ragtune.core import offline
 
     offline.setup()
-    from core.config import load_config
-    from engine import spans as S
-    from engine.answer import Answerer
-    from evals.config import EvalConfig
-    from evals.metrics import score
-    from evals.questions import read_questions, sample
+    from ragtune.core.config import load_config
+    from ragtune.engine import spans as S
+    from ragtune.engine.answer import Answerer
+    from ragtune.evals.config import EvalConfig
+    from ragtune.evals.metrics import score
+    from ragtune.evals.questions import read_questions, sample
 
     everything = read_questions(SQUAD / "questions.jsonl")
     reported = {q.id for q in sample(everything, args.report_limit, args.report_seed).questions}

@@ -16,13 +16,11 @@ import json
 import random
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SQUAD = ROOT.parent / "shared" / "eval" / "squad"
 
 
@@ -33,17 +31,17 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=20)
     args = ap.parse_args()
 
-    from core import offline
+    from ragtune.core import offline
 
     offline.setup()
-    from core.config import load_config
-    from rag.config import IngestConfig
-    from rag.ingest import ingest
-    from synth.config import SynthConfig
-    from core.text import normalize
-    from core.workdir import make_workdir
-    from rag.index import Index
-    from synth.pipeline import synthesize
+    from ragtune.core.config import load_config
+    from ragtune.rag.config import IngestConfig
+    from ragtune.rag.ingest import ingest
+    from ragtune.synth.config import SynthConfig
+    from ragtune.core.text import normalize
+    from ragtune.core.workdir import make_workdir
+    from ragtune.rag.index import Index
+    from ragtune.synth.pipeline import synthesize
 
     ingest(load_config(IngestConfig, {"paths": [str(SQUAD / "docs")], "workdir": args.workdir}))
     cards, times = [], []

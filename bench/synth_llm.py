@@ -34,9 +34,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core import offline  # noqa: E402
+from ragtune.core import offline  # noqa: E402
 from serve_memory import free_port, stop, wait_until_up  # noqa: E402  (bench/ is on the path)
 
 offline.setup()
@@ -50,9 +49,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4, help="openai: requests in flight")
     args = ap.parse_args()
 
-    from core.config import load_config
-    from synth.config import SynthConfig
-    from synth.llm import LocalGenerator, OpenAIGenerator
+    from ragtune.core.config import load_config
+    from ragtune.synth.config import SynthConfig
+    from ragtune.synth.llm import LocalGenerator, OpenAIGenerator
 
     # The chunks
     chunks = first_chunks(Path(args.workdir), args.chunks)
@@ -91,9 +90,9 @@ def main() -> None:
 
 
 def first_chunks(workdir: Path, n: int) -> list:
-    from core.config import load_config
-    from rag.config import SearchConfig
-    from rag.index import Index
+    from ragtune.core.config import load_config
+    from ragtune.rag.config import SearchConfig
+    from ragtune.rag.index import Index
 
     index = Index(load_config(SearchConfig, {"workdir": str(workdir)}).index, workdir)
     chunks = sorted(index.all_chunks(), key=lambda c: (c.source, c.index, c.id))[:n]
@@ -117,7 +116,7 @@ def serving(workdir: str):
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     with tempfile.NamedTemporaryFile("w+") as log:
-        server = subprocess.Popen([sys.executable, "cli.py", "serve", "--workdir", workdir, "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "ragtune.cli", "serve", "--workdir", workdir, "--port", str(port)],
                                   cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             t = time.perf_counter()

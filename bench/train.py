@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 BENCH_WORKDIR = "/tmp/ragtune-bench-squad"
 # name -> overrides of configs/train.yaml (as shipped) for `ragtune train`; "baseline" is plain TRL
@@ -70,7 +69,7 @@ def main() -> None:
         print("RESULT " + json.dumps(run_one(args)), flush=True)
         return
 
-    from core.workdir import newest_dataset
+    from ragtune.core.workdir import newest_dataset
 
     source = Path(args.data) if args.data else newest_dataset(BENCH_WORKDIR)
     if source is None:
@@ -115,15 +114,15 @@ def make_subset(source: Path, out: Path, n_train: int, n_eval: int) -> Path:
 
 
 def run_one(args) -> dict:
-    from core import offline
+    from ragtune.core import offline
 
     offline.setup()
     data = Path(args.bench_data)
     if args.one in BASELINES:
         return run_baseline(args, data, BASELINES[args.one])
-    from core.config import load_config
-    from train.config import TrainConfig
-    from train.run import train
+    from ragtune.core.config import load_config
+    from ragtune.train.config import TrainConfig
+    from ragtune.train.run import train
 
     # One epoch over the same rows as the baseline: equal tokens, even when packing changes the step count.
     # 8 rows a step as configs/train.yaml splits them (1 row per forward pass x 8), unless a variant says otherwise.
@@ -132,7 +131,7 @@ def run_one(args) -> dict:
                  "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r, "eval_steps": 0, "save_steps": 10**6, "seed": 0}
     overrides.update(VARIANTS[args.one])
     if not overrides.pop("keep_freed_memory", True):
-        from train import run as run_module
+        from ragtune.train import run as run_module
 
         run_module.keep_freed_memory = lambda: None
     if overrides.pop("torch_compile", False):
@@ -156,9 +155,9 @@ def run_baseline(args, data: Path, changes: dict) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from engine import model as model_lib
-    from engine.config import ModelConfig
-    from train.data import read_split
+    from ragtune.engine import model as model_lib
+    from ragtune.engine.config import ModelConfig
+    from ragtune.train.data import read_split
 
     path = model_lib.resolve(ModelConfig(model="packaged", trust_remote_code=False, dtype="fp32", cache_dir=None, threads=0))
     tokenizer = AutoTokenizer.from_pretrained(path)

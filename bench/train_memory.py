@@ -21,9 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 VARIANTS = {  # name -> overrides of configs/train.yaml
     "ragtune": {},
     "ragtune-no-pad": {"pad_to_multiple_of": 1},
@@ -43,7 +40,7 @@ def main() -> None:
         run_one(args)
         return
 
-    from core.workdir import newest_dataset
+    from ragtune.core.workdir import newest_dataset
 
     data = Path(args.data) if args.data else newest_dataset("/tmp/ragtune-bench-squad")
     if data is None:
@@ -63,10 +60,10 @@ def main() -> None:
 
 
 def run_one(args) -> None:
-    from core import offline
-    from core.config import load_config
-    from train import run as R
-    from train.config import TrainConfig
+    from ragtune.core import offline
+    from ragtune.core.config import load_config
+    from ragtune.train import run as R
+    from ragtune.train.config import TrainConfig
 
     offline.setup()
     overrides = dict(VARIANTS[args.one])

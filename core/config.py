@@ -14,12 +14,13 @@ import os
 import types
 import typing
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(resources.files("ragtune")) / "configs"
 DEFAULT_WORKDIR = ".ragtune"
 
 T = TypeVar("T")

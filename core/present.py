@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.records import DatasetCard
+from ragtune.core.records import DatasetCard
 
 
 def plural(n: int, word: str) -> str:

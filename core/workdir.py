@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from core.config import ConfigError
+from ragtune.core.config import ConfigError
 
 PathLike = str | os.PathLike
 

@@ -18,12 +18,12 @@ from typing import Iterator
 
 import numpy as np
 
-from core.records import Answer, Hit, Source
-from core.workdir import adapters_dir, newest_adapter
-from engine import cite
-from engine import prompts as P
-from engine.config import MODES, AskConfig, DecodingConfig
-from engine.generate import Engine, Generation, Reading, one_of
+from ragtune.core.records import Answer, Hit, Source
+from ragtune.core.workdir import adapters_dir, newest_adapter
+from ragtune.engine import cite
+from ragtune.engine import prompts as P
+from ragtune.engine.config import MODES, AskConfig, DecodingConfig
+from ragtune.engine.generate import Engine, Generation, Reading, one_of
 
 ADAPTER_MODES = ("ft", "ft-rag")
 RAG_MODES = ("rag", "ft-rag")
@@ -47,7 +47,7 @@ class Answerer:
         self.cfg = cfg
         self.templates = P.load_templates(cfg.prompts)
         if engine is None and cfg.llm is not None and cfg.llm.kind == "openai":
-            from engine.remote import RemoteEngine
+            from ragtune.engine.remote import RemoteEngine
 
             engine = RemoteEngine(cfg.llm)
         self.engine = engine or Engine(cfg.model)
@@ -57,8 +57,8 @@ class Answerer:
         if getattr(self.engine, "writes", False):  # an endpoint can neither score spans nor constrain decoding
             self.rag_answer = "generate"
         elif cfg.rag_answer == "auto":  # measured, not guessed from the size: engine/probe.py
-            from engine import probe
-            from engine.model import cache_dir
+            from ragtune.engine import probe
+            from ragtune.engine.model import cache_dir
 
             self.rag_answer = "generate" if probe.writes(self.engine, self.templates, cache_dir(cfg.model)) else "spans"
 
@@ -98,7 +98,7 @@ class Answerer:
             for mode in (m for m in RAG_MODES if m in modes):
                 out.setdefault(mode, str(e))
         if any(self.picks_span(m) for m in modes):  # the span reader's sentence splitter, loaded now rather than in the first answer
-            from engine.spans import _nlp
+            from ragtune.engine.spans import _nlp
 
             _nlp()
         return out
@@ -107,7 +107,7 @@ class Answerer:
     def retriever(self):
         """The search over the index, opened on first use: `base` and `ft` never need it."""
         if self._retriever is None:
-            from rag.retrieve import Retriever
+            from ragtune.rag.retrieve import Retriever
 
             self._retriever = Retriever(self.cfg.search)
         return self._retriever
@@ -151,7 +151,7 @@ class Answerer:
                                                                                       self.cfg.context_tokens, system, shots)[0], history))
                                       for h in used]
         if self.rag_answer == "copy" and used:
-            from engine.copy import CopyProcessor
+            from ragtune.engine.copy import CopyProcessor
 
             prepared.processor = CopyProcessor(self.engine.tokenizer, [P.escape(h.chunk.text) for h in used], self.templates.abstain)
         return prepared
@@ -245,9 +245,9 @@ class Answerer:
         span quoted in its sentence, an open question's best sentences, or "I don't know". Each chunk
         is scored in a prompt of its own; `golds` ride along in the same passes (their perplexity:
         the lowest over the chunks). The Generation's `reading` carries the form and citations."""
-        from engine import extract as X
-        from engine import spans as S
-        from engine.qtype import classify
+        from ragtune.engine import extract as X
+        from ragtune.engine import spans as S
+        from ragtune.engine.qtype import classify
 
         t0 = time.perf_counter()
         cfg, abstain, golds = self.cfg.spans, self.templates.abstain, list(golds)
@@ -277,8 +277,8 @@ class Answerer:
 
     def _quote(self, ranked: list, margins: list[float], hits: list[Hit]) -> Generation:
         """A factoid's answer: the best span in its quoted sentence, or "I don't know"."""
-        from engine import extract as X
-        from engine import spans as S
+        from ragtune.engine import extract as X
+        from ragtune.engine import spans as S
 
         ranked.sort(key=lambda t: -t[0])
         supported = bool(ranked) and max(c.evidence for _, c, _ in ranked) > 0
@@ -290,7 +290,7 @@ class Answerer:
 
     def _extract(self, question: str, sentences: list, lm: dict, is_list: bool, hits: list[Hit]) -> Generation:
         """An open question's answer: its best sentences, cited, or "I don't know"."""
-        from engine import extract as X
+        from ragtune.engine import extract as X
 
         if not sentences or max(s.evidence for s in sentences) == 0:
             return self._abstain()
@@ -309,7 +309,7 @@ class Answerer:
 
     def _gold_perplexity(self, prompts: list[str], shared: str, golds: list[str], adapter: bool) -> float | None:
         """The lowest per-token perplexity of any gold answer after any of the prompts."""
-        from engine import spans as S
+        from ragtune.engine import spans as S
 
         golds = [g for g in golds if g.strip()]
         if not golds:

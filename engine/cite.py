@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from core.records import Citation, Hit
+from ragtune.core.records import Citation, Hit
 
 # "[1]", "[1, 3]", "[1][2]", "[1-2]" ; not "[a]" or a list index inside code.
 MARKER = re.compile(r"\s?\[(\d{1,3}(?:\s*[,;–-]\s*\d{1,3})*)\]")

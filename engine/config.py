@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, check_settings, resolve_workdir, setting
-from rag.config import SearchConfig
+from ragtune.core.config import ConfigError, check_settings, resolve_workdir, setting
+from ragtune.rag.config import SearchConfig
 
 MODES = ("base", "rag", "ft", "ft-rag")
 MAX_NEW_TOKENS = 4096  # far above any answer; a guard against `max_tokens: 10**9`

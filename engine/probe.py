@@ -13,11 +13,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from core.records import Chunk, Hit
-from core.text import normalize
-from core.workdir import write_json
-from engine import cite
-from engine import prompts as P
+from ragtune.core.records import Chunk, Hit
+from ragtune.core.text import normalize
+from ragtune.core.workdir import write_json
+from ragtune.engine import cite
+from ragtune.engine import prompts as P
 
 PASS_MARK = 2 / 3  # of the examples; see bench/answers.py
 
@@ -40,7 +40,7 @@ def writes(engine, templates: P.PromptTemplates, cache: Path | None) -> bool:
 
 def run(engine, templates: P.PromptTemplates) -> float:
     """The share of the worked examples the model answers right, citing the right document."""
-    from engine.config import DecodingConfig
+    from ragtune.engine.config import DecodingConfig
 
     examples = [e for e in templates.examples if e.context]
     if not examples or not templates.write_system:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from core.config import CONFIG_DIR, ConfigError, read_yaml
-from core.records import Hit
+from ragtune.core.config import CONFIG_DIR, ConfigError, read_yaml
+from ragtune.core.records import Hit
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,6 @@ def _plural(token) -> bool:
 
 @lru_cache(maxsize=1)
 def _tagger():
-    from engine.spans import _nlp
+    from ragtune.engine.spans import _nlp
 
     return _nlp()

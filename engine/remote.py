@@ -29,8 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
-from engine.config import DecodingConfig, LLMConfig
-from engine.generate import Generation, one_of
+from ragtune.engine.config import DecodingConfig, LLMConfig
+from ragtune.engine.generate import Generation, one_of
 
 DEFAULT_CONTEXT = 2048  # when /models does not say (vLLM's cards carry `max_model_len`); as Engine assumes
 

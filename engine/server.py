@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from core.records import Answer
-from engine.answer import Answerer
-from engine.config import MODES, DecodingConfig, ServeConfig
-from engine.generate import with_overrides
+from ragtune.core.records import Answer
+from ragtune.engine.answer import Answerer
+from ragtune.engine.config import MODES, DecodingConfig, ServeConfig
+from ragtune.engine.generate import with_overrides
 
 
 # The request, as much of OpenAI's as the modes can honour; other fields are ignored ----------

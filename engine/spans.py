@@ -54,7 +54,7 @@ class ScoredSpan:
 
 @lru_cache(maxsize=1)
 def _nlp():
-    from core import offline
+    from ragtune.core import offline
 
     import spacy
 

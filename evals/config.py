@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir, setting
-from engine.config import MODES, AskConfig
+from ragtune.core.config import ConfigError, resolve_workdir, setting
+from ragtune.engine.config import MODES, AskConfig
 
 
 @dataclass

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from core.text import normalize
-from engine.cite import strip
+from ragtune.core.text import normalize
+from ragtune.engine.cite import strip
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.records import EvalReport
-from core.workdir import new_run_dir, replacing, runs_dir, write_json, write_text
-from evals.run import BUCKETS, RATE_METRICS, SHORT_WORDS
+from ragtune.core.records import EvalReport
+from ragtune.core.workdir import new_run_dir, replacing, runs_dir, write_json, write_text
+from ragtune.evals.run import BUCKETS, RATE_METRICS, SHORT_WORDS
 
 LABELS = {"exact": "EM", "f1": "F1", "contains": "contains", "rouge_l": "ROUGE-L"}
 OPEN_METRICS = ("key_recall", "token_f1", "token_recall", "cited", "citation_precision")  # open questions' table

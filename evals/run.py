@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from core.config import to_dict
-from core.records import EvalReport
-from core.workdir import datasets_dir, newest_dataset
-from engine.cite import strip
-from evals import metrics, stats
-from evals.config import EvalConfig
-from evals.questions import TYPES, Question, QuestionSet, eval_split, read_questions, sample
+from ragtune.core.config import to_dict
+from ragtune.core.records import EvalReport
+from ragtune.core.workdir import datasets_dir, newest_dataset
+from ragtune.engine.cite import strip
+from ragtune.evals import metrics, stats
+from ragtune.evals.config import EvalConfig
+from ragtune.evals.questions import TYPES, Question, QuestionSet, eval_split, read_questions, sample
 
 if TYPE_CHECKING:  # torch underneath: imported where an answerer is built
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
 # The comparisons a decision rests on: does fine-tuning add to RAG, does it add to the bare model.
 KEY_COMPARISONS = (("ft-rag", "rag"), ("ft", "base"))
@@ -60,7 +60,7 @@ def evaluate_report(cfg: EvalConfig, progress: Callable[[str, int, int], None] |
         ValueError: no usable questions (a missing or empty file, no eval split).
         RuntimeError: no mode can answer (no index for the rag modes and no adapter, say).
     """
-    from core import offline
+    from ragtune.core import offline
 
     offline.setup()
     t0 = time.perf_counter()
@@ -76,7 +76,7 @@ def evaluate_report(cfg: EvalConfig, progress: Callable[[str, int, int], None] |
 
 def _answerer(cfg: EvalConfig, answerer: Answerer | None) -> tuple[Answerer, list[str], dict[str, str]]:
     """The answerer (built unless given), the modes it can answer in, and why the others cannot."""
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     if cfg.ask.adapter and not Path(cfg.ask.adapter).expanduser().is_dir():
         raise ValueError(f"--adapter {cfg.ask.adapter}: no such folder")
@@ -90,7 +90,7 @@ def _answerer(cfg: EvalConfig, answerer: Answerer | None) -> tuple[Answerer, lis
 
 def _retrieve(cfg: EvalConfig, answerer, questions: list[Question], modes: list[str], progress) -> tuple[list | None, list[dict] | None]:
     """One retrieval per question, shared by the rag modes, and how well each found its answer; None without rag modes."""
-    from engine.answer import RAG_MODES
+    from ragtune.engine.answer import RAG_MODES
 
     if not any(m in RAG_MODES for m in modes):
         return None, None
@@ -104,7 +104,7 @@ def _retrieve(cfg: EvalConfig, answerer, questions: list[Question], modes: list[
 def _answer_mode(cfg: EvalConfig, answerer, mode: str, questions: list[Question], types: list[str], hits: list | None,
                  retrieval: list[dict] | None, progress) -> list[dict]:
     """Every question answered in one mode, and scored."""
-    from engine.answer import RAG_MODES
+    from ragtune.engine.answer import RAG_MODES
 
     rag = mode in RAG_MODES
     # Span answers are chosen one question at a time anyway; one-question batches give each its own latency.
@@ -157,7 +157,7 @@ def _types(questions: list[Question]) -> list[str]:
     """Each question's type: its own if the file gives one, else the classifier's."""
     if all(q.type for q in questions):
         return [q.type for q in questions]
-    from engine.qtype import classify
+    from ragtune.engine.qtype import classify
 
     return [q.type or classify(q.question).kind for q in questions]
 

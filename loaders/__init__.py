@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from core.records import Document
+from ragtune.core.records import Document
 
 
 class LoadError(Exception):
@@ -35,25 +35,25 @@ class Loaded:
 
 
 def _structured(path: Path, sha: str) -> Loaded:
-    from loaders.structured import load_structured
+    from ragtune.loaders.structured import load_structured
 
     return load_structured(path, sha)
 
 
 def _pdf(path: Path, sha: str) -> Loaded:
-    from loaders.pdf import load_pdf
+    from ragtune.loaders.pdf import load_pdf
 
     return load_pdf(path, sha)
 
 
 def _json(path: Path, sha: str) -> Loaded:
-    from loaders.jsonfile import load_json
+    from ragtune.loaders.jsonfile import load_json
 
     return load_json(path, sha)
 
 
 def _jsonl(path: Path, sha: str) -> Loaded:
-    from loaders.jsonfile import load_jsonl
+    from ragtune.loaders.jsonfile import load_jsonl
 
     return load_jsonl(path, sha)
 

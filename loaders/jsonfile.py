@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from core.records import Document
-from loaders import Loaded, LoadError, read_text
+from ragtune.core.records import Document
+from ragtune.loaders import Loaded, LoadError, read_text
 
 TITLE_KEYS = ("title", "heading", "section", "name", "subject")
 PROSE_KEYS = ("text", "content", "body", "page_content", "description", "abstract")

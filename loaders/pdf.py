@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.records import Document
-from loaders import Loaded, LoadError
+from ragtune.core.records import Document
+from ragtune.loaders import Loaded, LoadError
 
 PART_RE = re.compile(r"^part\s+[ivx]+\b", re.I)
 ITEM_RE = re.compile(r"^item\s+\d+[a-z]?\.", re.I)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core import offline
-from core.records import Document
-from loaders import TEXT_SUFFIXES, Loaded
+from ragtune.core import offline
+from ragtune.core.records import Document
+from ragtune.loaders import TEXT_SUFFIXES, Loaded
 
 
 def load_structured(path: Path, sha: str) -> Loaded:

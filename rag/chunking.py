@@ -17,7 +17,7 @@ from functools import lru_cache
 from itertools import groupby
 from typing import Callable
 
-from core.records import Chunk, Document
+from ragtune.core.records import Chunk, Document
 
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " "]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, check_settings, resolve_workdir, setting
+from ragtune.core.config import ConfigError, check_settings, resolve_workdir, setting
 
 
 @dataclass

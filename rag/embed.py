@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core import offline
-from core.cpu import cpu_has_bf16
-from core.workdir import replacing
+from ragtune.core import offline
+from ragtune.core.cpu import cpu_has_bf16
+from ragtune.core.workdir import replacing
 
 
 BF16_MIN_BATCH = 8  # below this, autocast's overhead outweighs its gain (docs/measurements.md)

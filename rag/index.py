@@ -16,10 +16,10 @@ from typing import Iterator
 
 import numpy as np
 
-from core import offline
-from core.records import Chunk
-from core.workdir import chroma_dir, lexical_dir, manifests_dir, write_json
-from rag.config import IndexConfig
+from ragtune.core import offline
+from ragtune.core.records import Chunk
+from ragtune.core.workdir import chroma_dir, lexical_dir, manifests_dir, write_json
+from ragtune.rag.config import IndexConfig
 
 
 class Index:

@@ -17,14 +17,14 @@ from typing import Callable
 
 from filelock import FileLock
 
-from core.records import FileReport, IngestReport
-from loaders import LoadError, check_file, load_file, supported, walk
-from rag import lexical
-from rag.chunking import chunk_documents, make_chunker
-from core.workdir import make_workdir
-from rag.config import IngestConfig
-from rag.embed import load_embedder
-from rag.index import Index
+from ragtune.core.records import FileReport, IngestReport
+from ragtune.loaders import LoadError, check_file, load_file, supported, walk
+from ragtune.rag import lexical
+from ragtune.rag.chunking import chunk_documents, make_chunker
+from ragtune.core.workdir import make_workdir
+from ragtune.rag.config import IngestConfig
+from ragtune.rag.embed import load_embedder
+from ragtune.rag.index import Index
 
 
 MANIFEST_EVERY_S = 1.0

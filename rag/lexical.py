@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.index import Index
+from ragtune.rag.index import Index
 
 TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 # A short English stop list: the function words that carry no retrieval signal.

@@ -8,12 +8,12 @@ bench/retrieval.py measures each mode on the SQuAD dev articles.
 
 from __future__ import annotations
 
-from core.records import Hit
-from rag import lexical
-from core.workdir import make_workdir
-from rag.config import SearchConfig
-from rag.embed import OnnxQueryEncoder, load_embedder
-from rag.index import Index
+from ragtune.core.records import Hit
+from ragtune.rag import lexical
+from ragtune.core.workdir import make_workdir
+from ragtune.rag.config import SearchConfig
+from ragtune.rag.embed import OnnxQueryEncoder, load_embedder
+from ragtune.rag.index import Index
 
 
 class Retriever:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from core.text import normalize
+from ragtune.core.text import normalize
 
 KEYS = "qwertyuiopasdfghjklzxcvbnm"
 

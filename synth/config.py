@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, check_settings, resolve_workdir, setting
-from engine.config import DecodingConfig, ModelConfig
-from rag.config import SearchConfig
+from ragtune.core.config import ConfigError, check_settings, resolve_workdir, setting
+from ragtune.engine.config import DecodingConfig, ModelConfig
+from ragtune.rag.config import SearchConfig
 
 GENERATORS = ("extractive", "local", "openai")
 FORMATS = ("messages", "alpaca", "sharegpt")

@@ -15,7 +15,7 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass
 
-from core.records import Chunk, Draft
+from ragtune.core.records import Chunk, Draft
 
 # Clauses hanging off the root that are not part of the main statement.
 SUBCLAUSES = {"conj", "cc", "advcl", "ccomp", "parataxis", "punct", "mark", "preconj", "csubj", "dep", "intj", "discourse"}
@@ -62,7 +62,7 @@ class ExtractiveGenerator:
         if self._nlp is None:
             import spacy
 
-            from core import offline
+            from ragtune.core import offline
 
             self._nlp = spacy.load(offline.spacy_model_path())
         return self._nlp

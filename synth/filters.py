@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.records import Draft
-from core.text import normalize
+from ragtune.core.records import Draft
+from ragtune.core.text import normalize
 
 PUNCTUATION = re.compile(r"[^\w\s]")
 REASONS = ("malformed", "ungrounded", "answer_in_question", "length", "duplicate", "near_duplicate", "round_trip", "removed")

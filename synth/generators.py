@@ -16,14 +16,14 @@ from __future__ import annotations
 import importlib
 from typing import Protocol
 
-from core.config import ConfigError
-from core.records import Chunk, Draft
+from ragtune.core.config import ConfigError
+from ragtune.core.records import Chunk, Draft
 
 # name -> "module:class"; imported on use, so `extractive` never loads torch.
 REGISTRY = {
-    "extractive": "synth.extractive:ExtractiveGenerator",
-    "local": "synth.llm:LocalGenerator",
-    "openai": "synth.llm:OpenAIGenerator",
+    "extractive": "ragtune.synth.extractive:ExtractiveGenerator",
+    "local": "ragtune.synth.llm:LocalGenerator",
+    "openai": "ragtune.synth.llm:OpenAIGenerator",
 }
 
 

@@ -15,8 +15,8 @@ import hashlib
 import re
 from concurrent.futures import ThreadPoolExecutor
 
-from core.records import Chunk, Draft
-from engine.remote import Batch, Endpoint, http_reason
+from ragtune.core.records import Chunk, Draft
+from ragtune.engine.remote import Batch, Endpoint, http_reason
 
 # The prompt ---------------------------------------------------------------------------------
 #
@@ -182,14 +182,14 @@ class LocalGenerator:
     @property
     def engine(self):
         if self._engine is None:  # loaded on first use: building the generator stays cheap
-            from engine.generate import Engine
+            from ragtune.engine.generate import Engine
 
             self._engine = Engine(self.cfg.llm)
         return self._engine
 
     def generate(self, chunks: list[Chunk]) -> list[list[Draft]]:
         """Drafts for each chunk, in order; all prompts that fit the model's context go in one batched call."""
-        from engine.generate import with_overrides
+        from ragtune.engine.generate import with_overrides
 
         prompts = [self.engine.render(messages_for(c.text, self.cfg)) for c in chunks]
         # Engine.generate refuses a whole batch if one prompt overflows the context: such a

@@ -32,13 +32,13 @@ from typing import Callable
 import numpy as np
 from filelock import FileLock
 
-from core.config import ConfigError, to_dict
-from core.records import Chunk, DatasetCard, Draft, Pair
-from core.workdir import datasets_dir, make_workdir, write_json, write_jsonl
-from rag.index import Index
-from synth import filters, rows
-from synth.augment import noisy
-from synth.config import SynthConfig
+from ragtune.core.config import ConfigError, to_dict
+from ragtune.core.records import Chunk, DatasetCard, Draft, Pair
+from ragtune.core.workdir import datasets_dir, make_workdir, write_json, write_jsonl
+from ragtune.rag.index import Index
+from ragtune.synth import filters, rows
+from ragtune.synth.augment import noisy
+from ragtune.synth.config import SynthConfig
 
 # Settings that do not change what the dataset holds: not part of its identity.
 NOT_IDENTITY = ("workdir", "out", "format", "batch_size", "concurrency", "timeout", "retries", "api_key_env")
@@ -179,7 +179,7 @@ def _generate(out: Path, cfg: SynthConfig, chunks: list[Chunk], progress) -> tup
     todo = [c for c in chunks if c.id not in done]
     progress("generate", len(chunks) - len(todo), len(chunks))
     if todo:
-        from synth.generators import build
+        from ragtune.synth.generators import build
 
         generator = build(cfg)
         with path.open("a", encoding="utf-8") as f:
@@ -372,7 +372,7 @@ def _distractors(cfg: SynthConfig, kept: list, progress) -> dict[str, list[str]]
     """Hard distractors per fact: what the real retriever returns for its question, oracle excluded."""
     if cfg.distractors == 0 or not kept:
         return {}
-    from rag.retrieve import Retriever
+    from ragtune.rag.retrieve import Retriever
 
     retriever = Retriever(cfg.search)
     first = {}
@@ -403,12 +403,12 @@ def _noise(cfg: SynthConfig, pairs: list[Pair]) -> list[Pair]:
 
 def _round_trip(cfg: SynthConfig, kept: list, by_id: dict) -> list[bool]:
     """Does the engine, reading the oracle chunk alone in rag mode, give (about) the pair's answer?"""
-    from core.config import load_config
-    from core.records import Hit
-    from engine.answer import Answerer
-    from engine.cite import strip
-    from engine.config import AskConfig
-    from evals.metrics import score
+    from ragtune.core.config import load_config
+    from ragtune.core.records import Hit
+    from ragtune.engine.answer import Answerer
+    from ragtune.engine.cite import strip
+    from ragtune.engine.config import AskConfig
+    from ragtune.evals.metrics import score
 
     answerer = Answerer(load_config(AskConfig, {"workdir": str(cfg.workdir), "model.model": cfg.llm.model, "prompts": cfg.prompts}))
     answers = answerer.answer_batch([k.draft.question for k in kept], "rag", hits=[[Hit(by_id[k.chunk_id], 1.0, 1)] for k in kept])
@@ -416,14 +416,14 @@ def _round_trip(cfg: SynthConfig, kept: list, by_id: dict) -> list[bool]:
 
 
 def _embedder(cfg: SynthConfig):
-    from rag.embed import load_embedder
+    from ragtune.rag.embed import load_embedder
 
     ix = cfg.search.index
     return load_embedder(ix.embedding_model, ix.embed_precision, ix.embed_batch_size).embed
 
 
 def _templates(cfg: SynthConfig):
-    from engine.prompts import load_templates
+    from ragtune.engine.prompts import load_templates
 
     return load_templates(cfg.prompts)
 

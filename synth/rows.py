@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 
-from core.records import Chunk, Hit, Pair
-from engine import prompts as P
-from synth.filters import holds
+from ragtune.core.records import Chunk, Hit, Pair
+from ragtune.engine import prompts as P
+from ragtune.synth.filters import holds
 
 NO_BUDGET = 10**9  # RAFT contexts are never cut: the oracle must not fall off the end
 CHARS_PER_TOKEN = 4  # SmolLM2's tokenizer on SQuAD rows (docs/measurements.md); bigger vocabularies do better

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import offline
+from ragtune.core import offline
 from helpers import SAMPLE, SHARED, ingest_cfg
 
 offline.setup()
@@ -39,7 +39,7 @@ def model_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def two_doc_index(tmp_path_factory, sample_docs, model_cache) -> Path:
     """A work dir holding two of the sample documents: enough chunks for sources, and quick to ingest."""
-    from rag.ingest import ingest
+    from ragtune.rag.ingest import ingest
 
     wd = tmp_path_factory.mktemp("two-docs") / "w"
     ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
@@ -66,7 +66,7 @@ def tiny_model(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from engine.model import packaged_gguf
+    from ragtune.engine.model import packaged_gguf
 
     folder = tmp_path_factory.mktemp("tiny-model")
     gguf = packaged_gguf()

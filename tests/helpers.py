@@ -10,12 +10,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.config import AppConfig, AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
-from evals.config import EvalConfig
-from pipeline import DemoConfig
-from rag.config import IndexConfig, IngestConfig, SearchConfig
-from synth.config import SynthConfig
-from train.config import TrainConfig
+from ragtune.engine.config import AppConfig, AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
+from ragtune.evals.config import EvalConfig
+from ragtune.pipeline import DemoConfig
+from ragtune.rag.config import IndexConfig, IngestConfig, SearchConfig
+from ragtune.synth.config import SynthConfig
+from ragtune.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample" / "docs"
@@ -29,22 +29,22 @@ STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml"
 
 
 def ingest_cfg(workdir: Path, paths: list, **overrides):
-    from core.config import load_config
-    from rag.config import IngestConfig
+    from ragtune.core.config import load_config
+    from ragtune.rag.config import IngestConfig
 
     return load_config(IngestConfig, {"paths": [str(p) for p in paths], "workdir": str(workdir), **overrides})
 
 
 def search_cfg(workdir: Path, **overrides):
-    from core.config import load_config
-    from rag.config import SearchConfig
+    from ragtune.core.config import load_config
+    from ragtune.rag.config import SearchConfig
 
     return load_config(SearchConfig, {"workdir": str(workdir), **overrides})
 
 
 def ask_cfg(workdir: Path, model: Path | str, **overrides):
-    from core.config import load_config
-    from engine.config import AskConfig
+    from ragtune.core.config import load_config
+    from ragtune.engine.config import AskConfig
 
     return load_config(AskConfig, {"workdir": str(workdir), "model.model": str(model), **overrides})
 

@@ -27,7 +27,7 @@ def workdir(tmp_path_factory, sample_docs, tiny_model):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from rag.ingest import ingest
+    from ragtune.rag.ingest import ingest
 
     wd = tmp_path_factory.mktemp("app")
     ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
@@ -41,8 +41,8 @@ def workdir(tmp_path_factory, sample_docs, tiny_model):
 @pytest.fixture(scope="module")
 def server(workdir, tiny_model):
     """The app on a free port, as `ragtune app --workdir ... --model tiny` serves it; yields its URL."""
-    import app as A
-    from core.config import load_config
+    from ragtune import app as A
+    from ragtune.core.config import load_config
 
     cfg = load_config(A.AppConfig, {"workdir": str(workdir), "port": free_port(), "ask.model.model": str(tiny_model),
                                     "ask.decoding.max_new_tokens": 12})
@@ -83,8 +83,8 @@ def test_one_mode_chat_keeps_the_conversation(client):
 
 
 def test_a_mode_without_an_adapter_is_shown_unavailable_with_the_reason(tmp_path, tiny_model, workdir):
-    import app as A
-    from core.config import load_config
+    from ragtune import app as A
+    from ragtune.core.config import load_config
 
     A.build(load_config(A.AppConfig, {"workdir": str(tmp_path), "ask.model.model": str(tiny_model)}))
     try:
@@ -118,7 +118,7 @@ def test_upload_is_ingested_and_a_traversing_name_lands_inside_the_workdir(serve
 
 
 def _cited_answer(form: str, text: str, **kw):
-    from core.records import Answer, Source
+    from ragtune.core.records import Answer, Source
 
     sources = [Source("c1", "/docs/guide.md", 3, "Guide > Install", 0.5, 1, "The capital of France is Paris.\nIt has *many* <b>museums</b>."),
                Source("c2", "/docs/b.txt", None, "Other", 0.25, 2, "Trains run every hour.")]
@@ -126,8 +126,8 @@ def _cited_answer(form: str, text: str, **kw):
 
 
 def test_a_factoid_shows_its_span_then_its_sentence_with_the_span_in_bold_and_a_link():
-    from app import render_answer
-    from core.records import Citation
+    from ragtune.app import render_answer
+    from ragtune.core.records import Citation
 
     quote = "The capital of France is Paris."
     cited = Citation(1, "c1", "/docs/guide.md", 3, "Guide > Install", quote, (25, 30))
@@ -137,7 +137,7 @@ def test_a_factoid_shows_its_span_then_its_sentence_with_the_span_in_bold_and_a_
 
 
 def test_open_and_written_answers_link_each_citation_and_leave_unknown_numbers_plain():
-    from app import _unlinked, render_answer
+    from ragtune.app import _unlinked, render_answer
 
     extracted = _cited_answer("open", "It uses *LoRA*. [1] Trains run hourly. [2] See [7].")
     assert render_answer(extracted) == r"It uses \*LoRA\*. [[1]](#src-rag-1) Trains run hourly. [[2]](#src-rag-2) See \[7\]."
@@ -152,7 +152,7 @@ def test_open_and_written_answers_link_each_citation_and_leave_unknown_numbers_p
 
 
 def test_each_source_is_a_details_with_its_anchor_and_full_text():
-    from app import format_sources
+    from ragtune.app import format_sources
 
     out = format_sources(_cited_answer("open", "").sources, "rag")
     first, second = out.split("\n\n<details>")
@@ -179,7 +179,7 @@ def test_the_app_links_rag_answers_to_anchored_sources(client):
 
 
 def test_safe_filename_keeps_uploads_in_their_folder():
-    from app import safe_filename
+    from ragtune.app import safe_filename
 
     assert safe_filename("../../x.pdf") == "x.pdf"
     assert safe_filename("..\\..\\evil\\a b.txt") == "a_b.txt"
@@ -239,7 +239,7 @@ def test_dataset_preview_remove_and_they_stay_removed(client, workdir):
 def _wait_for_job(timeout: float = 300):
     import time
 
-    import app as A
+    from ragtune import app as A
 
     deadline = time.time() + timeout
     while A.BENCH.job.running and time.time() < deadline:
@@ -249,7 +249,7 @@ def _wait_for_job(timeout: float = 300):
 
 def test_training_runs_in_the_background_stops_on_request_and_the_chat_takes_the_new_adapter(client, workdir):
     """After /synth (the test above): /train returns at once; one job at a time; Stop checkpoints."""
-    import app as A
+    from ragtune import app as A
 
     assert client.predict(500, 1.0, 2e-4, 4, api_name="/train") == "training started"
     with pytest.raises(Exception, match="train job is running"):
@@ -291,7 +291,7 @@ def assert_four_modes_per_table(out: str) -> None:
 def real_demo(tmp_path_factory, model_cache):
     """`ragtune demo --no-app` as the README runs it: the packaged model, the bundled corpus. Once per CI run."""
     wd = tmp_path_factory.mktemp("demo")
-    r = subprocess.run([sys.executable, str(ROOT / "cli.py"), "demo", "--no-app", "--workdir", str(wd)],
+    r = subprocess.run([sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(wd)],
                        capture_output=True, text=True, timeout=1200, env={**os.environ, "RAGTUNE_WORKDIR": ""})
     assert r.returncode == 0, r.stderr[-3000:]
     return wd, r.stdout
@@ -320,8 +320,8 @@ def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
     """The demo's app in headless Chromium: ask, wait for the four answers, save a screenshot (the README's)."""
     from playwright.sync_api import expect, sync_playwright
 
-    import app as A
-    from core.config import load_config
+    from ragtune import app as A
+    from ragtune.core.config import load_config
 
     assert CHROMIUM, "RAGTUNE_REQUIRE_BROWSER is set but chromium is not installed"
     wd, _ = real_demo
@@ -357,7 +357,7 @@ def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
 def test_demo_runs_the_whole_job_and_prints_four_modes(tmp_path, tiny_model):
     """`ragtune demo --no-app` on the tiny model: ingest, synth, train, eval on the three question sets."""
     env = {**os.environ, "RAGTUNE_WORKDIR": ""}
-    r = subprocess.run([sys.executable, str(ROOT / "cli.py"), "demo", "--no-app", "--workdir", str(tmp_path / "wd"),
+    r = subprocess.run([sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"),
                         "--model", str(tiny_model)], capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout
@@ -366,6 +366,6 @@ def test_demo_runs_the_whole_job_and_prints_four_modes(tmp_path, tiny_model):
         assert stage in out, out
     assert_four_modes_per_table(out)
     assert "Demo done in" in out
-    again = subprocess.run([sys.executable, str(ROOT / "cli.py"), "demo", "--no-app", "--workdir", str(tmp_path / "wd"),
+    again = subprocess.run([sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"),
                             "--model", str(tiny_model)], capture_output=True, text=True, timeout=900, env=env)
     assert again.returncode == 0 and "3/4 train: reusing" in again.stdout, again.stdout + again.stderr[-2000:]

@@ -23,12 +23,12 @@ def other(tmp_path_factory, sample_docs, tiny_model):
 
     Yields (the app's config, the work dir, docs' chunk count and files before the app ran).
     """
-    import app as A
-    import cli
-    from core.config import load_config
-    from rag.config import IndexConfig
-    from rag.index import Index
-    from rag.ingest import ingest
+    from ragtune import app as A
+    from ragtune import cli
+    from ragtune.core.config import load_config
+    from ragtune.rag.config import IndexConfig
+    from ragtune.rag.index import Index
+    from ragtune.rag.ingest import ingest
 
     wd = tmp_path_factory.mktemp("app-other") / "w"
     ingest(ingest_cfg(wd, [sample_docs / "01-overview.md"]))
@@ -62,9 +62,9 @@ def _rows(table):
 
 
 def test_app_collection_is_the_one_ingested_listed_searched_and_chatted_over(other, client, tmp_path):
-    from core.config import load_config
-    from rag.config import IndexConfig
-    from rag.index import Index
+    from ragtune.core.config import load_config
+    from ragtune.rag.config import IndexConfig
+    from ragtune.rag.index import Index
 
     cfg, wd, (docs_count, docs_files) = other
     assert cfg.ask.search.index.collection == "other"
@@ -88,7 +88,7 @@ def test_app_collection_is_the_one_ingested_listed_searched_and_chatted_over(oth
 
 
 def test_every_stage_the_app_runs_uses_its_work_dir_index_and_model(other):
-    import app as A
+    from ragtune import app as A
 
     cfg, wd, _ = other
     ingest = A.ingest_config(cfg, ["x"])
@@ -103,9 +103,9 @@ def test_every_stage_the_app_runs_uses_its_work_dir_index_and_model(other):
 
 
 def test_the_evaluate_tab_keeps_evals_own_answering_settings(other):
-    import app as A
-    from core.config import load_config
-    from evals.config import EvalConfig
+    from ragtune import app as A
+    from ragtune.core.config import load_config
+    from ragtune.evals.config import EvalConfig
 
     own = load_config(EvalConfig).ask  # configs/eval.yaml's `ask` over configs/ask.yaml
     page = A.eval_config(other[0]).ask
@@ -118,9 +118,9 @@ def _page_defaults(client, endpoint: str) -> list:
 
 
 def test_the_pages_defaults_are_the_configs(other, client):
-    from core.config import load_config
-    from engine.config import DecodingConfig
-    from train.config import TrainConfig
+    from ragtune.core.config import load_config
+    from ragtune.engine.config import DecodingConfig
+    from ragtune.train.config import TrainConfig
 
     cfg = other[0]
     yaml = load_config(DecodingConfig)
@@ -153,9 +153,9 @@ class _Recorder:
 
 
 def test_the_answer_functions_default_to_the_decoding_config(tmp_path, monkeypatch):
-    import app as A
-    from core.config import load_config
-    from engine.config import DecodingConfig
+    from ragtune import app as A
+    from ragtune.core.config import load_config
+    from ragtune.engine.config import DecodingConfig
 
     cfg = load_config(A.AppConfig, {"workdir": str(tmp_path)})
     bench = A.Workbench(cfg)
@@ -171,10 +171,10 @@ def test_the_answer_functions_default_to_the_decoding_config(tmp_path, monkeypat
 
 
 def test_the_train_function_defaults_to_train_yaml(tmp_path, monkeypatch):
-    import app as A
-    from core.config import load_config
-    from train import run
-    from train.config import TrainConfig
+    from ragtune import app as A
+    from ragtune.core.config import load_config
+    from ragtune.train import run
+    from ragtune.train.config import TrainConfig
 
     cfg = load_config(A.AppConfig, {"workdir": str(tmp_path)})
     monkeypatch.setattr(A, "BENCH", A.Workbench(cfg))
@@ -197,7 +197,7 @@ def test_the_train_function_defaults_to_train_yaml(tmp_path, monkeypatch):
 def _cli_flags() -> set[str]:
     import argparse
 
-    import cli
+    from ragtune import cli
 
     flags, parsers = set(), [cli.build_parser()]
     while parsers:
@@ -209,12 +209,12 @@ def _cli_flags() -> set[str]:
     return flags
 
 
-@pytest.mark.parametrize("cls, overrides", [("rag.config.IndexConfig", {"embed_precision": "fp16"}),
-                                            ("engine.config.AskConfig", {"context_tokens": 8})])
+@pytest.mark.parametrize("cls, overrides", [("ragtune.rag.config.IndexConfig", {"embed_precision": "fp16"}),
+                                            ("ragtune.engine.config.AskConfig", {"context_tokens": 8})])
 def test_config_errors_name_a_flag_or_key_that_exists(cls, overrides):
     import importlib
 
-    from core.config import CONFIG_DIR, ConfigError, load_config, read_yaml
+    from ragtune.core.config import CONFIG_DIR, ConfigError, load_config, read_yaml
 
     module, name = cls.rsplit(".", 1)
     with pytest.raises(ConfigError) as e:
@@ -232,9 +232,9 @@ def test_config_errors_name_a_flag_or_key_that_exists(cls, overrides):
 def test_the_pages_widgets_take_their_labels_help_and_ranges_from_the_settings(tmp_path, monkeypatch):
     import gradio as gr
 
-    import app as A
-    from core.config import load_config, setting_of, widget
-    from engine.config import AskConfig, DecodingConfig
+    from ragtune import app as A
+    from ragtune.core.config import load_config, setting_of, widget
+    from ragtune.engine.config import AskConfig, DecodingConfig
 
     monkeypatch.setattr(A, "BENCH", A.BENCH)  # build() sets the module's Workbench: the served app's comes back after
     page = A.build(load_config(A.AppConfig, {"workdir": str(tmp_path)}))

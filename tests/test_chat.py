@@ -6,14 +6,14 @@ import sys
 
 import pytest
 
-import cli
+from ragtune import cli
 from helpers import ingest_cfg
-from core.records import Answer, Citation
+from ragtune.core.records import Answer, Citation
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, sample_docs, model_cache):
-    from rag.ingest import ingest
+    from ragtune.rag.ingest import ingest
 
     wd = tmp_path_factory.mktemp("chat") / "w"
     ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
@@ -59,7 +59,7 @@ def test_an_answer_is_followed_by_its_citations_one_per_line(capsys):
 
 
 def test_a_session_switches_mode_and_k_lists_sources_and_survives_errors(workdir, tiny_model, monkeypatch, capsys):
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     real = Answerer.stream
 

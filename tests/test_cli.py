@@ -4,9 +4,9 @@ import json
 import subprocess
 import sys
 
-from helpers import ROOT, free_port
+from helpers import free_port
 
-CLI = [sys.executable, str(ROOT / "cli.py")]
+CLI = [sys.executable, "-m", "ragtune.cli"]
 
 
 def run(*args, **kw):

@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from core.config import ConfigError, resolve_workdir, setting
-from core.cpu import cpu_has_bf16
-from engine.config import ModelConfig
+from ragtune.core.config import ConfigError, resolve_workdir, setting
+from ragtune.core.cpu import cpu_has_bf16
+from ragtune.engine.config import ModelConfig
 
 
 @dataclass

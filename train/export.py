@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from core.config import ConfigError
+from ragtune.core.config import ConfigError
 
 
 def export(adapter: str | Path, out: str | Path, merged: bool = True, overwrite: bool = False,
@@ -26,8 +26,8 @@ def export(adapter: str | Path, out: str | Path, merged: bool = True, overwrite:
     Raises:
         ConfigError: bad --adapter or --out.
     """
-    from core import offline
-    from engine import model as model_lib
+    from ragtune.core import offline
+    from ragtune.engine import model as model_lib
 
     offline.setup()
     adapter, out = Path(adapter).expanduser(), Path(out).expanduser()
@@ -44,7 +44,7 @@ def export(adapter: str | Path, out: str | Path, merged: bool = True, overwrite:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.config import ModelConfig
+    from ragtune.engine.config import ModelConfig
 
     base = model or saved.get("base_model_name_or_path")
     if not base:

@@ -32,9 +32,9 @@ from typing import Callable
 
 from transformers import PrinterCallback, TrainerCallback
 
-from core.config import ConfigError, to_dict
-from core.workdir import adapters_dir, datasets_dir, new_run_dir, newest_dataset, write_json
-from train.config import TrainConfig
+from ragtune.core.config import ConfigError, to_dict
+from ragtune.core.workdir import adapters_dir, datasets_dir, new_run_dir, newest_dataset, write_json
+from ragtune.train.config import TrainConfig
 
 ALL_LINEAR = "all-linear"  # PEFT's own shorthand: every linear layer but the output head
 
@@ -77,8 +77,8 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         ValueError: an empty dataset.
         RuntimeError: non-finite loss, a checkpoint of another base model.
     """
-    from core import offline
-    from engine import model as model_lib
+    from ragtune.core import offline
+    from ragtune.engine import model as model_lib
 
     offline.setup()
     keep_freed_memory()
@@ -99,7 +99,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
 
     from datasets import disable_progress_bars
 
-    from train.data import load_splits
+    from ragtune.train.data import load_splits
 
     disable_progress_bars()  # datasets' map/packing bars, a screenful each; ours is the training bar
     if cfg.model.threads:
@@ -267,7 +267,7 @@ def _run_record(cfg: TrainConfig, data: Path, out: Path, model_path: str) -> dic
 def finished_run(cfg: TrainConfig) -> Path | None:
     """The newest finished adapter under <workdir>/adapters that `cfg` would train again: the same
     run settings, dataset and base model. `ragtune demo` reuses it instead of training twice."""
-    from engine import model as model_lib
+    from ragtune.engine import model as model_lib
 
     if not cfg.data:
         return None
@@ -300,7 +300,7 @@ def _last_checkpoint(out: Path) -> Path:
 def _init_adapter(cfg: TrainConfig, model_path: str) -> tuple[TrainConfig, Path | None]:
     """The run's config with --init-adapter's own LoRA shape (so the record says what was trained), and
     that adapter's folder; `cfg` and None without one."""
-    from engine import model as model_lib
+    from ragtune.engine import model as model_lib
 
     if not cfg.init_adapter:
         return cfg, None

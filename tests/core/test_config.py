@@ -3,16 +3,16 @@ from pathlib import Path
 
 import pytest
 
-from core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
-from engine.config import AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
-from pipeline import DemoConfig
-from rag.config import IngestConfig, SearchConfig
+from ragtune.core.config import CONFIG_DIR, ConfigError, load_config, resolve_workdir
+from ragtune.engine.config import AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
+from ragtune.pipeline import DemoConfig
+from ragtune.rag.config import IngestConfig, SearchConfig
 
 from helpers import STAGES
 
 
 def test_every_yaml_file_builds_its_config_class():
-    from engine.prompts import PromptTemplates, load_templates
+    from ragtune.engine.prompts import PromptTemplates, load_templates
 
     files = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
     assert files == sorted([*STAGES, "prompts.yaml"]), "a YAML file in configs/ has no config class checked here"
@@ -85,7 +85,7 @@ def test_a_settings_range_and_choices_are_checked_where_they_are_defined(cls, ov
 
 
 def test_a_widget_is_derived_from_its_setting():
-    from core.config import Widget, widget
+    from ragtune.core.config import Widget, widget
 
     assert widget(DecodingConfig, "temperature") == Widget("temperature", "0 = greedy and deterministic; up to 2, OpenAI's range", 0, 2, 0.05)
     top_p = widget(DecodingConfig, "top_p")
@@ -100,7 +100,7 @@ def test_a_widget_is_derived_from_its_setting():
 def test_a_section_keeps_its_flags_apart_and_a_command_may_spell_one_its_own_way():
     import argparse
 
-    from core.config import add_flags, flag_values
+    from ragtune.core.config import add_flags, flag_values
 
     ask, serve = argparse.ArgumentParser(), argparse.ArgumentParser()
     add_flags(ask, ModelConfig, only=("model",))

@@ -4,8 +4,8 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-from core import present
-from core.records import DatasetCard, EvalReport, FileReport, IngestReport, Source
+from ragtune.core import present
+from ragtune.core.records import DatasetCard, EvalReport, FileReport, IngestReport, Source
 
 
 def _iv(mean, low=None, high=None):

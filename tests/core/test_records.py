@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from core.records import DatasetCard, EvalReport, Pair
+from ragtune.core.records import DatasetCard, EvalReport, Pair
 
 PAIR = Pair("p1", "Which command indexes documents?", "ragtune ingest", "c1", "/docs/guide.md", None, "Guide > Install",
             "extractive", {"pairs_per_chunk": 4}, "c1:0", "original", "train", "Run ragtune ingest PATH.", ("c2", "c3"))

@@ -4,14 +4,14 @@ import re
 
 import pytest
 
-from cli import build_parser
-from core.config import CONFIG_DIR, read_yaml, settings
-from engine.config import AppConfig, AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
-from evals.config import EvalConfig
-from pipeline import DemoConfig
-from rag.config import IndexConfig, IngestConfig, SearchConfig
-from synth.config import SynthConfig
-from train.config import TrainConfig
+from ragtune.cli import build_parser
+from ragtune.core.config import CONFIG_DIR, read_yaml, settings
+from ragtune.engine.config import AppConfig, AskConfig, DecodingConfig, LLMConfig, ModelConfig, ServeConfig, SpanConfig
+from ragtune.evals.config import EvalConfig
+from ragtune.pipeline import DemoConfig
+from ragtune.rag.config import IndexConfig, IngestConfig, SearchConfig
+from ragtune.synth.config import SynthConfig
+from ragtune.train.config import TrainConfig
 
 # Every config class: each field is defined with setting() (test_every_config_is_checked_here).
 SCHEMAS = [TrainConfig, SynthConfig, EvalConfig, IngestConfig, SearchConfig, IndexConfig, DecodingConfig, ServeConfig, AppConfig, ModelConfig, AskConfig,
@@ -82,7 +82,7 @@ def test_every_flag_an_error_names_exists():
 
 
 def test_decoding_flags_reach_the_ask_config_and_eval_keeps_its_seed():
-    from cli import _ask_overrides
+    from ragtune.cli import _ask_overrides
 
     asked = _ask_overrides(build_parser().parse_args(["ask", "q", "--top-k", "40", "--seed", "3", "--stop", "\\n", "--stop", "END"]))
     assert (asked["decoding.top_k"], asked["decoding.seed"], asked["decoding.stop"]) == (40, 3, ["\n", "END"])
@@ -102,7 +102,7 @@ def _command(name: str):
 
 
 def test_the_llm_flags_come_from_its_fields_and_serve_spells_the_key_flag_its_own_way():
-    from core.config import setting_of
+    from ragtune.core.config import setting_of
 
     for command in ("ask", "chat", "eval", "serve", "app"):
         by_flag = {s: a for a in _command(command)._actions for s in a.option_strings}
@@ -116,7 +116,7 @@ def test_the_llm_flags_come_from_its_fields_and_serve_spells_the_key_flag_its_ow
 
 
 def test_ask_and_chat_take_mode_from_the_ask_config_and_no_other_command_does():
-    from engine.config import MODES
+    from ragtune.engine.config import MODES
 
     for command in ("ask", "chat"):
         (action,) = [a for a in _command(command)._actions if "--mode" in a.option_strings]

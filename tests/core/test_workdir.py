@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from core import workdir as W
-from core.config import ConfigError
+from ragtune.core import workdir as W
+from ragtune.core.config import ConfigError
 
 
 def test_each_kind_has_its_folder_under_the_workdir(tmp_path):

@@ -9,12 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from helpers import ROOT, ask_cfg, ingest_cfg
+from helpers import ask_cfg, ingest_cfg
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, sample_docs):
-    from rag.ingest import ingest
+    from ragtune.rag.ingest import ingest
 
     wd = tmp_path_factory.mktemp("answer")
     ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
@@ -38,7 +38,7 @@ def adapter(tiny_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def answerer(workdir, tiny_model):
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     return Answerer(ask_cfg(workdir, tiny_model, **{"decoding.max_new_tokens": 8}))
 
@@ -46,7 +46,7 @@ def answerer(workdir, tiny_model):
 def test_span_scores_from_the_packed_pass_equal_one_pass_per_span(answerer):
     import torch
 
-    from engine.spans import score_spans
+    from ragtune.engine.spans import score_spans
 
     e = answerer.engine
     prompt = e.render([{"role": "user", "content": "Which stage trains the adapter?"}])
@@ -63,7 +63,7 @@ def test_span_scores_from_the_packed_pass_equal_one_pass_per_span(answerer):
 
 
 def test_candidate_spans_skip_the_question_s_own_words_and_know_their_sentence():
-    from engine.spans import candidate_spans
+    from ragtune.engine.spans import candidate_spans
 
     text = "The Normans were led by Rollo in 911. Paris is far away from the sea."
     spans = {c.text: c for c in candidate_spans(text, "Who led the Normans?")}
@@ -75,9 +75,9 @@ def test_candidate_spans_skip_the_question_s_own_words_and_know_their_sentence()
 
 
 def test_spans_are_ranked_by_evidence_and_type_over_small_likelihood_gaps():
-    from core.config import load_config
-    from engine.config import SpanConfig
-    from engine.spans import Candidate, ScoredSpan, expected_types, rank
+    from ragtune.core.config import load_config
+    from ragtune.engine.config import SpanConfig
+    from ragtune.engine.spans import Candidate, ScoredSpan, expected_types, rank
 
     assert "DATE" in expected_types("In what year did it open?") and "PERSON" in expected_types("Who built it?")
     assert expected_types("What is the tower made of?") == set()
@@ -93,7 +93,7 @@ def test_spans_are_ranked_by_evidence_and_type_over_small_likelihood_gaps():
 
 
 def test_i_dont_know_wins_only_over_every_chunk_s_best_span():
-    from engine.spans import abstains
+    from ragtune.engine.spans import abstains
 
     assert abstains([5.0, 3.0], supported=True, margin=2)  # both chunks: "I don't know" by more than 2 nats
     assert not abstains([5.0, -1.0], supported=True, margin=2)  # the top chunk is a distractor; the second answers
@@ -108,7 +108,7 @@ def test_a_question_no_chunk_speaks_to_is_not_answered_from_the_context(answerer
 
 
 def test_rag_answers_are_read_out_of_their_sources_in_the_form_the_question_wants(answerer):
-    from engine.cite import strip
+    from ragtune.engine.cite import strip
 
     for question, form in (("How is the adapter trained?", "open"), ("When is the adapter trained?", "factoid")):
         a = answerer.answer(question, "rag")
@@ -144,7 +144,7 @@ def test_copy_decoding_only_writes_text_found_in_the_context(answerer):
 
 
 def test_adapter_switches_on_and_off_in_one_process(workdir, tiny_model, adapter):
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     a = Answerer(ask_cfg(workdir, tiny_model, adapter=str(adapter), **{"decoding.max_new_tokens": 8}))
     base = a.answer("What does ingest do?", "base").text
@@ -159,7 +159,7 @@ def test_adapter_switches_on_and_off_in_one_process(workdir, tiny_model, adapter
 
 def test_stream_modes_gives_each_mode_its_own_answer_from_one_batch(workdir, tiny_model, adapter):
     """base and ft generate in one mixed-adapter batch: each answer equals the mode answered alone."""
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     a = Answerer(ask_cfg(workdir, tiny_model, adapter=str(adapter), **{"decoding.max_new_tokens": 8}))
     q = "What does ingest do?"
@@ -182,7 +182,7 @@ def test_stream_modes_gives_each_mode_its_own_answer_from_one_batch(workdir, tin
 def test_newest_adapter_is_the_default(workdir, tiny_model, adapter):
     import shutil
 
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     shutil.copytree(adapter, workdir / "adapters" / "run-1")
     try:
@@ -196,7 +196,7 @@ def test_newest_adapter_is_the_default(workdir, tiny_model, adapter):
 def test_missing_or_foreign_adapters_get_clear_errors(workdir, tiny_model, adapter, tmp_path):
     import shutil
 
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     a = Answerer(ask_cfg(workdir, tiny_model))
     with pytest.raises(RuntimeError, match="mode ft needs an adapter: pass --adapter DIR, or train one"):
@@ -212,7 +212,7 @@ def test_missing_or_foreign_adapters_get_clear_errors(workdir, tiny_model, adapt
         a.engine.load_adapter(foreign)
 
 
-CLI = [sys.executable, str(ROOT / "cli.py")]
+CLI = [sys.executable, "-m", "ragtune.cli"]
 
 
 def test_ask_cli_json_and_streamed_text(workdir, tiny_model):
@@ -236,7 +236,7 @@ def test_ask_cli_json_and_streamed_text(workdir, tiny_model):
 def test_a_second_adapter_replaces_the_first_and_bad_ones_fail_in_one_line(workdir, tiny_model, adapter, tmp_path):
     import shutil
 
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     a = Answerer(ask_cfg(workdir, tiny_model, adapter=str(adapter), **{"decoding.max_new_tokens": 8}))
     first = a.answer("What does ingest do?", "ft").text
@@ -255,7 +255,7 @@ def test_a_second_adapter_replaces_the_first_and_bad_ones_fail_in_one_line(workd
 
 
 def test_a_shared_prompt_prefix_is_run_once_and_scores_the_same(answerer):
-    from engine.spans import PrefixCache, score_spans
+    from ragtune.engine.spans import PrefixCache, score_spans
 
     e = answerer.engine
     p = answerer.prepare("How is the adapter trained?", "rag")
@@ -270,7 +270,7 @@ def test_a_shared_prompt_prefix_is_run_once_and_scores_the_same(answerer):
 
 
 def test_only_the_modes_without_an_adapter_see_the_worked_examples(workdir, tiny_model, adapter):
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     a = Answerer(ask_cfg(workdir, tiny_model, adapter=str(adapter)))
     example = a.templates.examples[0].question
@@ -281,9 +281,9 @@ def test_only_the_modes_without_an_adapter_see_the_worked_examples(workdir, tiny
 
 def test_a_document_that_gives_orders_is_only_ever_quoted(tmp_path, tiny_model):
     """Both readers: the span reader can only quote it, and the writer's prompt holds it as escaped data."""
-    from engine.answer import Answerer
-    from engine.cite import strip
-    from rag.ingest import ingest
+    from ragtune.engine.answer import Answerer
+    from ragtune.engine.cite import strip
+    from ragtune.rag.ingest import ingest
 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "evil.txt").write_text("Refunds\n\nRefunds are paid within 30 days of the request. "

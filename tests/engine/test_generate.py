@@ -2,14 +2,14 @@
 
 import pytest
 
-from core.config import ConfigError, load_config
-from engine.config import DecodingConfig
+from ragtune.core.config import ConfigError, load_config
+from ragtune.engine.config import DecodingConfig
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_model):
-    from engine.config import ModelConfig
-    from engine.generate import Engine
+    from ragtune.engine.config import ModelConfig
+    from ragtune.engine.generate import Engine
 
     return Engine(load_config(ModelConfig, {"model": str(tiny_model)}))
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.config import load_config
-from engine.config import DecodingConfig, ModelConfig
+from ragtune.core.config import load_config
+from ragtune.engine.config import DecodingConfig, ModelConfig
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -70,7 +70,7 @@ def model_cfg(model, cache: Path) -> ModelConfig:
 @pytest.fixture
 def conversions(monkeypatch) -> list:
     """Each GGUF conversion, recorded as it happens."""
-    import engine.model as model_lib
+    import ragtune.engine.model as model_lib
 
     seen, real = [], model_lib._convert_gguf
     monkeypatch.setattr(model_lib, "_convert_gguf", lambda gguf, folder: seen.append(gguf) or real(gguf, folder))
@@ -82,7 +82,7 @@ def folders(cache: Path) -> list[str]:
 
 
 def test_gguf_converts_once_loads_and_generates(tmp_path, conversions):
-    from engine.generate import Engine
+    from ragtune.engine.generate import Engine
 
     gguf, cache = write_gguf(tmp_path / "tiny-chat.gguf"), tmp_path / "cache"
     engine = Engine(model_cfg(gguf, cache))
@@ -100,8 +100,8 @@ def test_gguf_converts_once_loads_and_generates(tmp_path, conversions):
 
 
 def test_base_gguf_uses_a_plain_template(tmp_path):
-    from engine.generate import Engine
-    from engine.model import load
+    from ragtune.engine.generate import Engine
+    from ragtune.engine.model import load
 
     gguf, cache = write_gguf(tmp_path / "tiny-base.gguf", chat_template=None, add_bos=True), tmp_path / "cache"
     assert load(model_cfg(gguf, cache)).plain_template
@@ -118,7 +118,7 @@ def test_base_gguf_uses_a_plain_template(tmp_path):
 
 
 def test_bad_gguf_files_fail_in_one_line_and_leave_no_folder(tmp_path, conversions):
-    from engine.model import load
+    from ragtune.engine.model import load
 
     good = write_gguf(tmp_path / "good.gguf")
     data = good.read_bytes()
@@ -145,7 +145,7 @@ def test_bad_gguf_files_fail_in_one_line_and_leave_no_folder(tmp_path, conversio
 def test_a_failed_write_leaves_no_partial_folder(tmp_path, monkeypatch):
     from transformers import PreTrainedTokenizerBase
 
-    from engine.model import load
+    from ragtune.engine.model import load
 
     def disk_full(self, folder, **kw):
         (Path(folder) / "tokenizer.json").write_text("{")  # half-written, beside the saved weights
@@ -159,7 +159,7 @@ def test_a_failed_write_leaves_no_partial_folder(tmp_path, monkeypatch):
 
 
 def test_an_existing_packaged_folder_is_used_as_it_is(tmp_path, monkeypatch):
-    import engine.model as model_lib
+    import ragtune.engine.model as model_lib
 
     cache = tmp_path / "cache"
     converted = model_lib.gguf_folder(model_cfg("packaged", cache), write_gguf(tmp_path / "tiny.gguf"))

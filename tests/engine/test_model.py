@@ -4,14 +4,14 @@ import time
 
 import pytest
 
-from core.config import load_config
-from engine.config import ModelConfig
+from ragtune.core.config import load_config
+from ragtune.engine.config import ModelConfig
 
 
 def test_packaged_model_converts_once_loads_and_answers(model_cache):
-    from engine.config import DecodingConfig
-    from engine.generate import Engine
-    from engine.model import packaged_folder
+    from ragtune.engine.config import DecodingConfig
+    from ragtune.engine.generate import Engine
+    from ragtune.engine.model import packaged_folder
 
     cfg = load_config(ModelConfig, {"cache_dir": str(model_cache)})
     engine = Engine(cfg)  # first use: GGUF -> HF folder (~18 s)
@@ -28,7 +28,7 @@ def test_packaged_model_converts_once_loads_and_answers(model_cache):
 
 
 def test_bad_model_values_fail_with_one_line(tmp_path):
-    from engine.model import load
+    from ragtune.engine.model import load
 
     (tmp_path / "not-a-model").mkdir()
     cases = {
@@ -45,7 +45,7 @@ def test_bad_model_values_fail_with_one_line(tmp_path):
 def test_remote_code_stays_off_unless_asked(tiny_model, monkeypatch):
     import transformers
 
-    from engine.model import load
+    from ragtune.engine.model import load
 
     seen = []
     real = transformers.AutoModelForCausalLM.from_pretrained

@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.records import Chunk, Hit
-from engine import prompts as P
+from ragtune.core.records import Chunk, Hit
+from ragtune.engine import prompts as P
 
 
 def hit(rank: int, text: str, source="/docs/guide.pdf", page=3, section="Guide > Install") -> Hit:
@@ -66,7 +66,7 @@ def test_one_chunk_longer_than_the_budget_is_cut_to_fit(t):
 
 
 def test_templates_come_from_configs_and_are_checked(tmp_path):
-    from core.config import ConfigError
+    from ragtune.core.config import ConfigError
 
     bad = tmp_path / "p.yaml"
     bad.write_text("system: s\nrag_system: r\nrag_user: 'no placeholders'\ndocument: '{text}'\n")
@@ -91,8 +91,8 @@ def test_the_ft_modes_and_their_training_rows_go_without_the_examples(t):
     import random
     from dataclasses import replace
 
-    from core.records import Pair
-    from synth.rows import closed_book_row, raft_row
+    from ragtune.core.records import Pair
+    from ragtune.synth.rows import closed_book_row, raft_row
 
     assert P.shows_examples(t, adapter=False) and not P.shows_examples(t, adapter=True)
     assert P.shows_examples(replace(t, adapter_examples=True), adapter=True)

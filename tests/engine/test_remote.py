@@ -15,12 +15,12 @@ import openai
 import pytest
 
 from helpers import ask_cfg, free_port, running
-from core.config import ConfigError, load_config
-from engine import cite
-from engine.answer import Answerer
-from engine.config import MODES, AskConfig, ServeConfig
-from engine.remote import RemoteEngine
-from engine.server import build_app
+from ragtune.core.config import ConfigError, load_config
+from ragtune.engine import cite
+from ragtune.engine.answer import Answerer
+from ragtune.engine.config import MODES, AskConfig, ServeConfig
+from ragtune.engine.remote import RemoteEngine
+from ragtune.engine.server import build_app
 
 QUESTION = "How are synthetic question pairs generated?"
 TOKENS = 8  # short answers keep the file fast on 2 cores
@@ -202,8 +202,8 @@ def test_a_missing_key_variable_is_one_line_naming_api_key_env(workdir, api, mon
 
 
 def test_the_cli_takes_the_flags_and_prints_one_line_errors(workdir, api, monkeypatch, capsys, tmp_path):
-    import cli
-    from core.config import CONFIG_DIR
+    from ragtune import cli
+    from ragtune.core.config import CONFIG_DIR
 
     monkeypatch.delenv("RAGTUNE_LLM_KEY", raising=False)
     dead = f"http://127.0.0.1:{free_port()}/v1"

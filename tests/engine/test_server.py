@@ -17,14 +17,14 @@ import httpx
 import openai
 import pytest
 
-from helpers import ROOT, free_port, running
-from core.config import load_config
-from core.records import Answer, Citation, Source
-from engine.answer import Answerer
-from engine.config import MODES, ServeConfig
-from engine.server import build_app
+from helpers import free_port, running
+from ragtune.core.config import load_config
+from ragtune.core.records import Answer, Citation, Source
+from ragtune.engine.answer import Answerer
+from ragtune.engine.config import MODES, ServeConfig
+from ragtune.engine.server import build_app
 
-CLI = [sys.executable, str(ROOT / "cli.py")]
+CLI = [sys.executable, "-m", "ragtune.cli"]
 QUESTION = "How are synthetic question pairs generated?"
 TOKENS = 8  # short answers keep the file fast on 2 cores
 

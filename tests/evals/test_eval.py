@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from helpers import ROOT, ingest_cfg
+from helpers import ingest_cfg
 
 DATA = Path(__file__).parent / "data"  # report.json: a report as eval wrote it before the report was a record
 
@@ -30,8 +30,8 @@ def write_questions(path, rows, extra_lines=()):
 
 
 def eval_cfg(workdir, model, **overrides):
-    from core.config import load_config
-    from evals.config import EvalConfig
+    from ragtune.core.config import load_config
+    from ragtune.evals.config import EvalConfig
 
     return load_config(EvalConfig, {"workdir": str(workdir), "ask.model.model": str(model), "ask.decoding.max_new_tokens": 6,
                                     "resamples": 200, **overrides})
@@ -39,7 +39,7 @@ def eval_cfg(workdir, model, **overrides):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, sample_docs):
-    from rag.ingest import ingest
+    from ragtune.rag.ingest import ingest
 
     wd = tmp_path_factory.mktemp("eval")
     ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
@@ -63,7 +63,7 @@ def adapter(tiny_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(workdir, tiny_model, adapter, tmp_path_factory):
-    from evals.run import evaluate
+    from ragtune.evals.run import evaluate
 
     qfile = write_questions(tmp_path_factory.mktemp("q") / "questions.jsonl", QUESTIONS, ["{not json", json.dumps({"question": "no answers"})])
     stages = []
@@ -77,7 +77,7 @@ def report(workdir, tiny_model, adapter, tmp_path_factory):
 
 
 def test_bad_question_lines_are_skipped_with_their_line_numbers(tmp_path):
-    from evals.questions import read_questions
+    from ragtune.evals.questions import read_questions
 
     path = write_questions(tmp_path / "q.jsonl", QUESTIONS[:2], ["{oops", "[1, 2]", json.dumps({"question": "?", "answers": "x"}),
                                                                   json.dumps({"question": "none"})])
@@ -90,7 +90,7 @@ def test_bad_question_lines_are_skipped_with_their_line_numbers(tmp_path):
 
 
 def test_keys_and_type_are_read_and_malformed_ones_skipped_with_the_line_named(tmp_path):
-    from evals.questions import read_questions
+    from ragtune.evals.questions import read_questions
 
     good = {"question": "How?", "answers": ["By hashing."], "keys": [["content hash", " sha-256 "], ["upsert"]], "type": "open"}
     bad = [{**good, "keys": "content hash"}, {**good, "keys": [["content hash"], []]}, {**good, "keys": [["ok", 3]]},
@@ -104,7 +104,7 @@ def test_keys_and_type_are_read_and_malformed_ones_skipped_with_the_line_named(t
 
 
 def test_a_missing_or_empty_questions_file_is_one_clear_error(tmp_path):
-    from evals.questions import read_questions
+    from ragtune.evals.questions import read_questions
 
     with pytest.raises(ValueError, match="no such file"):
         read_questions(tmp_path / "nope.jsonl")
@@ -114,7 +114,7 @@ def test_a_missing_or_empty_questions_file_is_one_clear_error(tmp_path):
 
 
 def test_the_sample_is_fixed_by_its_seed_and_a_large_limit_takes_all(tmp_path):
-    from evals.questions import QuestionSet, Question, sample
+    from ragtune.evals.questions import QuestionSet, Question, sample
 
     qs = QuestionSet("x", [Question(str(i), f"q{i}?", ("a",)) for i in range(50)], 50)
     a, b, c = sample(qs, 10, 0), sample(qs, 10, 0), sample(qs, 10, 1)
@@ -124,7 +124,7 @@ def test_the_sample_is_fixed_by_its_seed_and_a_large_limit_takes_all(tmp_path):
 
 
 def test_the_eval_split_takes_one_wording_of_each_held_out_fact(tmp_path):
-    from evals.questions import eval_split
+    from ragtune.evals.questions import eval_split
 
     pairs = [{"id": "1", "question": "Q1?", "answer": "A1", "split": "eval", "kind": "original"},
              {"id": "2", "question": "Q1 again?", "answer": "A1", "split": "eval", "kind": "paraphrase"},
@@ -139,7 +139,7 @@ def test_the_eval_split_takes_one_wording_of_each_held_out_fact(tmp_path):
 
 def _answer(text, span="", form="", cites=(), latency=0.1):
     """An Answer as the engine returns it; `cites` are the texts of the chunks it cites, as [1], [2], ..."""
-    from core.records import Answer, Citation, Source
+    from ragtune.core.records import Answer, Citation, Source
 
     sources = [Source(f"c{n}", "doc.md", None, "", 1.0, n, t) for n, t in enumerate(cites, 1)]
     citations = [Citation(n, f"c{n}", "doc.md", None, "") for n in range(1, len(cites) + 1)]
@@ -156,8 +156,8 @@ def _answer(text, span="", form="", cites=(), latency=0.1):
     ("Marconi", True, "hallucinated"),                  # in no retrieved chunk
 ])
 def test_wrong_answers_fall_in_the_first_bucket_that_fits(said, hit, bucket):
-    from evals.questions import Question
-    from evals.run import _score
+    from ragtune.evals.questions import Question
+    from ragtune.evals.run import _score
 
     context = "tesla and edison worked together" + (" nikola tesla" if hit else "")
     row = _score(Question("q", "Who?", ("Nikola Tesla",)), _answer(said), {"hit": hit, "context": context}, "I don't know", 50, "factoid")
@@ -166,8 +166,8 @@ def test_wrong_answers_fall_in_the_first_bucket_that_fits(said, hit, bucket):
 
 
 def test_closed_book_wrong_answers_are_hallucinated_and_unanswerables_want_abstention():
-    from evals.questions import Question
-    from evals.run import _score
+    from ragtune.evals.questions import Question
+    from ragtune.evals.run import _score
 
     assert _score(Question("q", "Who?", ("Tesla",)), _answer("Edison"), None, "I don't know", 50, "factoid")["bucket"] == "hallucinated"
     unanswerable = Question("u", "Who?", ())
@@ -178,8 +178,8 @@ def test_closed_book_wrong_answers_are_hallucinated_and_unanswerables_want_abste
 
 
 def test_a_factoid_is_scored_on_its_span_and_an_open_answer_on_keys_overlap_and_citations():
-    from evals.questions import Question
-    from evals.run import _score
+    from ragtune.evals.questions import Question
+    from ragtune.evals.run import _score
 
     tesla = Question("q", "Who built it?", ("Nikola Tesla",))
     quoted = _answer('Nikola Tesla: "Nikola Tesla built it in 1891." [1]', span="Nikola Tesla", form="factoid",
@@ -204,8 +204,8 @@ def test_a_factoid_is_scored_on_its_span_and_an_open_answer_on_keys_overlap_and_
 
 def _small_run():
     """Two modes on one factoid and two open questions, scored by `_score` from hand-made answers."""
-    from evals.questions import Question
-    from evals.run import _score
+    from ragtune.evals.questions import Question
+    from ragtune.evals.run import _score
 
     questions = [
         (Question("f", "Who built it?", ("Nikola Tesla",), type="factoid"), "factoid"),
@@ -226,7 +226,7 @@ def _small_run():
 
 
 def test_the_by_type_summary_and_the_verdict_on_a_small_run():
-    from evals.run import _by_type, _summarize, verdict
+    from ragtune.evals.run import _by_type, _summarize, verdict
 
     results, kinds = _small_run()
     cfg = SimpleNamespace(resamples=200, seed=0)
@@ -255,8 +255,8 @@ def test_the_by_type_summary_and_the_verdict_on_a_small_run():
 
 
 def test_the_cli_prints_a_table_per_question_type(capsys):
-    import cli
-    from evals.run import _by_type, _summarize
+    from ragtune import cli
+    from ragtune.evals.run import _by_type, _summarize
 
     results, kinds = _small_run()
     cfg = SimpleNamespace(resamples=200, seed=0)
@@ -272,7 +272,7 @@ def test_the_cli_prints_a_table_per_question_type(capsys):
 
 
 def test_the_verdict_names_the_best_mode_and_whether_gains_are_more_than_luck():
-    from evals.run import verdict
+    from ragtune.evals.run import verdict
 
     f1 = lambda m: {"f1": {"mean": m}}  # noqa: E731
     report = {"questions": {"asked": 200}, "summary": {"base": f1(10.0), "rag": f1(35.0), "ft": f1(12.0), "ft-rag": f1(47.5)},
@@ -342,7 +342,7 @@ def test_gold_perplexity_is_the_models_own_probability_of_the_answer(workdir, ti
     """Checked against a plain forward pass over prompt + answer + end token."""
     import torch
 
-    from engine.answer import Answerer
+    from ragtune.engine.answer import Answerer
 
     from helpers import ask_cfg
 
@@ -362,7 +362,7 @@ def test_gold_perplexity_is_the_models_own_probability_of_the_answer(workdir, ti
 
 
 def test_the_report_folder_holds_json_markdown_and_a_chart(report, tmp_path):
-    from evals import report as R
+    from ragtune.evals import report as R
 
     out = R.write(report, tmp_path / "run", examples=2)
     saved = json.loads((out / "report.json").read_text())
@@ -380,7 +380,7 @@ def test_the_report_folder_holds_json_markdown_and_a_chart(report, tmp_path):
 def test_compare_prints_the_deltas_of_two_runs(report):
     import copy
 
-    from evals import report as R
+    from ragtune.evals import report as R
 
     b = copy.deepcopy(report)
     b["summary"]["rag"]["f1"]["mean"] += 5
@@ -393,7 +393,7 @@ def test_compare_prints_the_deltas_of_two_runs(report):
 
 
 def test_ft_modes_without_an_adapter_are_skipped_with_a_note(tmp_path, workdir, tiny_model):
-    from evals.run import evaluate
+    from ragtune.evals.run import evaluate
 
     qfile = write_questions(tmp_path / "q.jsonl", QUESTIONS[:2])
     cfg = eval_cfg(workdir, tiny_model, questions=str(qfile), modes=["base", "ft"])  # this work dir has no adapters/
@@ -408,7 +408,7 @@ def test_ft_modes_without_an_adapter_are_skipped_with_a_note(tmp_path, workdir, 
     ({"split": "eval"}, "--questions and --split name two question sets"),
 ])
 def test_bad_settings_name_their_flag(tmp_path, overrides, message):
-    from core.config import ConfigError
+    from ragtune.core.config import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         eval_cfg(tmp_path, "packaged", **{"questions": "q.jsonl", **overrides})
@@ -416,7 +416,7 @@ def test_bad_settings_name_their_flag(tmp_path, overrides, message):
 
 def test_the_cli_writes_a_report_and_compares_two(tmp_path, workdir, tiny_model, adapter):
     qfile = write_questions(tmp_path / "q.jsonl", QUESTIONS[:2])
-    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "cli.py"), "eval", *a], capture_output=True, text=True, cwd=tmp_path)  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "ragtune.cli", "eval", *a], capture_output=True, text=True, cwd=tmp_path)  # noqa: E731
     base = ["--workdir", str(workdir), "--model", str(tiny_model), "--questions", str(qfile), "--max-new-tokens", "4"]
     one = run(*base, "--modes", "base,rag", "--out", str(tmp_path / "one"), "--json")
     assert one.returncode == 0, one.stderr
@@ -438,8 +438,8 @@ def test_the_cli_writes_a_report_and_compares_two(tmp_path, workdir, tiny_model,
 
 
 def test_the_report_record_writes_an_existing_report_json_back_byte_for_byte(tmp_path):
-    from core.records import EvalReport
-    from evals import report as R
+    from ragtune.core.records import EvalReport
+    from ragtune.evals import report as R
 
     written = (DATA / "report.json").read_bytes()
     report = EvalReport.from_json(json.loads(written))
@@ -452,9 +452,9 @@ def test_the_report_record_writes_an_existing_report_json_back_byte_for_byte(tmp
 def test_evaluate_report_returns_the_record_report_json_holds(tmp_path, workdir, tiny_model):
     from dataclasses import replace
 
-    from core.records import EvalReport
-    from evals import report as R
-    from evals.run import evaluate_report
+    from ragtune.core.records import EvalReport
+    from ragtune.evals import report as R
+    from ragtune.evals.run import evaluate_report
 
     qfile = write_questions(tmp_path / "q.jsonl", QUESTIONS[:2])
     report = evaluate_report(eval_cfg(workdir, tiny_model, questions=str(qfile), modes=["base", "rag"]))

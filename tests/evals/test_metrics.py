@@ -1,6 +1,6 @@
 import pytest
 
-from evals.metrics import rouge_l, score
+from ragtune.evals.metrics import rouge_l, score
 
 
 def test_squad_scores_and_contains():
@@ -21,7 +21,7 @@ KEYS = (("content hash", "sha-256"), ("upsert",))
 
 
 def test_key_recall_counts_facts_any_of_whose_phrasings_is_said():
-    from evals.metrics import key_recall
+    from ragtune.evals.metrics import key_recall
 
     assert key_recall("Chunk ids are SHA-256 digests [1].", KEYS) == 50  # the second phrasing; "-" is dropped on both sides
     assert key_recall("A CONTENT HASH, and re-ingesting does an upsert [1][2].", KEYS) == 100
@@ -31,7 +31,7 @@ def test_key_recall_counts_facts_any_of_whose_phrasings_is_said():
 
 
 def test_token_f1_and_recall_against_the_best_reference():
-    from evals.metrics import token_f1, token_recall
+    from ragtune.evals.metrics import token_f1, token_recall
 
     # "the cat sat on the mat" -> cat sat on mat (4 tokens); "a cat sat" -> cat sat (2): 2 shared
     assert token_f1("The cat sat on the mat [1].", ["a cat sat", "dog"]) == pytest.approx(200 / 3)
@@ -44,13 +44,13 @@ def test_token_f1_and_recall_against_the_best_reference():
 
 
 def test_words_leave_out_citation_markers():
-    from evals.metrics import words
+    from ragtune.evals.metrics import words
 
     assert words("Chunks are hashed [1][2].") == 3 and words("") == 0 and words("Yes [1, 2]") == 1
 
 
 def test_citation_precision_is_the_share_of_cited_chunks_holding_a_key_or_an_answer():
-    from evals.metrics import citation_precision
+    from ragtune.evals.metrics import citation_precision
 
     cited = ["Chunk ids are SHA-256 hashes.", "Unrelated text.", "Re-ingesting upserts them.", "A content hash, always."]
     assert citation_precision(cited, KEYS, []) == 50  # "upserts" is not "upsert"

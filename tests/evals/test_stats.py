@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from evals.stats import compare, interval
+from ragtune.evals.stats import compare, interval
 
 
 def test_the_interval_holds_the_mean_and_narrows_with_more_questions():

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from helpers import is_root, write_pdf
-from loaders import LoadError, load_file, walk
+from ragtune.loaders import LoadError, load_file, walk
 
 MB = 10**6
 
@@ -134,7 +134,7 @@ def test_unreadable_file_is_reported(tmp_path):
     secret.write_text("private")
     secret.chmod(0o600)
     os.chown(secret, 65534, 65534)
-    code = ("from loaders import load_file, LoadError\n"  # the venv's editable install finds the checkout
+    code = ("from ragtune.loaders import load_file, LoadError\n"  # the venv's editable install finds the checkout
             f"try: load_file(__import__('pathlib').Path({str(secret)!r}), 10**6)\n"
             "except LoadError as e: print(e)")
     drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", code]

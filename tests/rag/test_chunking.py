@@ -1,6 +1,6 @@
-from core.records import Document
-from rag.chunking import chunk_documents, make_chunker
-from rag.embed import load_embedder
+from ragtune.core.records import Document
+from ragtune.rag.chunking import chunk_documents, make_chunker
+from ragtune.rag.embed import load_embedder
 
 
 def _docs(section_texts, source="/x/doc.md"):

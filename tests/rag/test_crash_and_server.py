@@ -11,11 +11,11 @@ import urllib.request
 
 import pytest
 
-from helpers import ROOT, collection_ids, free_port, ingest_cfg, search_cfg
-from rag.ingest import ingest
-from rag.retrieve import Retriever
+from helpers import collection_ids, free_port, ingest_cfg, search_cfg
+from ragtune.rag.ingest import ingest
+from ragtune.rag.retrieve import Retriever
 
-CLI = [sys.executable, str(ROOT / "cli.py")]
+CLI = [sys.executable, "-m", "ragtune.cli"]
 
 
 def test_kill_9_mid_ingest_then_rerun_gives_exactly_the_uninterrupted_chunks(tmp_path, sample_docs):

@@ -3,9 +3,9 @@
 import shutil
 
 from helpers import collection_ids, ingest_cfg, search_cfg, write_pdf
-from rag.embed import load_embedder
-from rag.ingest import ingest
-from rag.retrieve import Retriever
+from ragtune.rag.embed import load_embedder
+from ragtune.rag.ingest import ingest
+from ragtune.rag.retrieve import Retriever
 
 
 def test_sample_corpus_ingests_and_reingest_is_a_no_op(tmp_path, sample_docs):
@@ -94,7 +94,7 @@ def test_query_encoder_is_onnx_and_matches_torch(tmp_path, sample_docs):
     """A silent fall-back to torch would cost 3x in query latency: check ONNX is really used."""
     import numpy as np
 
-    from rag.embed import OnnxQueryEncoder
+    from ragtune.rag.embed import OnnxQueryEncoder
 
     wd = tmp_path / "w"
     ingest(ingest_cfg(wd, [sample_docs]))

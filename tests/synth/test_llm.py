@@ -14,13 +14,13 @@ import openai
 import pytest
 
 from helpers import free_port, running
-from core.config import load_config
-from core.records import Chunk
-from engine.answer import Answerer
-from engine.config import ServeConfig
-from engine.server import build_app
-from synth import llm
-from synth.config import SynthConfig
+from ragtune.core.config import load_config
+from ragtune.core.records import Chunk
+from ragtune.engine.answer import Answerer
+from ragtune.engine.config import ServeConfig
+from ragtune.engine.server import build_app
+from ragtune.synth import llm
+from ragtune.synth.config import SynthConfig
 
 TEXT = ("The Normans were led by Rollo, who swore fealty to King Charles III in 911. "
         "Their duchy became the Duchy of Normandy. Norman knights later conquered England in 1066.")
@@ -258,7 +258,7 @@ def test_the_api_key_comes_from_the_named_variable_and_is_never_recorded(api, mo
 
 
 def test_the_registry_builds_both(tiny_model, api):
-    from synth.generators import build
+    from ragtune.synth.generators import build
 
     assert build(local_cfg(tiny_model)).name == "local"
     assert build(openai_cfg(api.url, model="base")).name == "openai"

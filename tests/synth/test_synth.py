@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, ingest_cfg
-from core.config import ConfigError, load_config
-from core.records import Chunk, Draft
-from rag.ingest import ingest
-from synth.config import SynthConfig
+from helpers import ingest_cfg
+from ragtune.core.config import ConfigError, load_config
+from ragtune.core.records import Chunk, Draft
+from ragtune.rag.ingest import ingest
+from ragtune.synth.config import SynthConfig
 
-CLI = [sys.executable, str(ROOT / "cli.py")]
+CLI = [sys.executable, "-m", "ragtune.cli"]
 DATA = Path(__file__).parent / "data"  # dataset.json: a card as synth wrote it before the card was a record
 
 
@@ -34,7 +34,7 @@ def workdir(tmp_path_factory, sample_docs):
 
 @pytest.fixture(scope="module")
 def dataset(workdir):
-    from synth.pipeline import synthesize
+    from ragtune.synth.pipeline import synthesize
 
     card = synthesize(synth_cfg(workdir, eval_fraction=0.25, format="alpaca"))
     return card, _read(card["path"], "pairs.jsonl")
@@ -50,7 +50,7 @@ def _read(folder, name):
 
 
 def test_extractive_questions_ask_for_a_span_of_their_sentence():
-    from synth.extractive import ExtractiveGenerator
+    from ragtune.synth.extractive import ExtractiveGenerator
 
     text = ("In 1889 the Eiffel Tower was completed by the company of Gustave Eiffel. "
             "The company has 300 employees. Peyton Manning won his second title in Denver.")
@@ -76,7 +76,7 @@ def test_extractive_questions_ask_for_a_span_of_their_sentence():
 
 
 def test_a_chunk_with_no_usable_sentence_yields_no_drafts():
-    from synth.extractive import ExtractiveGenerator
+    from ragtune.synth.extractive import ExtractiveGenerator
 
     gen = ExtractiveGenerator(synth_cfg("/tmp/unused"))
     assert gen.generate([Chunk("c", "| a | b |\n|---|---|\n| 1 | 2 |", "s", "h", "", 0, 9), Chunk("d", "Hello?", "s", "h", "", 1, 2)]) == [[], []]
@@ -86,7 +86,7 @@ def test_a_chunk_with_no_usable_sentence_yields_no_drafts():
 
 
 def test_grounding_and_the_per_draft_filters():
-    from synth.filters import check, grounded
+    from ragtune.synth.filters import check, grounded
 
     cfg = synth_cfg("/tmp/unused")
     text = "The Normans were led by Rollo, who swore fealty to King Charles III in 911."
@@ -106,7 +106,7 @@ def test_grounding_and_the_per_draft_filters():
 def test_duplicates_go_but_paraphrases_of_one_fact_stay():
     import numpy as np
 
-    from synth.filters import Keyed, exact_duplicates, near_duplicates
+    from ragtune.synth.filters import Keyed, exact_duplicates, near_duplicates
 
     items = [Keyed(Draft("Who led the Normans?", "Rollo"), "c", "c:0"), Keyed(Draft("who led the normans", "Rollo"), "c", "c:0"),
              Keyed(Draft("Who was the leader of the Normans?", "Rollo"), "c", "c:0"),
@@ -121,7 +121,7 @@ def test_duplicates_go_but_paraphrases_of_one_fact_stay():
 
 
 def test_noise_changes_the_question_but_never_the_answer_words():
-    from synth.augment import noisy
+    from ragtune.synth.augment import noisy
 
     rng = random.Random(0)
     q = "When was the Eiffel Tower completed by the company?"
@@ -138,8 +138,8 @@ def test_noise_changes_the_question_but_never_the_answer_words():
 
 def _rollo():
     """Prompt templates, an oracle chunk, three distractors and the pair asked of the oracle."""
-    from core.records import Pair
-    from engine.prompts import load_templates
+    from ragtune.core.records import Pair
+    from ragtune.engine.prompts import load_templates
 
     oracle = Chunk("oracle", "Rollo led the Normans.", "/d/a.md", "h", "History", 0, 5)
     others = [Chunk(f"x{i}", f"Distractor text number {i}.", "/d/b.md", "h", "", i, 4) for i in range(3)]
@@ -149,7 +149,7 @@ def _rollo():
 
 
 def test_raft_rows_hold_the_oracle_with_probability_p_and_never_as_a_distractor():
-    from synth.rows import closed_book_row, raft_row
+    from ragtune.synth.rows import closed_book_row, raft_row
 
     t, oracle, others, pair = _rollo()
     rng = random.Random(0)
@@ -169,9 +169,9 @@ def test_raft_rows_hold_the_oracle_with_probability_p_and_never_as_a_distractor(
 
 
 def test_raft_rows_fit_the_token_budget_by_dropping_the_weakest_distractors_never_the_oracle():
-    from core.records import Pair
-    from engine.prompts import load_templates
-    from synth.rows import _estimate_tokens, raft_row
+    from ragtune.core.records import Pair
+    from ragtune.engine.prompts import load_templates
+    from ragtune.synth.rows import _estimate_tokens, raft_row
 
     t = load_templates("prompts.yaml")
     oracle = Chunk("oracle", "Rollo led the Normans. " * 20, "/d/a.md", "h", "History", 0, 100)
@@ -194,7 +194,7 @@ def test_raft_rows_fit_the_token_budget_by_dropping_the_weakest_distractors_neve
 
 
 def test_single_chunk_rows_hold_one_chunk_the_oracle_answers_and_a_distractor_does_not():
-    from synth.rows import single_chunk_row
+    from ragtune.synth.rows import single_chunk_row
 
     t, oracle, others, pair = _rollo()
     rng = random.Random(0)
@@ -250,7 +250,7 @@ def test_exports_load_with_datasets(dataset):
 
 
 def test_a_re_run_is_safe_and_an_interrupted_run_resumes(workdir, dataset, monkeypatch):
-    from synth import generators, pipeline
+    from ragtune.synth import generators, pipeline
 
     card, pairs = dataset
     again = pipeline.synthesize(synth_cfg(workdir, eval_fraction=0.25, format="alpaca"))
@@ -295,7 +295,7 @@ def test_a_re_run_is_safe_and_an_interrupted_run_resumes(workdir, dataset, monke
 
 
 def test_bad_settings_and_an_empty_index(tmp_path, workdir):
-    from synth.pipeline import synthesize
+    from ragtune.synth.pipeline import synthesize
 
     for key, value, flag in (("oracle_p", 1.5, "--oracle-p"), ("eval_fraction", 1.0, "--eval-fraction"),
                              ("generator", "magic", "--generator"), ("noise_kinds", "typo", "--noise-kinds"),
@@ -326,7 +326,7 @@ def test_the_cli_prints_a_summary_and_json(workdir, dataset):
 
 
 def test_split_by_document_and_the_round_trip_filter(workdir, tiny_model, model_cache):
-    from synth.pipeline import synthesize
+    from ragtune.synth.pipeline import synthesize
 
     settings = {"split_by": "document", "eval_fraction": 0.34, "pairs_per_chunk": 1, "paraphrases": 0, "llm.model": str(tiny_model)}
     plain = synthesize(synth_cfg(workdir, out=str(workdir / "plain"), **settings))
@@ -343,8 +343,8 @@ def test_split_by_document_and_the_round_trip_filter(workdir, tiny_model, model_
 
 
 def test_the_dataset_folder_changes_with_the_prompt_templates(tmp_path):
-    from core.config import CONFIG_DIR
-    from synth.pipeline import dataset_dir
+    from ragtune.core.config import CONFIG_DIR
+    from ragtune.synth.pipeline import dataset_dir
 
     prompts = tmp_path / "prompts.yaml"
     prompts.write_text((CONFIG_DIR / "prompts.yaml").read_text())
@@ -359,8 +359,8 @@ def test_the_dataset_folder_changes_with_the_prompt_templates(tmp_path):
 
 
 def test_the_card_record_writes_an_existing_dataset_json_back_byte_for_byte(tmp_path):
-    from core.records import DatasetCard
-    from synth.pipeline import _write_json
+    from ragtune.core.records import DatasetCard
+    from ragtune.synth.pipeline import _write_json
 
     written = (DATA / "dataset.json").read_bytes()
     card = DatasetCard.from_json(json.loads(written))
@@ -370,8 +370,8 @@ def test_the_card_record_writes_an_existing_dataset_json_back_byte_for_byte(tmp_
 
 
 def test_synthesize_card_returns_the_record_dataset_json_holds(workdir, dataset, tmp_path):
-    from core.records import DatasetCard
-    from synth.pipeline import _write_json, synthesize_card
+    from ragtune.core.records import DatasetCard
+    from ragtune.synth.pipeline import _write_json, synthesize_card
 
     card = synthesize_card(synth_cfg(workdir, eval_fraction=0.25, format="alpaca"))  # a re-run: the drafts are reused
     assert isinstance(card, DatasetCard) and card.path == dataset[0]["path"] and card.pairs == dataset[0]["pairs"]
@@ -380,7 +380,7 @@ def test_synthesize_card_returns_the_record_dataset_json_holds(workdir, dataset,
 
 
 def test_removed_pairs_leave_the_pairs_rows_and_card_and_stay_out_on_a_re_run(workdir, dataset, tmp_path):
-    from synth.pipeline import read_pairs, remove_pairs, synthesize
+    from ragtune.synth.pipeline import read_pairs, remove_pairs, synthesize
 
     card, pairs = dataset
     data = shutil.copytree(card["path"], tmp_path / "ds", ignore=shutil.ignore_patterns(".lock"))  # later tests use the original

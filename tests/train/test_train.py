@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT
-from core.config import ConfigError, load_config
-from train.config import TrainConfig
+from ragtune.core.config import ConfigError, load_config
+from ragtune.train.config import TrainConfig
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer the question with a short phrase."}
 FACTS = [("What colour is the sky?", "blue"), ("Which river flows through Paris?", "the Seine"),
@@ -67,7 +67,7 @@ def trained(tmp_path_factory, tiny_model, dataset):
 
     trl.SFTTrainer.train = spy
     try:
-        from train.run import train
+        from ragtune.train.run import train
 
         report = train(cfg_for(tmp, tiny_model, dataset, eval_steps=2))
     finally:
@@ -124,14 +124,14 @@ def test_the_adapter_folder_holds_everything(trained, tiny_model):
 
 
 def test_newest_adapter_is_what_the_engine_picks(trained):
-    from core.workdir import newest_adapter
+    from ragtune.core.workdir import newest_adapter
 
     _, _, out, tmp = trained
     assert newest_adapter(tmp / "work") == out
 
 
 def test_a_finished_run_is_found_only_for_the_same_settings_data_and_model(trained, tiny_model, dataset, tmp_path):
-    from train.run import finished_run
+    from ragtune.train.run import finished_run
 
     _, _, out, tmp = trained
     assert finished_run(cfg_for(tmp, tiny_model, dataset, eval_steps=2)) == out
@@ -146,7 +146,7 @@ def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, ti
     import torch
     from safetensors.torch import load_file
 
-    from train.run import train
+    from ragtune.train.run import train
 
     _, _, first, _ = trained
     start = load_file(first / "adapter_model.safetensors")
@@ -187,7 +187,7 @@ def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, ti
 def test_labels_cover_the_final_answer_only(tiny_model):
     from transformers import AutoTokenizer
 
-    from train.data import IGNORE, encode
+    from ragtune.train.data import IGNORE, encode
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     messages = rows(2)[1]["messages"]  # with a few-shot turn answering "four"
@@ -206,7 +206,7 @@ def test_labels_cover_the_final_answer_only(tiny_model):
 def test_bad_rows_are_counted_and_skipped(tmp_path, tiny_model):
     from transformers import AutoTokenizer
 
-    from train.data import read_split
+    from ragtune.train.data import read_split
 
     no_answer = {"messages": [SYSTEM, {"role": "user", "content": "Question: hi?"}]}
     long = {"messages": [SYSTEM, {"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "yes"}]}
@@ -221,28 +221,28 @@ def test_bad_rows_are_counted_and_skipped(tmp_path, tiny_model):
 
 
 def test_an_empty_dataset_is_a_one_line_error(tmp_path, tiny_model, capsys):
-    import cli
+    from ragtune import cli
 
     data = write_dataset(tmp_path / "empty", [])
     code = cli.main(["train", "--workdir", str(tmp_path), "--data", str(data), "--model", str(tiny_model)])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "no training rows" in err
     no_answers = write_dataset(tmp_path / "no-answers", [{"messages": [SYSTEM, {"role": "user", "content": "hi"}]}])
-    from train.run import train
+    from ragtune.train.run import train
 
     with pytest.raises(ValueError, match="1 without an assistant turn"):
         train(cfg_for(tmp_path, tiny_model, no_answers))
 
 
 def test_an_unknown_target_module_lists_the_valid_ones(tmp_path, tiny_model, dataset):
-    from train.run import train
+    from ragtune.train.run import train
 
     with pytest.raises(ConfigError, match=r"--target-modules: qkv not in this model; valid: down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"):
         train(cfg_for(tmp_path, tiny_model, dataset, target_modules="q_proj,qkv"))
 
 
 def test_an_existing_out_needs_overwrite(tmp_path, tiny_model, dataset):
-    from train.run import train
+    from ragtune.train.run import train
 
     out = tmp_path / "taken"
     out.mkdir()
@@ -265,15 +265,15 @@ def test_out_of_range_settings_name_their_flag(tmp_path, overrides, flag):
 
 @pytest.mark.parametrize("has_bf16", [True, False])
 def test_bf16_follows_the_cpu_unless_set(monkeypatch, has_bf16):
-    import train.config
+    from ragtune.train import config
 
-    monkeypatch.setattr(train.config, "cpu_has_bf16", lambda: has_bf16)
+    monkeypatch.setattr(config, "cpu_has_bf16", lambda: has_bf16)
     assert load_config(TrainConfig).bf16 is has_bf16  # configs/train.yaml leaves it unset
     assert load_config(TrainConfig, {"bf16": not has_bf16}).bf16 is (not has_bf16)  # --bf16 / --no-bf16 win
 
 
 def test_a_time_budget_ends_training_early_and_still_writes_the_adapter(tmp_path, tiny_model, dataset):
-    from train.run import train
+    from ragtune.train.run import train
 
     # A budget of ~0 s: the first step passes it, so the run stops there, finished rather than interrupted
     report = train(cfg_for(tmp_path, tiny_model, dataset, max_steps=5, max_minutes=1e-9))
@@ -286,7 +286,7 @@ def test_a_time_budget_ends_training_early_and_still_writes_the_adapter(tmp_path
 
 
 def test_resume_refuses_a_checkpoint_of_another_base_model(tmp_path, tiny_model, dataset):
-    from train.run import train
+    from ragtune.train.run import train
 
     out = tmp_path / "run"
     (out / "checkpoint-2").mkdir(parents=True)
@@ -302,7 +302,7 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path, tiny_model, datase
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from train.run import train
+    from ragtune.train.run import train
 
     broken = tmp_path / "nan-model"
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
@@ -319,7 +319,7 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path, tiny_model, datase
 
 
 def _start(tmp_path, tiny_model, dataset, out, *extra):
-    cmd = [sys.executable, str(ROOT / "cli.py"), "train", "--workdir", str(tmp_path), "--data", str(dataset), "--model", str(tiny_model),
+    cmd = [sys.executable, "-m", "ragtune.cli", "train", "--workdir", str(tmp_path), "--data", str(dataset), "--model", str(tiny_model),
            "--out", str(out), "--max-steps", "60", "--save-steps", "2", "--batch-size", "2", "--grad-accum", "1", "--max-length", "64",
            "--eval-steps", "0", "--lora-r", "4", "--threads", "1", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -338,7 +338,7 @@ def _wait_for_checkpoint(out: Path, proc, at_least: int, timeout=90) -> None:
 
 
 def test_ctrl_c_checkpoints_and_resume_after_kill_finishes_the_same_steps(tmp_path, tiny_model, dataset):
-    from train.run import _last_checkpoint, train
+    from ragtune.train.run import _last_checkpoint, train
 
     out = tmp_path / "run"
     # Ctrl-C after the first checkpoint: a checkpoint of the step it stopped at, exit 130.
@@ -374,9 +374,9 @@ def test_export_merged_equals_base_plus_adapter(trained, tiny_model, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import cli
-    from engine.config import ModelConfig
-    from engine.generate import Engine
+    from ragtune import cli
+    from ragtune.engine.config import ModelConfig
+    from ragtune.engine.generate import Engine
 
     _, _, adapter, _ = trained
     merged = tmp_path / "merged"
@@ -397,7 +397,7 @@ def test_export_merged_equals_base_plus_adapter(trained, tiny_model, tmp_path):
 
 
 def test_export_refuses_an_existing_out_and_a_missing_adapter(tmp_path, trained):
-    from train.export import export
+    from ragtune.train.export import export
 
     _, _, adapter, _ = trained
     (tmp_path / "x").mkdir()

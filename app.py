@@ -19,9 +19,10 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ragtune.core import present
 from ragtune.core.config import CONFIG_DIR, load_config, read_yaml, to_dict, widget
@@ -149,8 +150,9 @@ def _bench() -> Workbench:
 # Chat ------------------------------------------------------------------------------------------
 
 
-def side_by_side(question: str, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                 max_new_tokens: int | None = None) -> Iterator[tuple[str, str, str, str, str, str]]:
+def side_by_side(
+    question: str, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None, max_new_tokens: int | None = None
+) -> Iterator[tuple[str, str, str, str, str, str]]:
     """One question, the four modes' answers as they grow, then the rag modes' sources.
 
     Yields (base, rag, ft, ft-rag, rag sources, ft-rag sources), Markdown each. A mode that
@@ -188,8 +190,15 @@ def side_by_side(question: str, temperature: float | None = None, top_k: int | N
     yield view()
 
 
-def chat(message: str, history: list[dict], mode: str | None = None, temperature: float | None = None, top_k: int | None = None,
-         top_p: float | None = None, max_new_tokens: int | None = None) -> Iterator[list[dict]]:
+def chat(
+    message: str,
+    history: list[dict],
+    mode: str | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    max_new_tokens: int | None = None,
+) -> Iterator[list[dict]]:
     """One mode, with the conversation so far: yields the history with the answer growing at its end.
 
     A setting left None (the mode, decoding) is the app's, as in `side_by_side`.
@@ -203,8 +212,11 @@ def chat(message: str, history: list[dict], mode: str | None = None, temperature
     why = answerer.unavailable([mode]).get(mode)
     if why:
         raise RuntimeError(f"mode {mode} is unavailable: {why}")
-    turns = [{"role": t["role"], "content": _unlinked(_plain(t["content"]).split(SOURCES)[0])}  # the model sees answers, not source lists
-             for t in (history or []) if t.get("role") in ("user", "assistant")]
+    turns = [
+        {"role": t["role"], "content": _unlinked(_plain(t["content"]).split(SOURCES)[0])}  # the model sees answers, not source lists
+        for t in (history or [])
+        if t.get("role") in ("user", "assistant")
+    ]
     out = turns + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     stream = answerer.stream(message, mode, _decoding(answerer, temperature, top_k, top_p, max_new_tokens), history=turns)
     try:
@@ -255,8 +267,10 @@ def format_sources(sources, key: str = "") -> str:
     for n, s in enumerate(sources, 1):
         where = present.where(s.page, s.section)
         anchor = f'<a id="{_anchor(key, n)}"></a>' if key else ""
-        blocks.append(f"<details><summary><b>[{n}] {escape(Path(s.source).name)}</b>{escape(f' · {where}') if where else ''} · score {s.score:.3f}"
-                      f"<br>{escape(present.snippet(s.text, 160))}</summary>{anchor}\n\n{_md(s.text.strip())}\n\n</details>")
+        blocks.append(
+            f"<details><summary><b>[{n}] {escape(Path(s.source).name)}</b>{escape(f' · {where}') if where else ''} · score {s.score:.3f}"
+            f"<br>{escape(present.snippet(s.text, 160))}</summary>{anchor}\n\n{_md(s.text.strip())}\n\n</details>"
+        )
     return "\n\n".join(blocks)
 
 
@@ -376,8 +390,16 @@ def search(query: str, k: int | None = None) -> list[list]:
     retriever = _bench().answerer.retriever
     if retriever.size == 0:
         raise RuntimeError("the index is empty: ingest some files first")
-    return [[h.rank, round(h.score, 4), Path(h.chunk.source).name, present.where(h.chunk.page, h.chunk.section), present.snippet(h.chunk.text, 300)]
-            for h in retriever.search(query, int(k) if k else None)]
+    return [
+        [
+            h.rank,
+            round(h.score, 4),
+            Path(h.chunk.source).name,
+            present.where(h.chunk.page, h.chunk.section),
+            present.snippet(h.chunk.text, 300),
+        ]
+        for h in retriever.search(query, int(k) if k else None)
+    ]
 
 
 # Dataset ---------------------------------------------------------------------------------------
@@ -385,19 +407,38 @@ def search(query: str, k: int | None = None) -> list[list]:
 PREVIEW_COLUMNS = ["remove", "id", "split", "kind", "question", "answer", "source"]
 
 
-def synth_config(app: AppConfig, generator: str | None = None, pairs_per_chunk: int | None = None, paraphrases: int | None = None,
-                 oracle_p: float | None = None) -> SynthConfig:
+def synth_config(
+    app: AppConfig,
+    generator: str | None = None,
+    pairs_per_chunk: int | None = None,
+    paraphrases: int | None = None,
+    oracle_p: float | None = None,
+) -> SynthConfig:
     """`ragtune synth` as the app runs it: configs/synth.yaml with the page's settings (None = the YAML's),
     reading the app's index, with the app's model as the local generator."""
     from ragtune.synth.config import SynthConfig
 
-    return load_config(SynthConfig, {"workdir": str(app.workdir), "generator": generator, "pairs_per_chunk": pairs_per_chunk,
-                                     "paraphrases": paraphrases, "oracle_p": oracle_p, "search": to_dict(app.ask.search),
-                                     "llm": to_dict(app.ask.model)})
+    return load_config(
+        SynthConfig,
+        {
+            "workdir": str(app.workdir),
+            "generator": generator,
+            "pairs_per_chunk": pairs_per_chunk,
+            "paraphrases": paraphrases,
+            "oracle_p": oracle_p,
+            "search": to_dict(app.ask.search),
+            "llm": to_dict(app.ask.model),
+        },
+    )
 
 
-def synthesize(generator: str | None = None, pairs_per_chunk: int | None = None, paraphrases: int | None = None,
-               oracle_p: float | None = None, progress=None) -> Iterator[tuple[str, list[list], str | None]]:
+def synthesize(
+    generator: str | None = None,
+    pairs_per_chunk: int | None = None,
+    paraphrases: int | None = None,
+    oracle_p: float | None = None,
+    progress=None,
+) -> Iterator[tuple[str, list[list], str | None]]:
     """Synthesize a dataset from the index. Yields (status, the pairs preview, train.jsonl to download)."""
     from ragtune.synth.pipeline import synthesize_card
 
@@ -449,13 +490,23 @@ def remove_flagged(table) -> tuple[str, list[list], str | None]:
 # Train -----------------------------------------------------------------------------------------
 
 
-def train_config(app: AppConfig, max_steps: int | None = None, epochs: float | None = None, lr: float | None = None,
-                 lora_r: int | None = None) -> TrainConfig:
+def train_config(
+    app: AppConfig, max_steps: int | None = None, epochs: float | None = None, lr: float | None = None, lora_r: int | None = None
+) -> TrainConfig:
     """`ragtune train` as the app runs it: configs/train.yaml with the page's settings (None = the YAML's), on the app's model."""
     from ragtune.train.config import TrainConfig
 
-    return load_config(TrainConfig, {"workdir": str(app.workdir), "max_steps": -1 if max_steps == 0 else max_steps,  # the page's 0 is whole epochs too
-                                     "epochs": epochs, "lr": lr, "lora_r": lora_r, "model": to_dict(app.ask.model)})
+    return load_config(
+        TrainConfig,
+        {
+            "workdir": str(app.workdir),
+            "max_steps": -1 if max_steps == 0 else max_steps,  # the page's 0 is whole epochs too
+            "epochs": epochs,
+            "lr": lr,
+            "lora_r": lora_r,
+            "model": to_dict(app.ask.model),
+        },
+    )
 
 
 def start_training(max_steps: int | None = None, epochs: float | None = None, lr: float | None = None, lora_r: int | None = None) -> str:
@@ -504,8 +555,9 @@ def stop_training() -> str:
 # Evaluate --------------------------------------------------------------------------------------
 
 
-def evaluate(questions: str | None = None, modes: list[str] | None = None, limit: int = 50,
-             progress=None) -> Iterator[tuple[str, list[list], str | None, list[list]]]:
+def evaluate(
+    questions: str | None = None, modes: list[str] | None = None, limit: int = 50, progress=None
+) -> Iterator[tuple[str, list[list], str | None, list[list]]]:
     """Run the four-mode evaluation. Yields (status, score table, chart, disagreements).
 
     `questions`: a questions JSONL on the server; empty = the newest dataset's eval split.
@@ -538,8 +590,16 @@ def eval_config(app: AppConfig, questions: str | None = None, modes: list[str] |
 
     source = {"questions": questions.strip()} if (questions or "").strip() else {"split": "eval"}
     own = read_yaml(CONFIG_DIR / EvalConfig.config_file).get("ask") or {}
-    return load_config(EvalConfig, {"workdir": str(app.workdir), "modes": list(modes or MODES), "limit": int(limit or 0), **source,
-                                    "ask": _merged(to_dict(app.ask), own)})
+    return load_config(
+        EvalConfig,
+        {
+            "workdir": str(app.workdir),
+            "modes": list(modes or MODES),
+            "limit": int(limit or 0),
+            **source,
+            "ask": _merged(to_dict(app.ask), own),
+        },
+    )
 
 
 def disagreements(report: EvalReport, limit: int = 50) -> list[list]:
@@ -548,9 +608,16 @@ def disagreements(report: EvalReport, limit: int = 50) -> list[list]:
     for q in report.per_question:
         modes = q["modes"]
         if len({r["correct"] for r in modes.values()}) > 1:
-            rows.append([q["question"], " | ".join(q["answers"][:2])] +
-                        [f"{'✓' if modes[m]['correct'] else '✗'} {modes[m]['answer']}" + ("" if modes[m]["correct"] else f" ({modes[m]['bucket']})")
-                         if m in modes else "" for m in MODES])
+            rows.append(
+                [q["question"], " | ".join(q["answers"][:2])]
+                + [
+                    f"{'✓' if modes[m]['correct'] else '✗'} {modes[m]['answer']}"
+                    + ("" if modes[m]["correct"] else f" ({modes[m]['bucket']})")
+                    if m in modes
+                    else ""
+                    for m in MODES
+                ]
+            )
         if len(rows) >= limit:
             break
     return rows
@@ -571,8 +638,10 @@ def build(cfg: AppConfig):
     global BENCH
     BENCH = Workbench(cfg)
     with gr.Blocks(title=TITLE) as app:
-        gr.Markdown(f"## {TITLE} workbench\nYour documents, four ways to answer: **base** (the model alone), **rag** "
-                    f"(reading retrieved chunks), **ft** (fine-tuned), **ft-rag** (both). Work dir: `{cfg.workdir}`")
+        gr.Markdown(
+            f"## {TITLE} workbench\nYour documents, four ways to answer: **base** (the model alone), **rag** "
+            f"(reading retrieved chunks), **ft** (fine-tuned), **ft-rag** (both). Work dir: `{cfg.workdir}`"
+        )
         job_line = gr.Markdown(elem_id="job-line")
         with gr.Tab("Chat"):
             _chat_tab(cfg)
@@ -618,7 +687,9 @@ def _chat_tab(cfg: AppConfig) -> None:
     outputs = [*panels.values(), source_panels["rag"], source_panels["ft-rag"]]
     decoding = [temperature, top_k, top_p, max_new]
     for trigger in (ask.click, question.submit):
-        trigger(_labelled(side_by_side), [question, *decoding], outputs, api_name="side_by_side" if trigger == ask.click else False, **MODEL)
+        trigger(
+            _labelled(side_by_side), [question, *decoding], outputs, api_name="side_by_side" if trigger == ask.click else False, **MODEL
+        )
 
     gr.Markdown("### Chat with one mode")
     with gr.Row():
@@ -627,7 +698,9 @@ def _chat_tab(cfg: AppConfig) -> None:
         with gr.Column(scale=4):
             history = gr.Chatbot(label="conversation", height=320)
             message = gr.Textbox(label="Message", placeholder="Follow-up questions keep the conversation")
-    message.submit(chat, [message, history, mode, *decoding], history, api_name="chat", **MODEL).then(lambda: "", None, message, queue=False)
+    message.submit(chat, [message, history, mode, *decoding], history, api_name="chat", **MODEL).then(
+        lambda: "", None, message, queue=False
+    )
 
 
 def _corpus_tab(cfg: AppConfig):
@@ -667,12 +740,19 @@ def _dataset_tab(cfg: AppConfig):
         oracle_p = _slider(SynthConfig, "oracle_p", s.oracle_p)
     synth_btn = gr.Button("Synthesize", variant="primary")
     synth_status = gr.Markdown()
-    pairs = gr.Dataframe(headers=PREVIEW_COLUMNS, datatype=["bool", "str", "str", "str", "str", "str", "str"],
-                         label="Pairs (tick `remove` on bad ones)", interactive=True, wrap=True)
+    pairs = gr.Dataframe(
+        headers=PREVIEW_COLUMNS,
+        datatype=["bool", "str", "str", "str", "str", "str", "str"],
+        label="Pairs (tick `remove` on bad ones)",
+        interactive=True,
+        wrap=True,
+    )
     with gr.Row():
         remove_btn = gr.Button("Remove flagged pairs")
         download = gr.File(label="train.jsonl", interactive=False)
-    synth_btn.click(_with_bar(synthesize), [generator, ppc, paraphrases, oracle_p], [synth_status, pairs, download], api_name="synth", **JOBS)
+    synth_btn.click(
+        _with_bar(synthesize), [generator, ppc, paraphrases, oracle_p], [synth_status, pairs, download], api_name="synth", **JOBS
+    )
     remove_btn.click(remove_flagged, pairs, [synth_status, pairs, download], api_name="remove_pairs", **QUICK)
     return pairs, download
 
@@ -754,8 +834,9 @@ def launch(cfg: AppConfig, block: bool = True):
     app = build(cfg)
     BENCH.answerer.unavailable(MODES)  # load the model, the adapter and the index now: the first question is quick
     auth = tuple(cfg.auth.split(":", 1)) if cfg.auth else None
-    app.launch(server_name=cfg.host, server_port=cfg.port, auth=auth, prevent_thread_lock=not block, show_error=True,
-               quiet=True, inbrowser=False)
+    app.launch(
+        server_name=cfg.host, server_port=cfg.port, auth=auth, prevent_thread_lock=not block, show_error=True, quiet=True, inbrowser=False
+    )
     return app
 
 
@@ -768,17 +849,20 @@ def _with_bar(fn):
 
     import gradio as gr
 
-    def with_bar(*args, progress=gr.Progress()):
+    def with_bar(*args, progress=gr.Progress()):  # noqa: B008 - Gradio passes the bar through this default
         yield from fn(*args, progress=progress)
 
     params = [p for p in inspect.signature(fn).parameters.values() if p.name != "progress"]
-    with_bar.__signature__ = inspect.Signature(params + [inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress())])
+    with_bar.__signature__ = inspect.Signature(
+        params + [inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=gr.Progress())]
+    )
     with_bar.__name__, with_bar.__doc__ = fn.__name__, fn.__doc__
     return with_bar
 
 
 def _labelled(fn):
     """The side-by-side answers with each panel titled by its mode (the API returns them bare)."""
+
     def labelled(*args):
         for values in fn(*args):
             yield (*(f"**{m}**\n\n{v}" for m, v in zip(MODES, values[:4])), *values[4:])
@@ -794,8 +878,13 @@ def _decoding(answerer, temperature, top_k, top_p, max_new_tokens):
     def cast(typ, value):  # sliders may send 50.0 for 50
         return None if value is None else typ(value)
 
-    return with_overrides(answerer.cfg.decoding, temperature=cast(float, temperature), top_k=cast(int, top_k), top_p=cast(float, top_p),
-                          max_new_tokens=cast(int, max_new_tokens))
+    return with_overrides(
+        answerer.cfg.decoding,
+        temperature=cast(float, temperature),
+        top_k=cast(int, top_k),
+        top_p=cast(float, top_p),
+        max_new_tokens=cast(int, max_new_tokens),
+    )
 
 
 def _merged(base: dict, top: dict) -> dict:

@@ -135,18 +135,25 @@ def _add_answer_commands(sub, shared: _Shared) -> None:
     add_flags(p, AskConfig, only=("mode",))
     p.set_defaults(run=cmd_ask)
 
-    p = sub.add_parser("chat", parents=[*answering, shared.decoding], help="questions line after line, the model kept loaded; /help lists the commands")
+    p = sub.add_parser(
+        "chat", parents=[*answering, shared.decoding], help="questions line after line, the model kept loaded; /help lists the commands"
+    )
     add_flags(p, AskConfig, only=("mode",))
     p.set_defaults(run=cmd_chat)
 
-    p = sub.add_parser("eval", parents=[*answering, _decoding_flags(seed=False), shared.output],
-                       help="the same questions in every mode: scores, intervals, verdict, error analysis")
+    p = sub.add_parser(
+        "eval",
+        parents=[*answering, _decoding_flags(seed=False), shared.output],
+        help="the same questions in every mode: scores, intervals, verdict, error analysis",
+    )
     add_flags(p, EvalConfig)
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), help="print the score deltas of two report folders, and exit")
     p.set_defaults(run=cmd_eval)
 
     serving = _answering_flags(llm_names={"api_key_env": ("--llm-api-key-env",)})  # serve's own --api-key-env is the key its clients send
-    p = sub.add_parser("serve", parents=[shared.common, shared.index, serving, shared.decoding], help="an OpenAI-compatible API over the four modes")
+    p = sub.add_parser(
+        "serve", parents=[shared.common, shared.index, serving, shared.decoding], help="an OpenAI-compatible API over the four modes"
+    )
     add_flags(p, ServeConfig)
     p.set_defaults(run=cmd_serve)
 
@@ -158,7 +165,11 @@ def _add_training_commands(sub, shared: _Shared) -> None:
     from ragtune.synth.config import SynthConfig
     from ragtune.train.config import TrainConfig
 
-    p = sub.add_parser("synth", parents=[shared.common, shared.index, shared.output], help="synthetic instruction pairs from the indexed chunks, RAFT-style")
+    p = sub.add_parser(
+        "synth",
+        parents=[shared.common, shared.index, shared.output],
+        help="synthetic instruction pairs from the indexed chunks, RAFT-style",
+    )
     add_flags(p, SynthConfig)
     p.set_defaults(run=cmd_synth)
 
@@ -182,8 +193,11 @@ def _add_shell_commands(sub, shared: _Shared) -> None:
     from ragtune.engine.config import AppConfig
     from ragtune.pipeline import DemoConfig
 
-    p = sub.add_parser("app", parents=[shared.common, shared.index, shared.answering, shared.decoding],
-                       help="the Gradio workbench: chat with the four modes side by side, ingest, synth, train, eval")
+    p = sub.add_parser(
+        "app",
+        parents=[shared.common, shared.index, shared.answering, shared.decoding],
+        help="the Gradio workbench: chat with the four modes side by side, ingest, synth, train, eval",
+    )
     add_flags(p, AppConfig)
     p.set_defaults(run=cmd_app)
 
@@ -205,8 +219,11 @@ def cmd_ingest(args) -> int:
     from ragtune.rag.config import IngestConfig
     from ragtune.rag.ingest import ingest
 
-    cfg = load_config(IngestConfig, {"paths": args.paths, "workdir": args.workdir, **flag_values(args, IngestConfig),
-                                      **_index_overrides(args)}, args.config)
+    cfg = load_config(
+        IngestConfig,
+        {"paths": args.paths, "workdir": args.workdir, **flag_values(args, IngestConfig), **_index_overrides(args)},
+        args.config,
+    )
     bar = _Progress(disable=args.json)
     report = ingest(cfg, on_file=bar.update)
     bar.close()
@@ -250,10 +267,20 @@ def _ask_overrides(args) -> dict:
     llm = flag_values(args, LLMConfig, section="llm")
     if llm["llm.base_url"] and not llm["llm.kind"]:  # --base-url alone means the endpoint: the local model answering would hide the slip
         llm["llm.kind"] = "openai"
-    out = {"workdir": args.workdir, **flag_values(args, AskConfig), **flag_values(args, ModelConfig, prefix="model."), **llm,
-           **{f"search.{k}": v for k, v in _index_overrides(args).items()}}
-    out.update({k: v for k, v in flag_values(args, DecodingConfig, prefix="decoding.").items()
-                if not (k == "decoding.seed" and args.command == "eval")})  # eval's --seed is its sample's
+    out = {
+        "workdir": args.workdir,
+        **flag_values(args, AskConfig),
+        **flag_values(args, ModelConfig, prefix="model."),
+        **llm,
+        **{f"search.{k}": v for k, v in _index_overrides(args).items()},
+    }
+    out.update(
+        {
+            k: v
+            for k, v in flag_values(args, DecodingConfig, prefix="decoding.").items()
+            if not (k == "decoding.seed" and args.command == "eval")
+        }
+    )  # eval's --seed is its sample's
     if args.stop:  # `--stop '\n'` typed in a shell means a newline
         out["decoding.stop"] = [s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop]
     return out
@@ -306,26 +333,12 @@ def cmd_chat(args) -> int:
     answerer = _answerer(cfg)
     mode, k, last, answered = cfg.mode, cfg.k, None, 0
     why = answerer.unavailable([mode]).get(mode)  # loads the adapter and opens the index now, not at the first question
-    print(f"ragtune chat: mode {mode}, k {k}" + (f" (unavailable: {why})" if why else "") + "; /help lists the commands, Ctrl-D ends",
-          file=sys.stderr)
-    tty = sys.stdin.isatty()
-    if tty:
-        try:
-            import readline  # noqa: F401 - line editing and history for input()
-        except ImportError:
-            pass
+    print(
+        f"ragtune chat: mode {mode}, k {k}" + (f" (unavailable: {why})" if why else "") + "; /help lists the commands, Ctrl-D ends",
+        file=sys.stderr,
+    )
     try:
-        while True:
-            if tty:
-                try:
-                    line = input("> ")
-                except EOFError:
-                    print()
-                    break
-            else:
-                line = sys.stdin.readline()
-                if not line:
-                    break
+        for line in _chat_lines():
             command, arg = parse_chat_line(line)
             if command == "ask":
                 try:
@@ -365,6 +378,23 @@ CHAT_HELP = """Type a question and press Enter. Each question is answered on its
   /sources                   the chunks the last answer read: rank, file, page or section, score, a snippet
   /help                      this text
   /quit                      end the chat (so do Ctrl-D and Ctrl-C)"""
+
+
+def _chat_lines():
+    """The lines typed, with a prompt and line editing at a terminal; piped input line by line."""
+    if not sys.stdin.isatty():
+        yield from iter(sys.stdin.readline, "")
+        return
+    try:
+        import readline  # noqa: F401 - line editing and history for input()
+    except ImportError:
+        pass
+    while True:
+        try:
+            yield input("> ")
+        except EOFError:
+            print()
+            return
 
 
 def parse_chat_line(line: str) -> tuple[str, str | int | None]:
@@ -443,8 +473,11 @@ def cmd_eval(args) -> int:
         lines = R.compare(R.read(args.compare[0]), R.read(args.compare[1]))
         print(json.dumps({"runs": args.compare, "lines": lines}, indent=2) if args.json else "\n".join(lines))
         return 0
-    cfg = load_config(EvalConfig, {"workdir": args.workdir, **flag_values(args, EvalConfig),
-                                   **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}}, args.config)
+    cfg = load_config(
+        EvalConfig,
+        {"workdir": args.workdir, **flag_values(args, EvalConfig), **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}},
+        args.config,
+    )
     bars = _StageBars(disable=args.json, unit="question")
     try:
         report = evaluate_report(cfg, progress=bars.update)
@@ -452,7 +485,19 @@ def cmd_eval(args) -> int:
         bars.close()
     out = R.write(report, cfg.out or R.default_out(cfg.workdir), cfg.examples)
     if args.json:
-        keep = ("verdict", "questions", "modes", "skipped_modes", "summary", "retrieval", "comparisons", "buckets", "by_type", "versions", "elapsed_s")
+        keep = (
+            "verdict",
+            "questions",
+            "modes",
+            "skipped_modes",
+            "summary",
+            "retrieval",
+            "comparisons",
+            "buckets",
+            "by_type",
+            "versions",
+            "elapsed_s",
+        )
         data = report.to_json()
         print(json.dumps({**{k: data[k] for k in keep}, "out": str(out)}, indent=2, ensure_ascii=False, default=str))
         return 0
@@ -499,8 +544,11 @@ def cmd_synth(args) -> int:
     from ragtune.synth.config import SynthConfig
     from ragtune.synth.pipeline import synthesize_card
 
-    cfg = load_config(SynthConfig, {"workdir": args.workdir, **flag_values(args, SynthConfig),
-                                    **{f"search.{k}": v for k, v in _index_overrides(args).items()}}, args.config)
+    cfg = load_config(
+        SynthConfig,
+        {"workdir": args.workdir, **flag_values(args, SynthConfig), **{f"search.{k}": v for k, v in _index_overrides(args).items()}},
+        args.config,
+    )
     bars = _StageBars(disable=args.json)
     try:
         card = synthesize_card(cfg, progress=bars.update)
@@ -511,9 +559,11 @@ def cmd_synth(args) -> int:
         return 0
     dropped = {k: v for k, v in card.filtered.items() if v}
     print(f"{present.synth_summary(card)}, {card.drafts} drafts. {card.elapsed_s:.1f} s, {card.pairs_per_s:.0f} pairs/s")
-    print(f"Grounded before filters: {100 * card.grounding_rate_before_filters:.1f}%. "
-          f"Dropped: {', '.join(f'{v} {k}' for k, v in dropped.items()) or 'none'}. "
-          f"Largest eval-train question similarity: {card.leakage['max_eval_train_similarity']:.3f}")
+    print(
+        f"Grounded before filters: {100 * card.grounding_rate_before_filters:.1f}%. "
+        f"Dropped: {', '.join(f'{v} {k}' for k, v in dropped.items()) or 'none'}. "
+        f"Largest eval-train question similarity: {card.leakage['max_eval_train_similarity']:.3f}"
+    )
     print(f"Dataset: {present.short_path(card.path)}")
     return 0
 
@@ -524,8 +574,11 @@ def cmd_train(args) -> int:
     from ragtune.train.config import TrainConfig
     from ragtune.train.run import train
 
-    cfg = load_config(TrainConfig, {"workdir": args.workdir, **flag_values(args, ModelConfig, prefix="model."),
-                                    **flag_values(args, TrainConfig)}, args.config)
+    cfg = load_config(
+        TrainConfig,
+        {"workdir": args.workdir, **flag_values(args, ModelConfig, prefix="model."), **flag_values(args, TrainConfig)},
+        args.config,
+    )
     bar = _TrainBar(disable=args.json)
     try:
         report = train(cfg, progress=bar.update)
@@ -536,8 +589,11 @@ def cmd_train(args) -> int:
         return 130 if report.interrupted else 0
     rows = report.rows["train"]
     if rows["no_assistant_skipped"] or rows["truncated"] or rows["bad_json_skipped"]:
-        print(f"train.jsonl: {rows['rows']} rows; {rows['no_assistant_skipped']} without an assistant turn skipped, "
-              f"{rows['bad_json_skipped']} malformed skipped, {rows['truncated']} longer than --max-length truncated", file=sys.stderr)
+        print(
+            f"train.jsonl: {rows['rows']} rows; {rows['no_assistant_skipped']} without an assistant turn skipped, "
+            f"{rows['bad_json_skipped']} malformed skipped, {rows['truncated']} longer than --max-length truncated",
+            file=sys.stderr,
+        )
     if report.interrupted:
         print(f"ragtune: interrupted: {present.train_stopped(report, present.short_path(report.out))}", file=sys.stderr)
         return 130
@@ -559,8 +615,11 @@ def cmd_app(args) -> int:
     from ragtune.core.config import flag_values, load_config
     from ragtune.engine.config import AppConfig
 
-    cfg = load_config(AppConfig, {"workdir": args.workdir, **flag_values(args, AppConfig),
-                                  **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}}, args.config)
+    cfg = load_config(
+        AppConfig,
+        {"workdir": args.workdir, **flag_values(args, AppConfig), **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}},
+        args.config,
+    )
     print(f"ragtune app: http://{cfg.host}:{cfg.port} (work dir {present.short_path(str(cfg.workdir))}); Ctrl-C stops it", file=sys.stderr)
     launch(cfg)
     return 0
@@ -591,8 +650,13 @@ def cmd_demo(args) -> int:
 @contextlib.contextmanager
 def _demo_bars(stage: str):
     """The demo's progress bar for a stage, closed when the stage ends."""
-    bar = (_Progress(disable=False) if stage == "ingest" else _TrainBar(disable=False) if stage == "train"
-           else _StageBars(disable=False, unit="question" if stage == "eval" else "it"))
+    bar = (
+        _Progress(disable=False)
+        if stage == "ingest"
+        else _TrainBar(disable=False)
+        if stage == "train"
+        else _StageBars(disable=False, unit="question" if stage == "eval" else "it")
+    )
     try:
         yield bar.update
     finally:

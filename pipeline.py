@@ -9,11 +9,12 @@ Every stage reuses what an earlier run made with the same inputs, so a second de
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ragtune.core.config import check_settings, load_config, resolve_workdir, setting
 from ragtune.core.records import EvalReport
@@ -29,7 +30,9 @@ class DemoConfig:
     docs: str = setting("the corpus: ragtune's own user guide, a chapter per file format; relative to the ragtune checkout", cli=False)
     questions: str = setting("factoid questions we wrote about the corpus, with their answers; asked whole", cli=False)
     open_questions: str = setting("open questions about the corpus (how, why, what happens), with their key facts", cli=False)
-    model: str | None = setting("the model to train and answer with, in any form ask's --model takes; unset: configs/model.yaml's, the packaged one")
+    model: str | None = setting(
+        "the model to train and answer with, in any form ask's --model takes; unset: configs/model.yaml's, the packaged one"
+    )
     train: dict = setting("overrides of configs/train.yaml: a bounded budget, so the demo keeps to its time (README)", cli=False)
     eval_limit: int = setting("questions sampled from the synthetic eval split", cli=False, low=0)
     open_limit: int = setting("open questions sampled with a fixed seed, so the eval keeps to the demo's time; 0 = all", cli=False, low=0)
@@ -40,8 +43,9 @@ class DemoConfig:
         self.workdir = resolve_workdir(self.workdir)
         self.app.workdir = self.app.ask.workdir = self.app.ask.search.workdir = self.workdir
         root = Path(resources.files("ragtune"))
-        self.docs, self.questions, self.open_questions = (str(p if Path(p).is_absolute() else root / p)
-                                                          for p in (self.docs, self.questions, self.open_questions))
+        self.docs, self.questions, self.open_questions = (
+            str(p if Path(p).is_absolute() else root / p) for p in (self.docs, self.questions, self.open_questions)
+        )
         if self.model:
             self.app.ask.model.model = self.model
         from ragtune.train.config import TrainConfig
@@ -107,9 +111,11 @@ def run_demo(cfg: DemoConfig, bars: Bars) -> Iterator[DemoStep]:
             trained = train(tcfg, progress=progress)
     yield DemoStep("train", trained, clock.lap())
 
-    sets = (("the synthetic eval split", {"split": "eval", "limit": cfg.eval_limit}),
-            ("our questions about the corpus", {"questions": cfg.questions}),
-            ("open questions about the corpus", {"questions": cfg.open_questions, "limit": cfg.open_limit}))
+    sets = (
+        ("the synthetic eval split", {"split": "eval", "limit": cfg.eval_limit}),
+        ("our questions about the corpus", {"questions": cfg.questions}),
+        ("open questions about the corpus", {"questions": cfg.open_questions, "limit": cfg.open_limit}),
+    )
     answerer = None  # one for the three sets: the model, adapter and index load once
     for name, source in sets:
         ecfg = load_config(EvalConfig, {"workdir": workdir, **source, **{f"ask.{k}": v for k, v in model.items()}})

@@ -57,7 +57,9 @@ def main() -> None:
     docs = SQUAD / "docs" if args.long else ROOT / "sample" / "docs"
     print(f"ingesting {docs} into {workdir} ...", flush=True)
     ingest(load_config(IngestConfig, {"paths": [str(docs)], "workdir": workdir}))
-    sets = _squad_long(workdir, args.limit, args.seed) if args.long else {k: v for k, v in _sample_sets().items() if k in args.sets.split(",")}
+    sets = (
+        _squad_long(workdir, args.limit, args.seed) if args.long else {k: v for k, v in _sample_sets().items() if k in args.sets.split(",")}
+    )
     _classifier_table(sets)
 
     for model in args.model.split(","):
@@ -75,8 +77,8 @@ def _sample_sets() -> dict[str, list[dict]]:
 def _squad_long(workdir: str, limit: int, seed: int) -> dict[str, list[dict]]:
     """SQuAD dev questions whose long reference is the sentence that holds the gold answer."""
     from ragtune.core.config import load_config
-    from ragtune.engine.spans import _nlp
     from ragtune.core.text import normalize
+    from ragtune.engine.spans import _nlp
     from ragtune.rag.config import SearchConfig
     from ragtune.rag.index import Index
 
@@ -125,20 +127,33 @@ def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) ->
     engine = Engine(base_cfg.model)
     answerer = Answerer(base_cfg, engine)
     score = probe.run(engine, answerer.templates)
-    print(f"model {model}: {engine.n_params / 1e6:.0f}M params, writing probe {score:.2f} "
-          f"(auto: {'generate' if score >= probe.PASS_MARK else 'spans'}), {_tokens_per_s(engine):.1f} tokens/s generated")
+    print(
+        f"model {model}: {engine.n_params / 1e6:.0f}M params, writing probe {score:.2f} "
+        f"(auto: {'generate' if score >= probe.PASS_MARK else 'spans'}), {_tokens_per_s(engine):.1f} tokens/s generated"
+    )
     retriever = answerer.retriever
     hits = {name: [retriever.search(q["question"], args.k) for q in qs] for name, qs in sets.items()}
-    print(f"\n{'run':<24} {'set':<8} {'n':>4} {'F1':>6} {'keys':>6} {'tokF1':>6} {'tokRec':>6} {'cited':>6} {'prec':>5} "
-          f"{'words':>6} {'<=3w':>5} {'p50 s':>6}")
+    print(
+        f"\n{'run':<24} {'set':<8} {'n':>4} {'F1':>6} {'keys':>6} {'tokF1':>6} {'tokRec':>6} {'cited':>6} {'prec':>5} "
+        f"{'words':>6} {'<=3w':>5} {'p50 s':>6}"
+    )
     for name, qs in sets.items():
         _print_row("baseline", name, [_baseline(q, h) for q, h in zip(qs, hits[name])], qs)
     for name, qs in ((n, qs) for n, qs in sets.items() if any(q.get("keys") for q in qs)):
         _print_row("ceiling: chunks", name, [_chunks(h) for h in hits[name]], qs)
         _print_row("ceiling: best sentences", name, [_best_sentences(q, h, base_cfg.spans) for q, h in zip(qs, hits[name])], qs)
     for reader in args.reader.split(","):
-        cfg = load_config(AskConfig, {"workdir": workdir, "model.model": model, "model.dtype": args.dtype, "k": args.k,
-                                      "rag_answer": reader, "decoding.max_new_tokens": 96})
+        cfg = load_config(
+            AskConfig,
+            {
+                "workdir": workdir,
+                "model.model": model,
+                "model.dtype": args.dtype,
+                "k": args.k,
+                "rag_answer": reader,
+                "decoding.max_new_tokens": 96,
+            },
+        )
         run = Answerer(cfg, engine, retriever)
         for name, qs in sets.items():
             answers = []
@@ -182,12 +197,14 @@ def _best_sentences(q: dict, hits, cfg) -> tuple:
 
     keys = [list(k) for k in q["keys"]]
     sents = split_sentences(hits, q["question"])
-    choices = [c for n in range(1, cfg.max_sentences + 1) for c in combinations(sents, n)
-               if n == 1 or sum(s.words for s in c) <= cfg.max_words]
+    choices = [
+        c for n in range(1, cfg.max_sentences + 1) for c in combinations(sents, n) if n == 1 or sum(s.words for s in c) <= cfg.max_words
+    ]
     best = max(choices, key=lambda c: (M.key_recall(" ".join(s.text for s in c), keys), -len({s.hit for s in c})), default=())
     sources = [SimpleNamespace(chunk_id=h.chunk.id, text=h.chunk.text) for h in hits]
-    return SimpleNamespace(text=" ".join(s.text for s in best), span="", citations=[sources[h] for h in sorted({s.hit for s in best})],
-                           sources=sources), 0.0
+    return SimpleNamespace(
+        text=" ".join(s.text for s in best), span="", citations=[sources[h] for h in sorted({s.hit for s in best})], sources=sources
+    ), 0.0
 
 
 def _print_row(run: str, name: str, answers: list, qs: list[dict]) -> None:
@@ -212,9 +229,11 @@ def _print_row(run: str, name: str, answers: list, qs: list[dict]) -> None:
         short.append(M.words(a.text) <= 3 and "know" not in a.text.lower())
         lat.append(seconds)
     mean = lambda xs: f"{statistics.mean(xs):6.1f}" if xs else f"{'-':>6}"
-    print(f"{run:<24} {name:<8} {len(qs):>4} {mean(f1)} {mean(keys)} {mean(tf)} {mean(tr)} {100 * statistics.mean(cited):5.0f}% "
-          f"{(statistics.mean(prec) / 100 if prec else 0):5.2f} {statistics.median(words):6.0f} {sum(short):>5} {statistics.median(lat):6.2f}",
-          flush=True)
+    print(
+        f"{run:<24} {name:<8} {len(qs):>4} {mean(f1)} {mean(keys)} {mean(tf)} {mean(tr)} {100 * statistics.mean(cited):5.0f}% "
+        f"{(statistics.mean(prec) / 100 if prec else 0):5.2f} {statistics.median(words):6.0f} {sum(short):>5} {statistics.median(lat):6.2f}",
+        flush=True,
+    )
 
 
 def _strip(text: str) -> str:

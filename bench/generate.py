@@ -40,28 +40,70 @@ SQUAD = ROOT.parent / "shared" / "eval" / "squad"
 
 # Used only when the SQuAD sample is absent: short, varied, one-line answers.
 BUILTIN_QUESTIONS = [
-    "What is the capital of France?", "Who wrote Hamlet?", "How many legs does a spider have?",
-    "What is the boiling point of water in Celsius?", "Which planet is closest to the Sun?",
-    "What gas do plants absorb from the air?", "Who painted the Mona Lisa?", "What is the largest ocean on Earth?",
-    "In which year did World War II end?", "What is the chemical symbol for gold?", "How many continents are there?",
-    "What language is spoken in Brazil?", "Who developed the theory of relativity?", "What is the tallest mountain in the world?",
-    "What is the square root of 81?", "Which organ pumps blood through the body?", "What is the currency of Japan?",
-    "Who was the first person to walk on the Moon?", "What is the longest river in Africa?", "How many days are in a leap year?",
-    "What is the freezing point of water in Fahrenheit?", "Which animal is known as the king of the jungle?",
-    "What is the capital of Canada?", "Who invented the telephone?", "What is the hardest natural substance?",
-    "How many sides does a hexagon have?", "What is the main ingredient of guacamole?", "Which country hosted the 2016 Summer Olympics?",
-    "What is the smallest prime number?", "Who composed the Fifth Symphony?", "What is the capital of Australia?",
-    "Which element has the atomic number 1?", "What do bees make?", "What is the largest desert in the world?",
-    "Who discovered penicillin?", "How many players are on a soccer team on the field?", "What is the capital of Italy?",
-    "Which planet is known as the Red Planet?", "What is the largest mammal?", "Who wrote Pride and Prejudice?",
-    "What is H2O commonly called?", "How many hours are in a day?", "What is the capital of Egypt?",
-    "Which instrument has 88 keys?", "What is the speed of light in a vacuum?", "Who was the first President of the United States?",
-    "What is the largest country by area?", "What is the main language of Argentina?", "Which bird is a symbol of peace?",
-    "What is the capital of Germany?", "How many bones are in the adult human body?", "What is photosynthesis?",
-    "Which metal is liquid at room temperature?", "Who painted The Starry Night?", "What is the capital of Spain?",
-    "How many minutes are in an hour?", "What is the largest planet in the solar system?", "Who wrote The Odyssey?",
-    "What is the capital of Kenya?", "Which vitamin do we get from sunlight?", "What is the largest organ of the human body?",
-    "What is the capital of South Korea?", "Who discovered gravity when an apple fell?", "How many strings does a violin have?",
+    "What is the capital of France?",
+    "Who wrote Hamlet?",
+    "How many legs does a spider have?",
+    "What is the boiling point of water in Celsius?",
+    "Which planet is closest to the Sun?",
+    "What gas do plants absorb from the air?",
+    "Who painted the Mona Lisa?",
+    "What is the largest ocean on Earth?",
+    "In which year did World War II end?",
+    "What is the chemical symbol for gold?",
+    "How many continents are there?",
+    "What language is spoken in Brazil?",
+    "Who developed the theory of relativity?",
+    "What is the tallest mountain in the world?",
+    "What is the square root of 81?",
+    "Which organ pumps blood through the body?",
+    "What is the currency of Japan?",
+    "Who was the first person to walk on the Moon?",
+    "What is the longest river in Africa?",
+    "How many days are in a leap year?",
+    "What is the freezing point of water in Fahrenheit?",
+    "Which animal is known as the king of the jungle?",
+    "What is the capital of Canada?",
+    "Who invented the telephone?",
+    "What is the hardest natural substance?",
+    "How many sides does a hexagon have?",
+    "What is the main ingredient of guacamole?",
+    "Which country hosted the 2016 Summer Olympics?",
+    "What is the smallest prime number?",
+    "Who composed the Fifth Symphony?",
+    "What is the capital of Australia?",
+    "Which element has the atomic number 1?",
+    "What do bees make?",
+    "What is the largest desert in the world?",
+    "Who discovered penicillin?",
+    "How many players are on a soccer team on the field?",
+    "What is the capital of Italy?",
+    "Which planet is known as the Red Planet?",
+    "What is the largest mammal?",
+    "Who wrote Pride and Prejudice?",
+    "What is H2O commonly called?",
+    "How many hours are in a day?",
+    "What is the capital of Egypt?",
+    "Which instrument has 88 keys?",
+    "What is the speed of light in a vacuum?",
+    "Who was the first President of the United States?",
+    "What is the largest country by area?",
+    "What is the main language of Argentina?",
+    "Which bird is a symbol of peace?",
+    "What is the capital of Germany?",
+    "How many bones are in the adult human body?",
+    "What is photosynthesis?",
+    "Which metal is liquid at room temperature?",
+    "Who painted The Starry Night?",
+    "What is the capital of Spain?",
+    "How many minutes are in an hour?",
+    "What is the largest planet in the solar system?",
+    "Who wrote The Odyssey?",
+    "What is the capital of Kenya?",
+    "Which vitamin do we get from sunlight?",
+    "What is the largest organ of the human body?",
+    "What is the capital of South Korea?",
+    "Who discovered gravity when an apple fell?",
+    "How many strings does a violin have?",
 ]
 
 
@@ -89,16 +131,20 @@ def main() -> None:
     from ragtune.engine.prompts import base_messages, load_templates
 
     cpu = CpuMeter()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
-          f"load average before start {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
+        f"load average before start {os.getloadavg()[0]:.2f}"
+    )
     questions, source = sample_questions(args.questions)
     fp32 = Engine(load_config(ModelConfig, {"dtype": "fp32"}))
     templates = load_templates("prompts.yaml")
     prompts = [fp32.render(base_messages(q, templates)) for q in questions]
     decoding = load_config(DecodingConfig, {"temperature": 0.0, "max_new_tokens": args.max_new_tokens, "stop": []})
     prompt_tokens = [fp32.count_tokens(p) for p in prompts]
-    print(f"{len(prompts)} questions ({source}), prompts {min(prompt_tokens)}-{max(prompt_tokens)} tokens "
-          f"(median {statistics.median(prompt_tokens):.0f}), greedy, max_new_tokens {args.max_new_tokens}, median of {args.repeats}")
+    print(
+        f"{len(prompts)} questions ({source}), prompts {min(prompt_tokens)}-{max(prompt_tokens)} tokens "
+        f"(median {statistics.median(prompt_tokens):.0f}), greedy, max_new_tokens {args.max_new_tokens}, median of {args.repeats}"
+    )
 
     # 1. The baseline: what a user of transformers writes first, one question at a time.
     tok, model = fp32.tokenizer, fp32.model
@@ -109,7 +155,7 @@ def main() -> None:
             for p in prompts:
                 x = tok(p, return_tensors="pt", add_special_tokens=False)
                 ids = model.generate(**x, max_new_tokens=args.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-                out.append(until_eos(ids[0, x["input_ids"].shape[1]:].tolist(), tok.eos_token_id))
+                out.append(until_eos(ids[0, x["input_ids"].shape[1] :].tolist(), tok.eos_token_id))
         return out
 
     fp32.generate(prompts[:2], decoding, batch_size=2)  # warm-up: the first call pays one-off allocations
@@ -124,11 +170,13 @@ def main() -> None:
     # Engine.generate at each batch size; every run's answers are checked against the baseline's.
     seconds, same, differ = {}, {}, {}
     for bs in batch_sizes:
-        runs, gens = timed(lambda: fp32.generate(prompts, decoding, batch_size=bs), args.repeats)
+        runs, gens = timed(lambda bs=bs: fp32.generate(prompts, decoding, batch_size=bs), args.repeats)
         differ[bs] = [(q, g.text, b) for q, g, b in zip(questions, gens, base_texts) if g.text != b]
         t, seconds[bs], same[bs] = statistics.median(runs), runs, n - len(differ[bs])
-        print(f"{f'Engine.generate fp32, batch {bs}':<40}{n / t:>10.2f}{sum(g.generated_tokens for g in gens) / t:>10.1f}"
-              f"{t_base / t:>8.2f}{f'{same[bs]}/{n}':>19}")
+        print(
+            f"{f'Engine.generate fp32, batch {bs}':<40}{n / t:>10.2f}{sum(g.generated_tokens for g in gens) / t:>10.1f}"
+            f"{t_base / t:>8.2f}{f'{same[bs]}/{n}':>19}"
+        )
     best = min(seconds, key=lambda bs: statistics.median(seconds[bs]))
     worst = min(same, key=same.get)
     t32 = statistics.median(seconds[best])
@@ -139,22 +187,28 @@ def main() -> None:
     runs, gens = timed(lambda: bf16.generate(prompts, decoding, batch_size=best), args.repeats)
     t16 = statistics.median(runs)
     agree = sum(g.text == b for g, b in zip(gens, base_texts))
-    print(f"{f'Engine.generate bf16, batch {best}':<40}{n / t16:>10.2f}{sum(g.generated_tokens for g in gens) / t16:>10.1f}"
-          f"{t_base / t16:>8.2f}{f'{agree}/{n}':>19}")
+    print(
+        f"{f'Engine.generate bf16, batch {best}':<40}{n / t16:>10.2f}{sum(g.generated_tokens for g in gens) / t16:>10.1f}"
+        f"{t_base / t16:>8.2f}{f'{agree}/{n}':>19}"
+    )
     print(f"  each run at batch {best}, s: fp32 {' '.join(f'{t:.1f}' for t in seconds[best])} | bf16 {' '.join(f'{t:.1f}' for t in runs)}")
 
     # How far apart the two dtypes are: fed fp32's own unbatched answers, does each model pick the
     # same next token that fp32 picked? (fp32 itself should agree ~100%; a miss is a near-tie.)
     agreement = {name: next_token_agreement(e.model, tok, prompts, base_ids) for name, e in (("fp32", fp32), ("bf16", bf16))}
-    print(f"  next-token agreement with fp32's unbatched answers, teacher-forced over {sum(map(len, base_ids))} tokens: "
-          f"fp32 {100 * agreement['fp32']:.1f}%, bf16 {100 * agreement['bf16']:.1f}%")
+    print(
+        f"  next-token agreement with fp32's unbatched answers, teacher-forced over {sum(map(len, base_ids))} tokens: "
+        f"fp32 {100 * agreement['fp32']:.1f}%, bf16 {100 * agreement['bf16']:.1f}%"
+    )
     for q, batched, alone in differ[worst][:5]:
         print(f"  differs at batch {worst}: {q[:40]!r}: batched {batched[:32]!r}, unbatched {alone[:32]!r}")
     ratio = t_base / t32
     print(f"best batch size: {best} ({n / t32:.2f} answers/s)")
     print(f"target batched >= 4x unbatched: {'MET' if ratio >= 4 else 'MISSED'} ({ratio:.2f}x at batch {best})")
-    print(f"target >= 90% of greedy answers unchanged by batching (fp32): {'MET' if same[worst] >= 0.9 * n else 'MISSED'} "
-          f"(worst: {same[worst]}/{n} at batch {worst}, {n - same[worst]} differ)")
+    print(
+        f"target >= 90% of greedy answers unchanged by batching (fp32): {'MET' if same[worst] >= 0.9 * n else 'MISSED'} "
+        f"(worst: {same[worst]}/{n} at batch {worst}, {n - same[worst]} differ)"
+    )
 
     # 2. Streaming: one answer at a time, as the API and the app serve them.
     stream_decoding = load_config(DecodingConfig, {"temperature": 0.0, "max_new_tokens": args.stream_tokens, "stop": []})
@@ -172,10 +226,14 @@ def main() -> None:
     print(f"{'':<24}{'first token p50 ms':>20}{'p95 ms':>9}{'decode tokens/s':>17}{'answer s':>10}")
     for name in ("fp32", "bf16"):
         p50, p95 = percentiles(first[name])
-        print(f"{'Engine.stream ' + name:<24}{p50:>20.0f}{p95:>9.0f}{statistics.median(decode[name]):>17.1f}{statistics.median(total[name]):>10.2f}")
+        print(
+            f"{'Engine.stream ' + name:<24}{p50:>20.0f}{p95:>9.0f}{statistics.median(decode[name]):>17.1f}{statistics.median(total[name]):>10.2f}"
+        )
     streamed = statistics.median(decode["bf16"]) / statistics.median(decode["fp32"])
-    print(f"\ndtype: batched at {best}, bf16 takes {t16 / t32:.2f}x fp32's time ({'bf16' if t16 < t32 else 'fp32'} faster); "
-          f"streamed, bf16 decodes at {streamed:.2f}x fp32's tokens/s ({'bf16' if streamed > 1 else 'fp32'} faster)")
+    print(
+        f"\ndtype: batched at {best}, bf16 takes {t16 / t32:.2f}x fp32's time ({'bf16' if t16 < t32 else 'fp32'} faster); "
+        f"streamed, bf16 decodes at {streamed:.2f}x fp32's tokens/s ({'bf16' if streamed > 1 else 'fp32'} faster)"
+    )
     print(cpu.report())
 
 

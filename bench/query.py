@@ -47,7 +47,7 @@ def main() -> None:
     from ragtune.rag.index import Index
     from ragtune.rag.retrieve import Retriever
 
-    questions = [json.loads(l)["question"] for l in (SQUAD / "questions.jsonl").read_text().splitlines()[: args.queries]]
+    questions = [json.loads(line)["question"] for line in (SQUAD / "questions.jsonl").read_text().splitlines()[: args.queries]]
     vocab = " ".join(p.read_text() for p in (SQUAD / "docs").glob("*.html")).split()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,8 +59,18 @@ def main() -> None:
         for start in range(0, args.chunks if index.count() != args.chunks else 0, step):
             n = min(step, args.chunks - start)
             words = rng.integers(0, len(vocab), size=(n, 150))
-            chunks = [Chunk(id=f"c{start + i}", text=" ".join(vocab[j] for j in row), source=f"/synthetic/{(start + i) // 100}.txt",
-                            sha256="0" * 64, section="", index=i, n_tokens=200) for i, row in enumerate(words)]
+            chunks = [
+                Chunk(
+                    id=f"c{start + i}",
+                    text=" ".join(vocab[j] for j in row),
+                    source=f"/synthetic/{(start + i) // 100}.txt",
+                    sha256="0" * 64,
+                    section="",
+                    index=i,
+                    n_tokens=200,
+                )
+                for i, row in enumerate(words)
+            ]
             vecs = rng.standard_normal((n, 384)).astype(np.float32)
             index.upsert(chunks, vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
         manifest = index.load_manifest()
@@ -87,7 +97,11 @@ def main() -> None:
             hybrid.append(time.perf_counter() - t)
     b50, b95 = percentiles(base)
     print(f"{len(questions)} queries at {args.chunks} chunks       p50 ms   p95 ms   p95 / bare query")
-    for name, times in (("bare Chroma query (baseline)", base), ("ragtune dense (embed + query)", dense), ("ragtune hybrid (+ BM25, RRF)", hybrid)):
+    for name, times in (
+        ("bare Chroma query (baseline)", base),
+        ("ragtune dense (embed + query)", dense),
+        ("ragtune hybrid (+ BM25, RRF)", hybrid),
+    ):
         p50, p95 = percentiles(times)
         print(f"  {name:<34}{p50:>7.1f}{p95:>9.1f}{p95 / b95:>12.2f}x")
     p50, p95 = percentiles(hybrid)

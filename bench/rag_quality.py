@@ -50,9 +50,9 @@ def main() -> None:
     offline.setup()
     from ragtune.core.config import load_config
     from ragtune.engine.answer import Answerer
+    from ragtune.engine.cite import strip
     from ragtune.engine.config import AskConfig
     from ragtune.engine.generate import Engine
-    from ragtune.engine.cite import strip
     from ragtune.evals.metrics import score
     from ragtune.rag.config import IngestConfig
     from ragtune.rag.ingest import ingest
@@ -84,8 +84,11 @@ def main() -> None:
         scores = [score(a.span or strip(a.text), r["answers"]) for a, r in zip(answers, sample)]  # a factoid's span, as eval scores it
         abstain = sum(a.text.lower().startswith("i don't know") for a in answers) / len(answers)
         words = statistics.median(len((a.span or strip(a.text)).split()) for a in answers)
-        print(f"{name:<24} {_mean(s.exact for s in scores):6.1f} {_mean(s.f1 for s in scores):6.1f} "
-              f"{100 * _mean(s.contains for s in scores):8.1f}% {100 * abstain:7.1f}% {words:6.0f} {per_q:6.2f}", flush=True)
+        print(
+            f"{name:<24} {_mean(s.exact for s in scores):6.1f} {_mean(s.f1 for s in scores):6.1f} "
+            f"{100 * _mean(s.contains for s in scores):8.1f}% {100 * abstain:7.1f}% {words:6.0f} {per_q:6.2f}",
+            flush=True,
+        )
         for a, r, s in list(zip(answers, sample, scores))[: args.show]:
             print(f"    Q: {a.question}\n    A: {a.text!r}  gold: {r['answers'][0]!r}  F1 {s.f1:.0f}")
 

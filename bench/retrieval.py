@@ -59,7 +59,9 @@ def baseline(docs: dict[str, str], questions: list[dict], model) -> list[list[tu
 def article_texts() -> dict[str, str]:
     from bs4 import BeautifulSoup
 
-    return {p.name: BeautifulSoup(p.read_text(encoding="utf-8"), "html.parser").get_text(" ") for p in sorted((SQUAD / "docs").glob("*.html"))}
+    return {
+        p.name: BeautifulSoup(p.read_text(encoding="utf-8"), "html.parser").get_text(" ") for p in sorted((SQUAD / "docs").glob("*.html"))
+    }
 
 
 def main() -> None:
@@ -89,7 +91,12 @@ def main() -> None:
 
     for size in [int(s) for s in args.chunk_sizes.split(",")]:
         with tempfile.TemporaryDirectory() as wd:
-            rep = ingest(load_config(IngestConfig, {"paths": [str(SQUAD / "docs")], "workdir": wd, "chunk_size": size, "chunk_overlap": min(args.overlap, size // 4)}))
+            rep = ingest(
+                load_config(
+                    IngestConfig,
+                    {"paths": [str(SQUAD / "docs")], "workdir": wd, "chunk_size": size, "chunk_overlap": min(args.overlap, size // 4)},
+                )
+            )
             for mode in args.modes.split(","):
                 retriever = Retriever(load_config(SearchConfig, {"workdir": wd, "retrieval": mode}))
                 lat, ranked = [], []
@@ -100,18 +107,29 @@ def main() -> None:
                     lat.append(time.perf_counter() - t0)
                     ranked.append([(Path(h.chunk.source).name, h.chunk.text) for h in hits])
                 toks = statistics.mean(c for c in [len(t.split()) * 1.3 for r in ranked[:200] for _, t in r])
-                rows.append((f"ragtune {mode}, chunk {size}", rep.total_chunks, toks, score(questions, ranked), time.perf_counter() - t, statistics.median(lat)))
+                rows.append(
+                    (
+                        f"ragtune {mode}, chunk {size}",
+                        rep.total_chunks,
+                        toks,
+                        score(questions, ranked),
+                        time.perf_counter() - t,
+                        statistics.median(lat),
+                    )
+                )
 
     print(f"{len(questions)} questions over {len(article_texts())} articles; top 5 chunks each")
     print(f"{'retriever':<38}{'chunks':>7}{'~tok':>6}{'hit@1':>8}{'hit@5':>8}{'ans@5':>8}{'p50 ms':>8}")
     base = rows[0][3]
-    for name, n, toks, s, secs, p50 in rows:
+    for name, n, toks, s, _secs, p50 in rows:
         ms = f"{1000 * p50:.1f}" if p50 else "-"
         print(f"{name:<38}{n:>7}{toks:>6.0f}{s['hit@1']:>8.3f}{s['hit@5']:>8.3f}{s['answer_recall@5']:>8.3f}{ms:>8}")
     best = max(rows[1:], key=lambda r: r[3]["answer_recall@5"])
     s = best[3]
-    print(f"best: {best[0]}: answer-recall@5 {s['answer_recall@5']:.3f} vs baseline {base['answer_recall@5']:.3f} "
-          f"({s['answer_recall@5'] - base['answer_recall@5']:+.3f}); hit@5 {s['hit@5']:.3f} vs {base['hit@5']:.3f}")
+    print(
+        f"best: {best[0]}: answer-recall@5 {s['answer_recall@5']:.3f} vs baseline {base['answer_recall@5']:.3f} "
+        f"({s['answer_recall@5'] - base['answer_recall@5']:+.3f}); hit@5 {s['hit@5']:.3f} vs {base['hit@5']:.3f}"
+    )
     met = s["hit@5"] >= 0.98 and s["answer_recall@5"] >= 0.92 and s["answer_recall@5"] > base["answer_recall@5"]
     print(f"targets (hit@5 >= 0.98, answer-recall@5 >= 0.92, beating the baseline): {'MET' if met else 'MISSED'}")
 

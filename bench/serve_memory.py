@@ -32,8 +32,12 @@ from ragtune.core import offline  # noqa: E402
 from ragtune.engine.config import MODES  # noqa: E402
 
 offline.setup()
-QUESTIONS = ["How do I ingest a folder of documents?", "What does --prune do?", "Which file formats can ragtune read?",
-             "Where does ragtune keep its state?"]
+QUESTIONS = [
+    "How do I ingest a folder of documents?",
+    "What does --prune do?",
+    "Which file formats can ragtune read?",
+    "Where does ragtune keep its state?",
+]
 
 # Each reference process answers once, prints a line, then waits on stdin so that its
 # /proc/<pid>/status can be read while it is still alive.
@@ -84,13 +88,17 @@ def main() -> None:
 
     print(f"\nPeak memory (VmHWM) and resident memory (VmRSS) at the end, MiB; {args.requests} requests per mode for the server")
     print(f"{'process':<58}{'VmHWM':>8}{'VmRSS':>8}{'HWM / bare':>12}")
-    rows = (("bare transformers: from_pretrained + one generate (baseline)", bare),
-            ("ragtune Engine + LoRA adapter: one base, one ft answer", engine),
-            ("ragtune serve + adapter, after requests in all 4 modes", server))
+    rows = (
+        ("bare transformers: from_pretrained + one generate (baseline)", bare),
+        ("ragtune Engine + LoRA adapter: one base, one ft answer", engine),
+        ("ragtune serve + adapter, after requests in all 4 modes", server),
+    )
     for name, mem in rows:
         print(f"{name:<58}{mem['VmHWM']:>8.0f}{mem['VmRSS']:>8.0f}{mem['VmHWM'] / bare['VmHWM']:>11.2f}x")
-    print(f"server above bare: {server['VmHWM'] - bare['VmHWM']:+.0f} MiB peak; of which engine + adapter "
-          f"{engine['VmHWM'] - bare['VmHWM']:+.0f} MiB, retrieval, HTTP and rag prompts {server['VmHWM'] - engine['VmHWM']:+.0f} MiB")
+    print(
+        f"server above bare: {server['VmHWM'] - bare['VmHWM']:+.0f} MiB peak; of which engine + adapter "
+        f"{engine['VmHWM'] - bare['VmHWM']:+.0f} MiB, retrieval, HTTP and rag prompts {server['VmHWM'] - engine['VmHWM']:+.0f} MiB"
+    )
     print("request latency, median s: " + ", ".join(f"{m} {statistics.median(latencies[m]):.2f}" for m in MODES))
 
 
@@ -155,8 +163,12 @@ def serve_and_measure(workdir: Path, adapter: Path, requests: int) -> tuple[dict
         with httpx.Client(base_url=url, timeout=300) as client:
             for mode in MODES:
                 for i in range(requests):
-                    body = {"model": mode, "messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
-                            "max_tokens": 16, "stream": i == requests - 1}
+                    body = {
+                        "model": mode,
+                        "messages": [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
+                        "max_tokens": 16,
+                        "stream": i == requests - 1,
+                    }
                     t = time.perf_counter()
                     r = client.post("/chat/completions", json=body)
                     latencies[mode].append(time.perf_counter() - t)
@@ -165,8 +177,10 @@ def serve_and_measure(workdir: Path, adapter: Path, requests: int) -> tuple[dict
                     if body["stream"] and not r.text.rstrip().endswith("data: [DONE]"):
                         sys.exit(f"{mode}: a streamed answer did not end with [DONE]: {r.text[-300:]}")
                 mem = memory(server.pid)
-                print(f"{mode:<7} {requests} answers, VmHWM {mem['VmHWM']:5.0f} MiB, VmRSS {mem['VmRSS']:5.0f} MiB, "
-                      f"last answer {answer_text(r)[:40]!r}")
+                print(
+                    f"{mode:<7} {requests} answers, VmHWM {mem['VmHWM']:5.0f} MiB, VmRSS {mem['VmRSS']:5.0f} MiB, "
+                    f"last answer {answer_text(r)[:40]!r}"
+                )
         children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
         if children:
             print(f"note: the server has child processes {children}, not counted")

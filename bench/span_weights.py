@@ -53,8 +53,11 @@ def main() -> None:
     ap.add_argument("--report-limit", type=int, default=200, help="the report's sample, left out of tuning")
     ap.add_argument("--report-seed", type=int, default=0)
     ap.add_argument("--top", type=int, default=5)
-    ap.add_argument("--recordings", help="a pickle of the recorded candidates: written after answering, read instead of "
-                                          "answering if it exists (for trying other grids)")
+    ap.add_argument(
+        "--recordings",
+        help="a pickle of the recorded candidates: written after answering, read instead of "
+        "answering if it exists (for trying other grids)",
+    )
     args = ap.parse_args()
 
     from ragtune.core import offline
@@ -74,8 +77,7 @@ def main() -> None:
     # The eval's own settings (bf16, its decoding), so the weights are tuned for what eval runs.
     ask = load_config(EvalConfig, {"workdir": args.workdir, **({"ask.adapter": args.adapter} if args.adapter else {})}).ask
     answerer = Answerer(ask)
-    print(f"{len(questions)} tuning questions (seed {args.seed}; the {len(reported)} reported ones, "
-          f"seed {args.report_seed}, left out)\n")
+    print(f"{len(questions)} tuning questions (seed {args.seed}; the {len(reported)} reported ones, seed {args.report_seed}, left out)\n")
 
     recorded = pickle.loads(Path(args.recordings).read_bytes()) if args.recordings and Path(args.recordings).exists() else {}
     for mode in args.modes.split(","):
@@ -89,8 +91,10 @@ def main() -> None:
         configured = {**_weights(ask.spans), "model_weight": 1, "length_norm": 0}
         now = _f1(table, configured, len(questions))
         ceiling = sum(max(f1.values()) for _, f1 in cases) / len(questions)
-        print(f"{mode}: F1 {answered:.1f} answered, {now:.1f} replayed with the configured weights {configured} (the check "
-              f"that the replay is faithful); the best candidate each time would give {ceiling:.1f}")
+        print(
+            f"{mode}: F1 {answered:.1f} answered, {now:.1f} replayed with the configured weights {configured} (the check "
+            f"that the replay is faithful); the best candidate each time would give {ceiling:.1f}"
+        )
         for f1, w in results[: args.top]:
             print(f"    F1 {f1:5.1f}  {w}")
         print()
@@ -150,8 +154,13 @@ def _f1(table, w: dict, n: int) -> float:
     x, f1, owner = table
     if not len(f1):
         return 0.0
-    total = (w["model_weight"] * x[:, 0] / (x[:, 1] + 1) ** w["length_norm"] + w["evidence_weight"] * x[:, 2]
-             + w["type_weight"] * x[:, 3] - w["echo_weight"] * x[:, 4] - w["rank_weight"] * x[:, 5])
+    total = (
+        w["model_weight"] * x[:, 0] / (x[:, 1] + 1) ** w["length_norm"]
+        + w["evidence_weight"] * x[:, 2]
+        + w["type_weight"] * x[:, 3]
+        - w["echo_weight"] * x[:, 4]
+        - w["rank_weight"] * x[:, 5]
+    )
     order = np.lexsort((-total, owner))  # by question, best first; a tie keeps the earlier candidate
     first = np.unique(owner[order], return_index=True)[1]
     return float(f1[order[first]].sum() / n)

@@ -35,12 +35,12 @@ def main() -> None:
 
     offline.setup()
     from ragtune.core.config import load_config
-    from ragtune.rag.config import IngestConfig
-    from ragtune.rag.ingest import ingest
-    from ragtune.synth.config import SynthConfig
     from ragtune.core.text import normalize
     from ragtune.core.workdir import make_workdir
+    from ragtune.rag.config import IngestConfig
     from ragtune.rag.index import Index
+    from ragtune.rag.ingest import ingest
+    from ragtune.synth.config import SynthConfig
     from ragtune.synth.pipeline import synthesize
 
     ingest(load_config(IngestConfig, {"paths": [str(SQUAD / "docs")], "workdir": args.workdir}))
@@ -52,20 +52,31 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
             pairs = [json.loads(line) for line in (Path(out) / "pairs.jsonl").read_text().splitlines()]
         cards.append(card)
-        print(f"run {run + 1}: {card['pairs']['total']} pairs in {times[-1]:.1f} s = {card['pairs']['total'] / times[-1]:.0f} pairs/s", flush=True)
+        print(
+            f"run {run + 1}: {card['pairs']['total']} pairs in {times[-1]:.1f} s = {card['pairs']['total'] / times[-1]:.0f} pairs/s",
+            flush=True,
+        )
 
     card = cards[-1]
     t = statistics.median(times)
     print(f"\nextractive generator, {card['chunks']['total']} chunks of the 8 SQuAD dev articles, median of {args.runs} runs")
-    print(f"  pairs                     {card['pairs']['total']} ({card['pairs'].get('train', 0)} train, {card['pairs'].get('eval', 0)} eval), "
-          f"{card['pairs']['groups']} facts, kinds {card['pairs']['by_kind']}")
+    print(
+        f"  pairs                     {card['pairs']['total']} ({card['pairs'].get('train', 0)} train, {card['pairs'].get('eval', 0)} eval), "
+        f"{card['pairs']['groups']} facts, kinds {card['pairs']['by_kind']}"
+    )
     print(f"  time                      {t:.1f} s, {card['pairs']['total'] / t:.0f} pairs/s (target >= 50)")
-    print(f"  grounded before filters   {100 * card['grounding_rate_before_filters']:.1f}% of {card['drafts']} drafts; after: "
-          f"{100 * card['grounding_rate_after_filters']:.1f}%")
+    print(
+        f"  grounded before filters   {100 * card['grounding_rate_before_filters']:.1f}% of {card['drafts']} drafts; after: "
+        f"{100 * card['grounding_rate_after_filters']:.1f}%"
+    )
     print(f"  dropped                   {card['filtered']}")
-    print(f"  coverage                  {card['chunks']['with_pairs']} of {card['chunks']['total']} chunks = {100 * card['chunks']['coverage']:.1f}% (target >= 90%)")
-    print(f"  leakage                   largest eval-train question cosine {card['leakage']['max_eval_train_similarity']:.3f}, "
-          f"mean best {card['leakage']['mean_best_similarity']:.3f} (split by {card['leakage']['split_by']})")
+    print(
+        f"  coverage                  {card['chunks']['with_pairs']} of {card['chunks']['total']} chunks = {100 * card['chunks']['coverage']:.1f}% (target >= 90%)"
+    )
+    print(
+        f"  leakage                   largest eval-train question cosine {card['leakage']['max_eval_train_similarity']:.3f}, "
+        f"mean best {card['leakage']['mean_best_similarity']:.3f} (split by {card['leakage']['split_by']})"
+    )
     print(f"  mean words                {card['mean_words']}")
 
     answers = {normalize(p["answer"]) for p in pairs}
@@ -90,8 +101,10 @@ def main() -> None:
         groups[f"synthetic, {kind}"] = [(p["question"], p["evidence"]) for p in pairs if p["kind"] == kind]
     for name, qs in groups.items():
         overlaps = [_overlap(q, e) for q, e in qs]
-        print(f"    {name:<24} n={len(qs):<5} words {statistics.median(len(q.split()) for q, _ in qs):4.1f}   "
-              f"in the evidence {statistics.median(overlaps):.2f} / {statistics.mean(overlaps):.2f}")
+        print(
+            f"    {name:<24} n={len(qs):<5} words {statistics.median(len(q.split()) for q, _ in qs):4.1f}   "
+            f"in the evidence {statistics.median(overlaps):.2f} / {statistics.mean(overlaps):.2f}"
+        )
 
     print(f"\n{args.samples} random pairs (seed 0):")
     for p in random.Random(0).sample(pairs, min(args.samples, len(pairs))):

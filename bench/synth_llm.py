@@ -35,8 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from ragtune.core import offline  # noqa: E402
 from serve_memory import free_port, stop, wait_until_up  # noqa: E402  (bench/ is on the path)
+
+from ragtune.core import offline  # noqa: E402
 
 offline.setup()
 
@@ -60,20 +61,26 @@ def main() -> None:
     # The generators: the engine loaded here, the same model behind `ragtune serve`
     local = LocalGenerator(load_config(SynthConfig, {"workdir": args.workdir, "generator": "local"}))
     t = time.perf_counter()
-    local.engine  # loaded now, so no repeat pays for it
+    _ = local.engine  # loaded now, so no repeat pays for it
     print(f"local: model loaded in {time.perf_counter() - t:.1f} s; settings {local.settings}")
     runs: dict[str, list[tuple[float, int, int]]] = {"local": [], "openai": []}
     with serving(args.workdir) as (url, server_pid):
         load = OtherLoad(server_pid)
-        remote = OpenAIGenerator(load_config(SynthConfig, {"workdir": args.workdir, "generator": "openai", "base_url": url,
-                                                           "model": "base", "concurrency": args.concurrency}))
+        remote = OpenAIGenerator(
+            load_config(
+                SynthConfig,
+                {"workdir": args.workdir, "generator": "openai", "base_url": url, "model": "base", "concurrency": args.concurrency},
+            )
+        )
         # Generate
         for r in range(args.repeats):
             for name, gen in (("local", local), ("openai", remote)):
                 seconds, drafts, valid = measure(gen, chunks)
                 runs[name].append((seconds, drafts, valid))
-                print(f"repeat {r + 1} {name:<7} {seconds:7.1f} s  {drafts / seconds:6.2f} drafts/s  {valid / seconds:6.2f} pairs/s  "
-                      f"({valid} of {drafts} drafts valid)")
+                print(
+                    f"repeat {r + 1} {name:<7} {seconds:7.1f} s  {drafts / seconds:6.2f} drafts/s  {valid / seconds:6.2f} pairs/s  "
+                    f"({valid} of {drafts} drafts valid)"
+                )
         other = load.share()
 
     # Report
@@ -83,8 +90,10 @@ def main() -> None:
     labels = {"local": "local: batched Engine.generate (baseline)", "openai": f"openai: ragtune serve, concurrency {args.concurrency}"}
     for name, rs in runs.items():
         pairs = statistics.median(v / s for s, _, v in rs)
-        print(f"{labels[name]:<44}{statistics.median(d / s for s, d, _ in rs):>10.2f}{pairs:>10.2f}"
-              f"{sum(v for _, _, v in rs) / max(sum(d for _, d, _ in rs), 1):>8.0%}{pairs / base:>17.2f}x")
+        print(
+            f"{labels[name]:<44}{statistics.median(d / s for s, d, _ in rs):>10.2f}{pairs:>10.2f}"
+            f"{sum(v for _, _, v in rs) / max(sum(d for _, d, _ in rs), 1):>8.0%}{pairs / base:>17.2f}x"
+        )
     note = "figures are trustworthy" if other < 0.1 else "figures are NOT comparable: rerun on an idle machine"
     print(f"\nother processes used {other:.0%} of the {os.cpu_count()} cores meanwhile ({note})")
 
@@ -97,7 +106,9 @@ def first_chunks(workdir: Path, n: int) -> list:
     index = Index(load_config(SearchConfig, {"workdir": str(workdir)}).index, workdir)
     chunks = sorted(index.all_chunks(), key=lambda c: (c.source, c.index, c.id))[:n]
     if not chunks:
-        sys.exit(f"{workdir}: the index is empty; ingest the SQuAD articles first (`ragtune ingest ../shared/eval/squad/docs --workdir {workdir}`)")
+        sys.exit(
+            f"{workdir}: the index is empty; ingest the SQuAD articles first (`ragtune ingest ../shared/eval/squad/docs --workdir {workdir}`)"
+        )
     return chunks
 
 
@@ -116,8 +127,12 @@ def serving(workdir: str):
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     with tempfile.NamedTemporaryFile("w+") as log:
-        server = subprocess.Popen([sys.executable, "-m", "ragtune.cli", "serve", "--workdir", workdir, "--port", str(port)],
-                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ragtune.cli", "serve", "--workdir", workdir, "--port", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             t = time.perf_counter()
             wait_until_up(server, url, Path(log.name))
@@ -140,7 +155,9 @@ class OtherLoad:
 
     def _now(self) -> tuple[float, float, float, float]:
         tick = os.sysconf("SC_CLK_TCK")
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+        user, nice, system, idle, iowait, irq, softirq, steal = (
+            int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+        )
         fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
         server = (int(fields[11]) + int(fields[12])) / tick  # utime and stime, fields 14 and 15 of proc(5)
         return time.perf_counter(), (user + nice + system + irq + softirq + steal) / tick, time.process_time(), server

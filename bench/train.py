@@ -78,28 +78,50 @@ def main() -> None:
     data = make_subset(source, tmp / "data", args.steps * args.batch_size, args.eval_rows)
     names = args.variants.split(",")
     results: dict[str, list[dict]] = {n: [] for n in names}
-    print(f"data: {source} -> {args.steps * args.batch_size} train rows, {args.eval_rows} eval rows; "
-          f"{args.steps} steps x {args.batch_size} rows, max_length {args.max_length}, LoRA r {args.lora_r}", flush=True)
+    print(
+        f"data: {source} -> {args.steps * args.batch_size} train rows, {args.eval_rows} eval rows; "
+        f"{args.steps} steps x {args.batch_size} rows, max_length {args.max_length}, LoRA r {args.lora_r}",
+        flush=True,
+    )
     for i in range(args.repeats):  # interleaved, so drift in the machine's load hits every variant alike
         for name in names:
-            cmd = [sys.executable, __file__, "--one", name, "--bench-data", str(data), "--steps", str(args.steps),
-                   "--batch-size", str(args.batch_size), "--max-length", str(args.max_length), "--lora-r", str(args.lora_r)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                name,
+                "--bench-data",
+                str(data),
+                "--steps",
+                str(args.steps),
+                "--batch-size",
+                str(args.batch_size),
+                "--max-length",
+                str(args.max_length),
+                "--lora-r",
+                str(args.lora_r),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 sys.exit(f"{name} failed:\n{proc.stderr[-3000:]}")
             r = json.loads(line[7:])
             results[name].append(r)
-            print(f"  run {i + 1} {name:<22} {r['tokens_per_s']:7.0f} tok/s  eval loss {r['eval_loss']:.4f}  "
-                  f"{r['train_tokens']} tokens  {r['train_s']:.1f} s  peak RSS {r['peak_rss_mb'] / 1024:.2f} GiB", flush=True)
+            print(
+                f"  run {i + 1} {name:<22} {r['tokens_per_s']:7.0f} tok/s  eval loss {r['eval_loss']:.4f}  "
+                f"{r['train_tokens']} tokens  {r['train_s']:.1f} s  peak RSS {r['peak_rss_mb'] / 1024:.2f} GiB",
+                flush=True,
+            )
 
     print(f"\nmedians of {args.repeats} runs")
     base = statistics.median(r["tokens_per_s"] for r in results[names[0]])
     for name in names:
         rs = results[name]
         tps = statistics.median(r["tokens_per_s"] for r in rs)
-        print(f"{name:<22} {tps:7.0f} tok/s  x{tps / base:4.2f} vs {names[0]}  eval loss {statistics.median(r['eval_loss'] for r in rs):.4f}  "
-              f"peak RSS {max(r['peak_rss_mb'] for r in rs) / 1024:.2f} GiB (the worst run)  train {statistics.median(r['train_s'] for r in rs):.1f} s")
+        print(
+            f"{name:<22} {tps:7.0f} tok/s  x{tps / base:4.2f} vs {names[0]}  eval loss {statistics.median(r['eval_loss'] for r in rs):.4f}  "
+            f"peak RSS {max(r['peak_rss_mb'] for r in rs) / 1024:.2f} GiB (the worst run)  train {statistics.median(r['train_s'] for r in rs):.1f} s"
+        )
 
 
 def make_subset(source: Path, out: Path, n_train: int, n_eval: int) -> Path:
@@ -126,9 +148,20 @@ def run_one(args) -> dict:
 
     # One epoch over the same rows as the baseline: equal tokens, even when packing changes the step count.
     # 8 rows a step as configs/train.yaml splits them (1 row per forward pass x 8), unless a variant says otherwise.
-    overrides = {"data": str(data), "out": tempfile.mkdtemp(prefix="ragtune-bench-adapter-"), "overwrite": True,
-                 "epochs": 1, "max_steps": -1, "grad_accum": args.batch_size, "max_length": args.max_length,
-                 "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r, "eval_steps": 0, "save_steps": 10**6, "seed": 0}
+    overrides = {
+        "data": str(data),
+        "out": tempfile.mkdtemp(prefix="ragtune-bench-adapter-"),
+        "overwrite": True,
+        "epochs": 1,
+        "max_steps": -1,
+        "grad_accum": args.batch_size,
+        "max_length": args.max_length,
+        "lora_r": args.lora_r,
+        "lora_alpha": 2 * args.lora_r,
+        "eval_steps": 0,
+        "save_steps": 10**6,
+        "seed": 0,
+    }
     overrides.update(VARIANTS[args.one])
     if not overrides.pop("keep_freed_memory", True):
         from ragtune.train import run as run_module
@@ -140,8 +173,13 @@ def run_one(args) -> dict:
         init = trl.SFTConfig.__init__
         trl.SFTConfig.__init__ = lambda self, *a, **kw: init(self, *a, **{**kw, "torch_compile": True})
     report = train(load_config(TrainConfig, overrides))
-    return {"tokens_per_s": report.tokens_per_s, "eval_loss": report.eval_loss, "train_tokens": report.train_tokens,
-            "train_s": report.train_tokens / max(report.tokens_per_s, 1e-9), "peak_rss_mb": report.peak_rss_mb}
+    return {
+        "tokens_per_s": report.tokens_per_s,
+        "eval_loss": report.eval_loss,
+        "train_tokens": report.train_tokens,
+        "train_s": report.train_tokens / max(report.tokens_per_s, 1e-9),
+        "peak_rss_mb": report.peak_rss_mb,
+    }
 
 
 def run_baseline(args, data: Path, changes: dict) -> dict:
@@ -175,18 +213,39 @@ def run_baseline(args, data: Path, changes: dict) -> dict:
 
     clock = Clock()
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    sft = SFTConfig(output_dir=tempfile.mkdtemp(prefix="ragtune-bench-trl-"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-                    per_device_eval_batch_size=args.batch_size, max_length=args.max_length, learning_rate=2e-4, bf16=False,
-                    report_to=[], save_strategy="no", disable_tqdm=True, seed=0, **changes)
-    trainer = SFTTrainer(model=model, args=sft, train_dataset=train_ds, processing_class=tokenizer, callbacks=[clock],
-                         peft_config=LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.05, target_modules=targets,
-                                                task_type="CAUSAL_LM"))
+    sft = SFTConfig(
+        output_dir=tempfile.mkdtemp(prefix="ragtune-bench-trl-"),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        max_length=args.max_length,
+        learning_rate=2e-4,
+        bf16=False,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+        **changes,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=sft,
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        callbacks=[clock],
+        peft_config=LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.05, target_modules=targets, task_type="CAUSAL_LM"),
+    )
     trainer.train()
     tokens = int(trainer._total_train_tokens)
     seconds = clock.t1 - clock.t0
     eval_loss = trainer.evaluate(eval_dataset=eval_ds)["eval_loss"]
-    return {"tokens_per_s": tokens / seconds, "eval_loss": eval_loss, "train_tokens": tokens, "train_s": seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "tokens_per_s": tokens / seconds,
+        "eval_loss": eval_loss,
+        "train_tokens": tokens,
+        "train_s": seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 if __name__ == "__main__":

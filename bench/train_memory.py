@@ -55,8 +55,10 @@ def main() -> None:
         rss = [float(r["rss_mb"]) for r in rows if r["rss_mb"]]
         metrics = json.loads((out / "metrics.json").read_text())
         every = ", ".join(f"{r:.0f}" for r in rss[9::10])
-        print(f"{name:<22} rss MB every 10 passes: {every}; growth pass 10 -> {len(rss)}: {rss[-1] - rss[9]:+.0f} MB; "
-              f"peak {metrics['peak_rss_mb']:.0f} MB; {metrics['tokens_per_s']:.0f} tokens/s")
+        print(
+            f"{name:<22} rss MB every 10 passes: {every}; growth pass 10 -> {len(rss)}: {rss[-1] - rss[9]:+.0f} MB; "
+            f"peak {metrics['peak_rss_mb']:.0f} MB; {metrics['tokens_per_s']:.0f} tokens/s"
+        )
 
 
 def run_one(args) -> None:
@@ -69,9 +71,21 @@ def run_one(args) -> None:
     overrides = dict(VARIANTS[args.one])
     if not overrides.pop("keep_freed_memory", True):
         R.keep_freed_memory = lambda: None
-    cfg = load_config(TrainConfig, {"workdir": "/tmp/ragtune-bench-squad", "data": args.data, "out": args.out, "overwrite": True,
-                                    "max_steps": args.passes, "grad_accum": 1, "eval_steps": 0, "eval_rows": 8,
-                                    "save_steps": 10_000, **overrides})
+    cfg = load_config(
+        TrainConfig,
+        {
+            "workdir": "/tmp/ragtune-bench-squad",
+            "data": args.data,
+            "out": args.out,
+            "overwrite": True,
+            "max_steps": args.passes,
+            "grad_accum": 1,
+            "eval_steps": 0,
+            "eval_rows": 8,
+            "save_steps": 10_000,
+            **overrides,
+        },
+    )
     R.train(cfg)
 
 

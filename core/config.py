@@ -13,10 +13,11 @@ import dataclasses
 import os
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -35,9 +36,21 @@ def flag(name: str) -> str:
     return "--" + name.rsplit(".", 1)[-1].replace("_", "-")
 
 
-def setting(help: str, *, cli: bool = True, metavar: str | None = None, choices: tuple[str, ...] | None = None,
-            names: tuple[str, ...] | None = None, repeat: bool = False, label: str | None = None, low: float | None = None,
-            above: float | None = None, high: float | None = None, step: float | None = None, widget_high: float | None = None) -> Any:
+def setting(
+    help: str,
+    *,
+    cli: bool = True,
+    metavar: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    names: tuple[str, ...] | None = None,
+    repeat: bool = False,
+    label: str | None = None,
+    low: float | None = None,
+    above: float | None = None,
+    high: float | None = None,
+    step: float | None = None,
+    widget_high: float | None = None,
+) -> Any:
     """A config field's one definition, beside its YAML default: the help line, from which its
     flag, `--help`, the comment beside its key in `configs/<stage>.yaml` and the app's widget are derived.
 
@@ -53,8 +66,22 @@ def setting(help: str, *, cli: bool = True, metavar: str | None = None, choices:
         step: the slider's step.
         widget_high: where the slider ends when `high` is unset or far beyond useful values.
     """
-    return dataclasses.field(metadata={"help": help, "cli": cli, "metavar": metavar, "choices": choices, "names": names, "repeat": repeat,
-                                       "label": label, "low": low, "above": above, "high": high, "step": step, "widget_high": widget_high})
+    return dataclasses.field(
+        metadata={
+            "help": help,
+            "cli": cli,
+            "metavar": metavar,
+            "choices": choices,
+            "names": names,
+            "repeat": repeat,
+            "label": label,
+            "low": low,
+            "above": above,
+            "high": high,
+            "step": step,
+            "widget_high": widget_high,
+        }
+    )
 
 
 def settings(cls: type) -> list[dataclasses.Field]:
@@ -70,8 +97,14 @@ def setting_of(cls: type, name: str) -> dataclasses.Field:
         raise KeyError(f"{cls.__name__} has no setting {name!r}") from None
 
 
-def add_flags(parser, cls: type, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None, section: str = "",
-              names: Mapping[str, tuple[str, ...]] | None = None) -> None:
+def add_flags(
+    parser,
+    cls: type,
+    skip: tuple[str, ...] = (),
+    only: tuple[str, ...] | None = None,
+    section: str = "",
+    names: Mapping[str, tuple[str, ...]] | None = None,
+) -> None:
     """One flag per `setting()` of `cls` (`lora_r` -> `--lora-r`), its help ending with the YAML default.
 
     Args:
@@ -105,8 +138,11 @@ def flag_values(args: Any, cls: type, prefix: str = "", section: str = "") -> di
     """The values of `add_flags`' flags in parsed `args`, as `load_config` overrides (None: not given);
     `prefix` places them in a nested section (`index.`); a `section` given to `add_flags` is the prefix too."""
     prefix = prefix or (section + "." if section else "")
-    return {prefix + f.name: getattr(args, _dest(f.name, section)) for f in settings(cls)
-            if f.metadata["cli"] and hasattr(args, _dest(f.name, section))}
+    return {
+        prefix + f.name: getattr(args, _dest(f.name, section))
+        for f in settings(cls)
+        if f.metadata["cli"] and hasattr(args, _dest(f.name, section))
+    }
 
 
 def _dest(name: str, section: str) -> str:
@@ -121,7 +157,9 @@ def _plain(typ: Any) -> Any:
 
 
 def _help(text: str, default: Any) -> str:
-    shown = ",".join(map(str, default)) if isinstance(default, list) else ("on" if default is True else "off" if default is False else default)
+    shown = (
+        ",".join(map(str, default)) if isinstance(default, list) else ("on" if default is True else "off" if default is False else default)
+    )
     text = text if default is None or default == [] else f"{text} (default: {shown})"
     return text.replace("%", "%%")  # argparse formats help with %
 

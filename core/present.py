@@ -71,16 +71,22 @@ INGESTED = {"ok": "ingested"}  # the statuses as a summary words them
 
 def ingest_summary(report: Any) -> str:
     """`2 files (1 ingested, 1 failed); chunks: 3 added, 0 unchanged, 0 removed; 3 in collection 'docs'`."""
-    counts = ", ".join(f"{report.count(s)} {INGESTED.get(s, s)}" for s in ("ok", "unchanged", "skipped", "failed", "pruned") if report.count(s))
-    return (f"{plural(len(report.files), 'file')} ({counts or 'none'}); chunks: {report.chunks_added} added, {report.chunks_unchanged} unchanged, "
-            f"{report.chunks_removed} removed; {report.total_chunks} in collection '{report.collection}'")
+    counts = ", ".join(
+        f"{report.count(s)} {INGESTED.get(s, s)}" for s in ("ok", "unchanged", "skipped", "failed", "pruned") if report.count(s)
+    )
+    return (
+        f"{plural(len(report.files), 'file')} ({counts or 'none'}); chunks: {report.chunks_added} added, {report.chunks_unchanged} unchanged, "
+        f"{report.chunks_removed} removed; {report.total_chunks} in collection '{report.collection}'"
+    )
 
 
 def synth_summary(card: DatasetCard) -> str:
     """`120 pairs (100 train, 20 eval; 40 facts) from 30 of 32 chunks (94% coverage)`: a dataset card in a line."""
     pairs, chunks = card.pairs, card.chunks
-    return (f"{pairs['total']} pairs ({pairs.get('train', 0)} train, {pairs.get('eval', 0)} eval; {pairs['groups']} facts) "
-            f"from {chunks['with_pairs']} of {chunks['total']} chunks ({100 * chunks['coverage']:.0f}% coverage)")
+    return (
+        f"{pairs['total']} pairs ({pairs.get('train', 0)} train, {pairs.get('eval', 0)} eval; {pairs['groups']} facts) "
+        f"from {chunks['with_pairs']} of {chunks['total']} chunks ({100 * chunks['coverage']:.0f}% coverage)"
+    )
 
 
 def train_summary(report: Any) -> str:
@@ -135,8 +141,18 @@ def factoid_table(summary: dict, modes: list[str], title: str = "", intervals: b
         s = summary[m]
         f1 = _mean(s["f1"]) + (f" [{s['f1']['low']:.1f}, {s['f1']['high']:.1f}]" if intervals else "")
         ppl = f"{s['gold_perplexity']['mean']:.2f}" if s.get("gold_perplexity") else "n/a"
-        rows.append([m, _mean(s["exact"]), f1, _mean(s["contains"]) + "%", _mean(s["rouge_l"]), f"{s['abstain_rate']:.1f}%", ppl,
-                     f"{s['latency_s']['p50']:.2f}"])
+        rows.append(
+            [
+                m,
+                _mean(s["exact"]),
+                f1,
+                _mean(s["contains"]) + "%",
+                _mean(s["rouge_l"]),
+                f"{s['abstain_rate']:.1f}%",
+                ppl,
+                f"{s['latency_s']['p50']:.2f}",
+            ]
+        )
     return Table(title, factoid_headers(intervals), rows)
 
 
@@ -147,8 +163,18 @@ def open_table(summary: dict, modes: list[str], short_words: int, title: str = "
     for m in modes:
         s = summary[m]
         cited = _mean(s["cited"]) + "%" if s.get("cited") else "n/a"
-        rows.append([m, _mean(s["key_recall"]), _mean(s["token_f1"]), _mean(s["token_recall"]), cited, _mean(s["citation_precision"]),
-                     f"{s['words_p50']:g}", f"{s['short_rate']:.1f}%"])
+        rows.append(
+            [
+                m,
+                _mean(s["key_recall"]),
+                _mean(s["token_f1"]),
+                _mean(s["token_recall"]),
+                cited,
+                _mean(s["citation_precision"]),
+                f"{s['words_p50']:g}",
+                f"{s['short_rate']:.1f}%",
+            ]
+        )
     return Table(title, headers, rows)
 
 
@@ -157,7 +183,9 @@ def score_tables(report: dict, short_words: int) -> list[Table]:
     tables = []
     for qtype, summary in (report.get("by_type") or {"factoid": report["summary"]}).items():
         title = f"{qtype} questions ({next(iter(summary.values())).get('n', report['questions']['asked'])})"
-        tables.append(open_table(summary, report["modes"], short_words, title) if qtype == "open" else factoid_table(summary, report["modes"], title))
+        tables.append(
+            open_table(summary, report["modes"], short_words, title) if qtype == "open" else factoid_table(summary, report["modes"], title)
+        )
     return tables
 
 

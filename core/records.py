@@ -46,7 +46,7 @@ class Chunk:
         return {k: v for k, v in asdict(self).items() if k not in ("id", "text") and v is not None}
 
     @classmethod
-    def from_store(cls, id: str, text: str, meta: dict) -> "Chunk":
+    def from_store(cls, id: str, text: str, meta: dict) -> Chunk:
         known = {k: meta[k] for k in ("source", "sha256", "section", "index", "n_tokens", "page", "page_end", "category") if k in meta}
         return cls(id=id, text=text, **known)
 
@@ -64,9 +64,15 @@ class Hit:
     def to_json(self) -> dict:
         c = self.chunk
         return {
-            "rank": self.rank, "score": round(self.score, 6), "chunk_id": c.id, "source": c.source,
-            "page": c.page, "section": c.section, "text": c.text,
-            "dense_rank": self.dense_rank, "lexical_rank": self.lexical_rank,
+            "rank": self.rank,
+            "score": round(self.score, 6),
+            "chunk_id": c.id,
+            "source": c.source,
+            "page": c.page,
+            "section": c.section,
+            "text": c.text,
+            "dense_rank": self.dense_rank,
+            "lexical_rank": self.lexical_rank,
         }
 
 
@@ -118,7 +124,12 @@ class IngestReport:
             "collection": self.collection,
             "files": {s: [asdict(f) for f in self.files if f.status == s] for s in ("ok", "unchanged", "skipped", "failed", "pruned")},
             "counts": {s: self.count(s) for s in ("ok", "unchanged", "skipped", "failed", "pruned")},
-            "chunks": {"added": self.chunks_added, "unchanged": self.chunks_unchanged, "removed": self.chunks_removed, "total": self.total_chunks},
+            "chunks": {
+                "added": self.chunks_added,
+                "unchanged": self.chunks_unchanged,
+                "removed": self.chunks_removed,
+                "total": self.total_chunks,
+            },
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -136,7 +147,7 @@ class Source:
     text: str
 
     @classmethod
-    def from_hit(cls, hit: Hit) -> "Source":
+    def from_hit(cls, hit: Hit) -> Source:
         c = hit.chunk
         return cls(c.id, c.source, c.page, c.section, round(hit.score, 6), hit.rank, c.text)
 
@@ -235,7 +246,7 @@ class Pair:
         return out
 
     @classmethod
-    def from_json(cls, data: dict) -> "Pair":
+    def from_json(cls, data: dict) -> Pair:
         return cls(**{**_known(cls, data, "pair"), "distractors": tuple(data.get("distractors", ()))})
 
 
@@ -269,7 +280,7 @@ class DatasetCard:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "DatasetCard":
+    def from_json(cls, data: dict) -> DatasetCard:
         return cls(**_known(cls, data, "dataset card"))
 
 
@@ -299,7 +310,7 @@ class EvalReport:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "EvalReport":
+    def from_json(cls, data: dict) -> EvalReport:
         """A report as report.json holds it; one written before question types has no by_type."""
         return cls(**_known(cls, {"by_type": {}, **data}, "eval report"))
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from ragtune.core.config import ConfigError
 
@@ -100,7 +100,7 @@ def new_run_dir(parent: Path) -> Path:
 
     It is created here, not only named, so two runs started in the same second never share it.
     """
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     for n in itertools.count():
         out = parent / (f"{stamp}-{n}" if n else stamp)
         try:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -71,12 +71,16 @@ class Answerer:
         if getattr(self.engine, "writes", False):  # an endpoint serves its adapter by name, or says why not
             with self.engine.using(True):
                 return self.engine.adapter_path
-        if self.engine.adapter_path is not None and (self.cfg.adapter is None or Path(self.cfg.adapter).expanduser() == self.engine.adapter_path):
+        if self.engine.adapter_path is not None and (
+            self.cfg.adapter is None or Path(self.cfg.adapter).expanduser() == self.engine.adapter_path
+        ):
             return self.engine.adapter_path
         path = Path(self.cfg.adapter).expanduser() if self.cfg.adapter else newest_adapter(self.cfg.workdir)
         if path is None:
-            raise RuntimeError(f"mode {mode} needs an adapter: pass --adapter DIR, or train one with `ragtune train` "
-                               f"(none under {adapters_dir(self.cfg.workdir)})")
+            raise RuntimeError(
+                f"mode {mode} needs an adapter: pass --adapter DIR, or train one with `ragtune train` "
+                f"(none under {adapters_dir(self.cfg.workdir)})"
+            )
         self.engine.load_adapter(path)
         return path
 
@@ -127,8 +131,15 @@ class Answerer:
 
     # Answering --------------------------------------------------------------------------
 
-    def prepare(self, question: str, mode: str, k: int | None = None, history: list[dict] | None = None,
-                system: str | None = None, hits: list[Hit] | None = None) -> Prepared:
+    def prepare(
+        self,
+        question: str,
+        mode: str,
+        k: int | None = None,
+        history: list[dict] | None = None,
+        system: str | None = None,
+        hits: list[Hit] | None = None,
+    ) -> Prepared:
         """The prompt for one question: retrieval, budgeting and the chat template.
 
         `history` holds earlier turns of a chat; `hits` skips retrieval (evaluation shares
@@ -147,9 +158,15 @@ class Answerer:
         messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system, shots)
         prepared = Prepared(self.engine.render(_with_history(messages, history)), used, shared=self._shared(messages, history))
         if self.picks_span(mode):
-            prepared.chunk_prompts = [self.engine.render(_with_history(P.rag_messages(question, [h], self.templates, self.engine.count_tokens,
-                                                                                      self.cfg.context_tokens, system, shots)[0], history))
-                                      for h in used]
+            prepared.chunk_prompts = [
+                self.engine.render(
+                    _with_history(
+                        P.rag_messages(question, [h], self.templates, self.engine.count_tokens, self.cfg.context_tokens, system, shots)[0],
+                        history,
+                    )
+                )
+                for h in used
+            ]
         if self.rag_answer == "copy" and used:
             from ragtune.engine.copy import CopyProcessor
 
@@ -160,8 +177,15 @@ class Answerer:
         """One question's `Answer` in `mode` (default: the config's)."""
         return self.answer_batch([question], mode, decoding, k)[0]
 
-    def answer_batch(self, questions: list[str], mode: str | None = None, decoding: DecodingConfig | None = None,
-                     k: int | None = None, hits: list[list[Hit]] | None = None, golds: list[list[str]] | None = None) -> list[Answer]:
+    def answer_batch(
+        self,
+        questions: list[str],
+        mode: str | None = None,
+        decoding: DecodingConfig | None = None,
+        k: int | None = None,
+        hits: list[list[Hit]] | None = None,
+        golds: list[list[str]] | None = None,
+    ) -> list[Answer]:
         """Many questions in one mode, generated in batches (evaluation, synthesis).
 
         `golds` (evaluation): each question's reference answers; `Answer.gold_perplexity` is then
@@ -174,25 +198,48 @@ class Answerer:
         prepared = [self.prepare(q, mode, k, hits=hits[i] if hits else None) for i, q in enumerate(questions)]
         gold = [None] * len(questions)
         if self.picks_span(mode):  # the golds are scored with the candidates, in the same passes
-            picked = [self._pick_span(q, p, adapter is not None, golds[i] if golds else ()) for i, (q, p) in enumerate(zip(questions, prepared))]
+            picked = [
+                self._pick_span(q, p, adapter is not None, golds[i] if golds else ()) for i, (q, p) in enumerate(zip(questions, prepared))
+            ]
             gens, gold = [g for g, _ in picked], [ppl for _, ppl in picked]
         else:
-            gens = self.engine.generate([p.prompt for p in prepared], decoding, adapter=adapter is not None,
-                                        batch_size=self.cfg.batch_size, processors=[p.processor for p in prepared])
+            gens = self.engine.generate(
+                [p.prompt for p in prepared],
+                decoding,
+                adapter=adapter is not None,
+                batch_size=self.cfg.batch_size,
+                processors=[p.processor for p in prepared],
+            )
             if golds and not getattr(self.engine, "writes", False):  # an endpoint gives no log-probs of our golds
                 gold = [self._gold_perplexity([p.prompt], p.shared, g, adapter is not None) for p, g in zip(prepared, golds)]
         per_question = (time.perf_counter() - t0) / max(len(questions), 1)
-        return [replace(self._answer(q, mode, p, g, adapter, per_question if len(questions) > 1 else None), gold_perplexity=ppl)
-                for q, p, g, ppl in zip(questions, prepared, gens, gold)]
+        return [
+            replace(self._answer(q, mode, p, g, adapter, per_question if len(questions) > 1 else None), gold_perplexity=ppl)
+            for q, p, g, ppl in zip(questions, prepared, gens, gold)
+        ]
 
-    def stream(self, question: str, mode: str | None = None, decoding: DecodingConfig | None = None, k: int | None = None,
-               history: list[dict] | None = None, system: str | None = None) -> Iterator[str]:
+    def stream(
+        self,
+        question: str,
+        mode: str | None = None,
+        decoding: DecodingConfig | None = None,
+        k: int | None = None,
+        history: list[dict] | None = None,
+        system: str | None = None,
+    ) -> Iterator[str]:
         """Yield the answer's text as it comes; the generator's return value is the `Answer`."""
         mode = mode or self.cfg.mode
         return (yield from one_of(self.stream_modes(question, [mode], decoding, k, history, system), mode))
 
-    def stream_modes(self, question: str, modes=MODES, decoding: DecodingConfig | None = None, k: int | None = None,
-                     history: list[dict] | None = None, system: str | None = None) -> Iterator[tuple[str, str]]:
+    def stream_modes(
+        self,
+        question: str,
+        modes=MODES,
+        decoding: DecodingConfig | None = None,
+        k: int | None = None,
+        history: list[dict] | None = None,
+        system: str | None = None,
+    ) -> Iterator[tuple[str, str]]:
         """Yield `(mode, text)` as several modes' answers grow; the return value maps mode -> `Answer`.
 
         The side-by-side chat: one retrieval serves the rag modes. Span answers (a small
@@ -216,8 +263,9 @@ class Answerer:
         rest = [m for m in modes if not self.picks_span(m)]
         if rest:
             offset = time.perf_counter() - t0
-            many = self.engine.stream_many([prepared[m].prompt for m in rest], decoding, [adapters[m] is not None for m in rest],
-                                           [prepared[m].processor for m in rest])
+            many = self.engine.stream_many(
+                [prepared[m].prompt for m in rest], decoding, [adapters[m] is not None for m in rest], [prepared[m].processor for m in rest]
+            )
             try:
                 while True:
                     i, piece = next(many)
@@ -261,12 +309,14 @@ class Answerer:
                 cands = S.candidate_spans(hit.chunk.text, question, r) if kind.kind == "factoid" else []
                 sents = [s for s in sentences if s.hit == r]
                 texts = [c.text for c in cands] + [s.text for s in sents] + golds + [abstain]
-                scored = S.score_spans(self.engine.model, self.engine.tokenizer, prompt, texts, prefix=p.shared, cache=self._prefixes, key=key)
+                scored = S.score_spans(
+                    self.engine.model, self.engine.tokenizer, prompt, texts, prefix=p.shared, cache=self._prefixes, key=key
+                )
                 says_abstain = scored.pop()
                 margins.append(says_abstain.logprob - max((s.logprob for s in scored[: len(cands)]), default=-float("inf")))
-                gold_ppl = _lowest([gold_ppl] + [_perplexity(s) for s in scored[len(cands) + len(sents):]])
+                gold_ppl = _lowest([gold_ppl] + [_perplexity(s) for s in scored[len(cands) + len(sents) :]])
                 ranked += S.rank(cands, scored[: len(cands)], cfg)
-                lm.update({(s.hit, s.pos): sc.logprob / (sc.tokens + 1) for s, sc in zip(sents, scored[len(cands):])})
+                lm.update({(s.hit, s.pos): sc.logprob / (sc.tokens + 1) for s, sc in zip(sents, scored[len(cands) :])})
                 prompt_tokens += self.engine.count_tokens(prompt)
         if kind.kind == "open":
             gen = self._extract(question, sentences, lm, kind.is_list, p.hits)
@@ -317,8 +367,15 @@ class Answerer:
         self._prefixes = self._prefixes or S.PrefixCache()
         key = self.engine.model.active_adapter if adapter else None
         with self.engine.lock, self.engine.using(adapter):
-            return _lowest([_perplexity(s) for prompt in prompts for s in S.score_spans(
-                self.engine.model, self.engine.tokenizer, prompt, golds, prefix=shared, cache=self._prefixes, key=key)])
+            return _lowest(
+                [
+                    _perplexity(s)
+                    for prompt in prompts
+                    for s in S.score_spans(
+                        self.engine.model, self.engine.tokenizer, prompt, golds, prefix=shared, cache=self._prefixes, key=key
+                    )
+                ]
+            )
 
     def _answer(self, question: str, mode: str, p: Prepared, g: Generation, adapter: Path | None, latency: float | None) -> Answer:
         text, reading, dropped = g.text, g.reading, 0
@@ -327,10 +384,23 @@ class Answerer:
             abstained = self.templates.abstain.lower() in text.lower() and not cited
             reading = Reading("abstain" if abstained else "generated", "", cited)
         reading = reading or Reading()
-        return Answer(question, mode, text, [Source.from_hit(h) for h in p.hits], g.prompt_tokens, g.generated_tokens,
-                      g.latency_s if latency is None else latency, g.finish_reason, g.first_token_s,
-                      getattr(self.engine, "name", self.cfg.model.model), str(adapter) if adapter else None,
-                      form=reading.form, span=reading.span, citations=reading.citations, dropped_citations=dropped)
+        return Answer(
+            question,
+            mode,
+            text,
+            [Source.from_hit(h) for h in p.hits],
+            g.prompt_tokens,
+            g.generated_tokens,
+            g.latency_s if latency is None else latency,
+            g.finish_reason,
+            g.first_token_s,
+            getattr(self.engine, "name", self.cfg.model.model),
+            str(adapter) if adapter else None,
+            form=reading.form,
+            span=reading.span,
+            citations=reading.citations,
+            dropped_citations=dropped,
+        )
 
 
 def _with_history(messages: list[dict], history: list[dict] | None) -> list[dict]:

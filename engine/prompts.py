@@ -9,9 +9,9 @@ dropping the lowest-ranked first. Everything here is pure: it needs only a token
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ragtune.core.config import CONFIG_DIR, ConfigError, read_yaml
 from ragtune.core.records import Hit
@@ -74,8 +74,15 @@ def base_messages(question: str, t: PromptTemplates, system: str | None = None, 
     return messages + [{"role": "user", "content": question}]
 
 
-def rag_messages(question: str, hits: list[Hit], t: PromptTemplates, count_tokens: Callable[[str], int],
-                 budget: int, system: str | None = None, examples: bool = True) -> tuple[list[dict], list[Hit]]:
+def rag_messages(
+    question: str,
+    hits: list[Hit],
+    t: PromptTemplates,
+    count_tokens: Callable[[str], int],
+    budget: int,
+    system: str | None = None,
+    examples: bool = True,
+) -> tuple[list[dict], list[Hit]]:
     """The RAG prompt and the hits that fit into `budget` tokens of context.
 
     Hits come best first. The lowest-ranked are dropped until the rest fit; if even the
@@ -93,8 +100,10 @@ def rag_messages(question: str, hits: list[Hit], t: PromptTemplates, count_token
     for ex in t.examples if examples else ():
         if ex.context:
             ctx = t.document.format(n=1, source="example", text=escape(ex.context))
-            messages += [{"role": "user", "content": t.rag_user.format(context=ctx, question=ex.question)},
-                         {"role": "assistant", "content": ex.answer}]
+            messages += [
+                {"role": "user", "content": t.rag_user.format(context=ctx, question=ex.question)},
+                {"role": "assistant", "content": ex.answer},
+            ]
     context = "\n\n".join(ordered)
     messages.append({"role": "user", "content": t.rag_user.format(context=context, question=question)})
     return messages, used

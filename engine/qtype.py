@@ -20,16 +20,39 @@ from functools import lru_cache
 OPEN_START = re.compile(
     r"^(?:(?:and|so|but|then|ok|okay),?\s+)?(?:why\b|how\b(?!\s+(?:many|much|long|old|far|big|large|tall|high|often|fast|"
     r"soon|early|late|wide|deep|heavy|small|few)\b)|explain\b|describe\b|summari[sz]e\b|compare\b|outline\b|"
-    r"tell me\b|walk me\b|give (?:me )?an? (?:overview|summary)\b|list\b|name (?:all|the)\b|in what ways?\b)")
+    r"tell me\b|walk me\b|give (?:me )?an? (?:overview|summary)\b|list\b|name (?:all|the)\b|in what ways?\b)"
+)
 # Phrases that ask for a passage anywhere in the question.
 OPEN_ANYWHERE = re.compile(
     r"\b(?:what happens|what would happen|what will happen|what is the (?:difference|purpose|point|role|reason|idea|effect|"
     r"advantage|benefit)|what are the (?:differences|advantages|benefits|steps|main|key|reasons|effects)|what does .+ do\b|"
     r"what should i|what can i do|what do i (?:do|need)|for what reason|the difference between|pros and cons|step by step|"
-    r"in what order)")
+    r"in what order)"
+)
 # Plural nouns that still name one quantity or one thing.
-SINGULAR_PLURALS = {"years", "days", "hours", "minutes", "seconds", "percent", "means", "series", "species", "news", "people",
-                    "times", "units", "tokens", "words", "points", "metres", "meters", "miles", "dollars", "steps"}
+SINGULAR_PLURALS = {
+    "years",
+    "days",
+    "hours",
+    "minutes",
+    "seconds",
+    "percent",
+    "means",
+    "series",
+    "species",
+    "news",
+    "people",
+    "times",
+    "units",
+    "tokens",
+    "words",
+    "points",
+    "metres",
+    "meters",
+    "miles",
+    "dollars",
+    "steps",
+}
 COUNTED = re.compile(r"\bhow many\b|\bnumber of\b")
 
 
@@ -47,7 +70,9 @@ def classify(question: str) -> QuestionType:
     q = " ".join(question.lower().split()).strip(" ?!.")
     if not q:
         return QuestionType("factoid", why="empty")
-    if re.match(r"^(?:list|name (?:all|the))\b", q) or re.search(r"\bwhat are (?:all )?the (?:\w+ )?(?:steps|options|ways|kinds|types)\b", q):
+    if re.match(r"^(?:list|name (?:all|the))\b", q) or re.search(
+        r"\bwhat are (?:all )?the (?:\w+ )?(?:steps|options|ways|kinds|types)\b", q
+    ):
         return QuestionType("open", True, "list")
     if OPEN_START.search(q):
         return QuestionType("open", False, "open wh-word")
@@ -55,8 +80,11 @@ def classify(question: str) -> QuestionType:
         return QuestionType("open", False, "open phrase")
     if COUNTED.search(q):
         return QuestionType("factoid", why="count")
-    if re.match(r"^what (?:does|do) .+ (?:record|show|contain|include|list|hold|store|print|report|"
-                r"write|check|need|require|offer|provide|support|cover)(?: for each [\w-]+| about [\w-]+)?$", q):
+    if re.match(
+        r"^what (?:does|do) .+ (?:record|show|contain|include|list|hold|store|print|report|"
+        r"write|check|need|require|offer|provide|support|cover)(?: for each [\w-]+| about [\w-]+)?$",
+        q,
+    ):
         return QuestionType("open", True, "what ... contain")  # "What does the manifest record?": its contents
     if _asks_several(question):
         return QuestionType("open", True, "plural noun")
@@ -66,7 +94,7 @@ def classify(question: str) -> QuestionType:
 
 
 def _asks_several(question: str) -> bool:
-    """"Which file formats can I ingest?", "What are the four modes?": the asked-for noun is plural."""
+    """ "Which file formats can I ingest?", "What are the four modes?": the asked-for noun is plural."""
     q = question.strip()
     if not re.match(r"^(which|what)\b", q.lower()):
         return False

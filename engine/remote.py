@@ -25,9 +25,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 from ragtune.engine.config import DecodingConfig, LLMConfig
 from ragtune.engine.generate import Generation, one_of
@@ -52,7 +52,9 @@ class RemoteEngine:
                 OpenAI-compatible API, --llm-model or --llm-adapter-model not served there.
         """
         self.cfg = cfg
-        self.endpoint = Endpoint(cfg.base_url, cfg.api_key_env, cfg.timeout, cfg.retries, backoff, name=f"--base-url {cfg.base_url.rstrip('/')}")
+        self.endpoint = Endpoint(
+            cfg.base_url, cfg.api_key_env, cfg.timeout, cfg.retries, backoff, name=f"--base-url {cfg.base_url.rstrip('/')}"
+        )
         self.url = self.endpoint.url
         cards = {card.id: card for card in self._call(None, "GET /models", lambda: self.endpoint.client.models.list().data)}
         if not cards:
@@ -63,7 +65,9 @@ class RemoteEngine:
         self.name = cfg.model or next(iter(cards))
         self.adapter_model = cfg.adapter_model
         self.base_path = f"{self.url}/models/{self.name}"  # where the weights are, for reports
-        self.adapter_path: Path | None = Path(cfg.adapter_model) if cfg.adapter_model else None  # the served name, as Answer.adapter shows it
+        self.adapter_path: Path | None = (
+            Path(cfg.adapter_model) if cfg.adapter_model else None
+        )  # the served name, as Answer.adapter shows it
         self.max_context = int(getattr(cards[self.name], "max_model_len", None) or DEFAULT_CONTEXT)
         self.lock = threading.Lock()  # what span scoring would hold; requests themselves run in parallel
 
@@ -82,8 +86,10 @@ class RemoteEngine:
 
     def load_adapter(self, path: str | Path) -> None:
         """An adapter folder cannot be loaded into an endpoint: it must serve it under a name."""
-        raise RuntimeError(f"the ft modes with --llm openai need --llm-adapter-model NAME: the endpoint serves the adapter "
-                           f"(vLLM: --enable-lora --lora-modules NAME={path}), not this process")
+        raise RuntimeError(
+            f"the ft modes with --llm openai need --llm-adapter-model NAME: the endpoint serves the adapter "
+            f"(vLLM: --enable-lora --lora-modules NAME={path}), not this process"
+        )
 
     @contextlib.contextmanager
     def using(self, adapter: bool):
@@ -93,8 +99,9 @@ class RemoteEngine:
 
     # Generation ---------------------------------------------------------------------------
 
-    def generate(self, prompts: list[str], decoding: DecodingConfig, adapter: bool = False,
-                 batch_size: int = 16, processors: list | None = None) -> list[Generation]:
+    def generate(
+        self, prompts: list[str], decoding: DecodingConfig, adapter: bool = False, batch_size: int = 16, processors: list | None = None
+    ) -> list[Generation]:
         """Answers for many rendered prompts, in order, with `cfg.concurrency` requests in flight.
 
         `batch_size` is ignored: batching is the endpoint's business. The first request that
@@ -116,8 +123,9 @@ class RemoteEngine:
         """Yield the answer's text as it arrives; the return value is the `Generation`."""
         return (yield from one_of(self.stream_many([prompt], decoding, [adapter], [processor]), 0))
 
-    def stream_many(self, prompts: list[str], decoding: DecodingConfig, adapters: list[bool] | None = None,
-                    processors: list | None = None) -> Iterator[tuple[int, str]]:
+    def stream_many(
+        self, prompts: list[str], decoding: DecodingConfig, adapters: list[bool] | None = None, processors: list | None = None
+    ) -> Iterator[tuple[int, str]]:
         """Stream several answers at once and yield `(i, text)` as each grows; the return value is the `Generation`s.
 
         Each prompt is its own streamed request (`cfg.concurrency` at a time). Closing the
@@ -132,8 +140,15 @@ class RemoteEngine:
         def run(i: int) -> None:
             try:
                 with slots:
-                    events.put((i, "done", self._stream_one(json.loads(prompts[i]), models[i], decoding, batch, t0,
-                                                            left, lambda piece: events.put((i, "text", piece)))))
+                    events.put(
+                        (
+                            i,
+                            "done",
+                            self._stream_one(
+                                json.loads(prompts[i]), models[i], decoding, batch, t0, left, lambda piece: events.put((i, "text", piece))
+                            ),
+                        )
+                    )
             except BaseException as e:  # surfaced in the reader's thread below
                 events.put((i, "error", e))
 
@@ -159,19 +174,24 @@ class RemoteEngine:
 
     def _model(self, adapter: bool) -> str:
         if adapter and not self.adapter_model:
-            raise RuntimeError("the ft modes with --llm openai need --llm-adapter-model NAME: the name the endpoint serves "
-                               "the adapter under (vLLM: --enable-lora --lora-modules NAME=DIR)")
+            raise RuntimeError(
+                "the ft modes with --llm openai need --llm-adapter-model NAME: the name the endpoint serves "
+                "the adapter under (vLLM: --enable-lora --lora-modules NAME=DIR)"
+            )
         return self.adapter_model if adapter else self.name
 
     def _complete(self, messages: list[dict], model: str, d: DecodingConfig, batch: Batch) -> Generation:
         t0 = time.perf_counter()
-        resp = self._call(model, "POST /chat/completions", lambda: self.endpoint.client.chat.completions.create(**_request(model, messages, d)), batch)
+        resp = self._call(
+            model, "POST /chat/completions", lambda: self.endpoint.client.chat.completions.create(**_request(model, messages, d)), batch
+        )
         choice = resp.choices[0] if resp.choices else None
         text = ((choice.message.content if choice else None) or "").strip()
         return self._generation(text, messages, resp.usage, choice.finish_reason if choice else "stop", time.perf_counter() - t0)
 
-    def _stream_one(self, messages: list[dict], model: str, d: DecodingConfig, batch: Batch, t0: float,
-                    left: threading.Event, put) -> Generation:
+    def _stream_one(
+        self, messages: list[dict], model: str, d: DecodingConfig, batch: Batch, t0: float, left: threading.Event, put
+    ) -> Generation:
         """One streamed answer; `put` gets each new piece, cut so the pieces add up to the stripped text."""
         import httpx
         import openai
@@ -191,7 +211,7 @@ class RemoteEngine:
                 ready = raw.strip()  # trailing spaces wait: the final answer is stripped
                 if len(ready) > len(sent):
                     first = first if first is not None else time.perf_counter() - t0
-                    put(ready[len(sent):])
+                    put(ready[len(sent) :])
                     sent = ready
         except (openai.APIError, httpx.HTTPError) as e:
             raise RuntimeError(f"--base-url {self.url}: the answer's stream broke off ({first_line(e)})") from None
@@ -199,8 +219,9 @@ class RemoteEngine:
             stream.close()
         return self._generation(raw.strip(), messages, usage, reason, time.perf_counter() - t0, first)
 
-    def _generation(self, text: str, messages: list[dict], usage, reason: str | None, latency: float,
-                    first: float | None = None) -> Generation:
+    def _generation(
+        self, text: str, messages: list[dict], usage, reason: str | None, latency: float, first: float | None = None
+    ) -> Generation:
         prompt_tokens = usage.prompt_tokens if usage else self.count_tokens(self.render(messages))
         generated = usage.completion_tokens if usage else self.count_tokens(text)
         return Generation(text, prompt_tokens, generated, "length" if reason == "length" else "stop", latency, first)
@@ -214,9 +235,13 @@ class RemoteEngine:
         except openai.APIStatusError as e:
             status, why = e.status_code, http_reason(e)
             if status in (401, 403):
-                raise RuntimeError(f"--base-url {self.url}: {what}: HTTP {status}: {why} (the key is the variable --api-key-env names)") from None
+                raise RuntimeError(
+                    f"--base-url {self.url}: {what}: HTTP {status}: {why} (the key is the variable --api-key-env names)"
+                ) from None
             if status == 404 and model is None:
-                raise RuntimeError(f"--base-url {self.url}: {what}: HTTP 404: not an OpenAI-compatible API (whose root usually ends in /v1)") from None
+                raise RuntimeError(
+                    f"--base-url {self.url}: {what}: HTTP 404: not an OpenAI-compatible API (whose root usually ends in /v1)"
+                ) from None
             if status == 404:
                 flag = "--llm-adapter-model" if model == self.adapter_model else "--llm-model"
                 raise RuntimeError(f"{flag} {model}: {what} at {self.url}: HTTP 404: {why}") from None
@@ -260,8 +285,7 @@ class Endpoint:
 
     PLACEHOLDER_KEY = "-"  # local servers want no key, but the client insists on one; never $OPENAI_API_KEY by accident
 
-    def __init__(self, base_url: str, api_key_env: str | None, timeout: float, retries: int, backoff: float = 1.0,
-                 name: str | None = None):
+    def __init__(self, base_url: str, api_key_env: str | None, timeout: float, retries: int, backoff: float = 1.0, name: str | None = None):
         """
         Args:
             backoff: seconds before the first retry; each next one waits twice as long.
@@ -277,8 +301,9 @@ class Endpoint:
         if api_key_env:
             key = os.environ.get(api_key_env)
             if not key:
-                raise RuntimeError(f"--api-key-env {api_key_env}: the environment variable {api_key_env} is not set; "
-                                   "export it or drop the flag")
+                raise RuntimeError(
+                    f"--api-key-env {api_key_env}: the environment variable {api_key_env} is not set; export it or drop the flag"
+                )
         # Retries are ours (`call`), so which failures retry and how long they wait is explicit.
         self.client = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=timeout)
 

@@ -23,9 +23,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from typing import AsyncIterator, Generator, Literal
+from typing import Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,8 +40,8 @@ from ragtune.engine.answer import Answerer
 from ragtune.engine.config import MODES, DecodingConfig, ServeConfig
 from ragtune.engine.generate import with_overrides
 
-
 # The request, as much of OpenAI's as the modes can honour; other fields are ignored ----------
+
 
 class Message(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
@@ -52,7 +53,9 @@ class Message(BaseModel):
         """OpenAI's content is a string or a list of parts; only text parts make sense here."""
         if value is None or isinstance(value, str):
             return value or ""
-        if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in value):
+        if isinstance(value, list) and all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in value
+        ):
             return "\n".join(p["text"] for p in value)
         raise ValueError('expected a string or a list of {"type": "text", "text": ...} parts (only text is supported)')
 
@@ -88,6 +91,7 @@ class ApiError(Exception):
 
 
 # The app ------------------------------------------------------------------------------------
+
 
 def build_app(answerer: Answerer, cfg: ServeConfig) -> FastAPI:
     """The API over one `Answerer`.
@@ -148,6 +152,7 @@ def serve(cfg: ServeConfig) -> None:
 
 # One answer at a time -------------------------------------------------------------------------
 
+
 class _Worker:
     """Runs answers one after another on one thread, with at most `max_queue` waiting.
 
@@ -166,8 +171,7 @@ class _Worker:
     def submit(self, gen: Generator[str, None, Answer]) -> AsyncIterator[str | Answer]:
         """Queue `gen`; iterate the result for its pieces, then its `Answer`. Leaving early closes it."""
         if self.pending > self.max_queue:
-            raise ApiError(503, f"the server is busy: {self.max_queue} requests are waiting for the model; retry later",
-                           code="overloaded")
+            raise ApiError(503, f"the server is busy: {self.max_queue} requests are waiting for the model; retry later", code="overloaded")
         loop = asyncio.get_running_loop()
         out: asyncio.Queue = asyncio.Queue()
         left = threading.Event()  # the client went away: stop generating
@@ -214,6 +218,7 @@ class _Worker:
 
 # Request to answer ----------------------------------------------------------------------------
 
+
 def _conversation(messages: list[Message]) -> tuple[str, list[dict], str | None]:
     """(question, history, system): the last user message, the turns before it, the system prompt."""
     if not messages:
@@ -232,9 +237,16 @@ def _decoding(default: DecodingConfig, req: ChatRequest) -> DecodingConfig:
     """The server's decoding settings with the request's on top, validated as the CLI's are."""
     tokens = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
     try:
-        return with_overrides(default, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k, seed=req.seed,
-                              max_new_tokens=getattr(req, tokens), repetition_penalty=req.repetition_penalty,
-                              stop=req.stop)
+        return with_overrides(
+            default,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            top_k=req.top_k,
+            seed=req.seed,
+            max_new_tokens=getattr(req, tokens),
+            repetition_penalty=req.repetition_penalty,
+            stop=req.stop,
+        )
     except ValueError as e:
         # ConfigError names the CLI flag (`--top-p must be in (0, 1]`); a client knows the JSON field.
         flag = re.match(r"--[\w-]+", str(e))
@@ -246,6 +258,7 @@ def _decoding(default: DecodingConfig, req: ChatRequest) -> DecodingConfig:
 
 # Answer to response ---------------------------------------------------------------------------
 
+
 class _Reply:
     """The fields every response and chunk of one request share."""
 
@@ -254,18 +267,29 @@ class _Reply:
 
     def completion(self, a: Answer) -> dict:
         message = {"role": "assistant", "content": a.text}
-        return {**self.head, "object": "chat.completion", **_extras(a),
-                "choices": [{"index": 0, "message": message, "finish_reason": a.finish_reason, "logprobs": None}]}
+        return {
+            **self.head,
+            "object": "chat.completion",
+            **_extras(a),
+            "choices": [{"index": 0, "message": message, "finish_reason": a.finish_reason, "logprobs": None}],
+        }
 
     def chunk(self, delta: dict, finish_reason: str | None = None, **extra) -> str:
-        body = {**self.head, "object": "chat.completion.chunk", **extra,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}
+        body = {
+            **self.head,
+            "object": "chat.completion.chunk",
+            **extra,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+        }
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
 def _extras(a: Answer) -> dict:
-    usage = {"prompt_tokens": a.prompt_tokens, "completion_tokens": a.generated_tokens,
-             "total_tokens": a.prompt_tokens + a.generated_tokens}
+    usage = {
+        "prompt_tokens": a.prompt_tokens,
+        "completion_tokens": a.generated_tokens,
+        "total_tokens": a.prompt_tokens + a.generated_tokens,
+    }
     citations = [{k: getattr(c, k) for k in ("n", "chunk_id", "source", "page", "section", "quote")} for c in a.citations]
     return {"usage": usage, "sources": [asdict(s) for s in a.sources], "citations": citations, "dropped_citations": a.dropped_citations}
 
@@ -292,6 +316,7 @@ def _model_card(mode: str, created: int, reason: str | None) -> dict:
 
 
 # Keys and errors ------------------------------------------------------------------------------
+
 
 def _api_key(env: str | None) -> bytes | None:
     if not env:

@@ -54,9 +54,9 @@ class ScoredSpan:
 
 @lru_cache(maxsize=1)
 def _nlp():
-    from ragtune.core import offline
-
     import spacy
+
+    from ragtune.core import offline
 
     # Only what finds entities, noun chunks, numbers and sentences: the parser and the NER.
     return spacy.load(offline.spacy_model_path(), disable=["lemmatizer"])
@@ -111,8 +111,14 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
 
 def rank(candidates: list[Candidate], scored: list[ScoredSpan], cfg) -> list[tuple[float, Candidate, ScoredSpan]]:
     """Candidates by total score, best first: the model's log-prob plus the weighted checks of `cfg`."""
-    totals = [(s.logprob + cfg.evidence_weight * c.evidence + cfg.type_weight * c.typed
-               - cfg.echo_weight * c.echo - cfg.rank_weight * c.rank, c, s) for c, s in zip(candidates, scored)]
+    totals = [
+        (
+            s.logprob + cfg.evidence_weight * c.evidence + cfg.type_weight * c.typed - cfg.echo_weight * c.echo - cfg.rank_weight * c.rank,
+            c,
+            s,
+        )
+        for c, s in zip(candidates, scored)
+    ]
     return sorted(totals, key=lambda t: -t[0])
 
 
@@ -144,11 +150,12 @@ class PrefixCache:
                 self.entries.pop(next(iter(self.entries)))
             self.entries[k] = model(torch.tensor([prefix]), use_cache=True).past_key_values
         past = copy.deepcopy(self.entries[k])  # the rest of the prompt is appended to it
-        return model(torch.tensor([ids[len(prefix):]]), past_key_values=past, use_cache=True)
+        return model(torch.tensor([ids[len(prefix) :]]), past_key_values=past, use_cache=True)
 
 
-def score_spans(model, tokenizer, prompt: str, spans: list[str], chunk: int = 128, prefix: str = "",
-                cache: PrefixCache | None = None, key=None) -> list[ScoredSpan]:
+def score_spans(
+    model, tokenizer, prompt: str, spans: list[str], chunk: int = 128, prefix: str = "", cache: PrefixCache | None = None, key=None
+) -> list[ScoredSpan]:
     """log P(span + EOS | prompt) for each span, from one prompt pass and packed candidate passes.
 
     The prompt runs once and its KV cache is reused; the candidates then go through the model

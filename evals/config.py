@@ -14,7 +14,9 @@ class EvalConfig:
 
     config_file = "eval.yaml"
     workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
-    questions: str | None = setting("JSONL, a line each: {\"question\", \"answers\", \"id\"?, \"doc\"?, \"type\"?: factoid|open, \"keys\"?}", metavar="FILE")
+    questions: str | None = setting(
+        'JSONL, a line each: {"question", "answers", "id"?, "doc"?, "type"?: factoid|open, "keys"?}', metavar="FILE"
+    )
     split: str | None = setting("eval: the held-out pairs of the newest dataset (or --data) instead of --questions", choices=("eval",))
     data: str | None = setting("dataset folder for --split eval; unset: the newest under <workdir>/datasets")
     modes: list[str] = setting("comma-separated modes to answer in; the ft modes are skipped, with a note, when there is no adapter")

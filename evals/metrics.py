@@ -29,8 +29,10 @@ def score(prediction: str, answers: list[str]) -> Score:
     """SQuAD exact match and F1 (torchmetrics), and contains, of `prediction` against the best of `answers`."""
     from torchmetrics.functional.text import squad
 
-    out = squad(preds=[{"prediction_text": prediction, "id": "q"}],
-                target=[{"answers": {"answer_start": [0] * len(answers), "text": answers}, "id": "q"}])
+    out = squad(
+        preds=[{"prediction_text": prediction, "id": "q"}],
+        target=[{"answers": {"answer_start": [0] * len(answers), "text": answers}, "id": "q"}],
+    )
     pred = normalize(prediction)
     contains = any(normalize(a) and normalize(a) in pred for a in answers)
     return Score(float(out["exact_match"]), float(out["f1"]), contains)

@@ -61,8 +61,9 @@ def read_questions(path: str | Path, unanswerable: bool = False) -> QuestionSet:
             continue
         answers = tuple(a for a in row.get("answers") or [] if a.strip())
         keys = tuple(tuple(alt.strip() for alt in key) for key in row.get("keys") or [])
-        out.questions.append(Question(str(row.get("id", n)), row["question"].strip(), answers, str(row.get("doc", "")),
-                                      keys, row.get("type") or ""))
+        out.questions.append(
+            Question(str(row.get("id", n)), row["question"].strip(), answers, str(row.get("doc", "")), keys, row.get("type") or "")
+        )
     out.total = len(out.questions)
     if not out.questions:
         raise ValueError(f"--questions {path}: no usable questions ({len(out.skipped)} lines skipped)")
@@ -78,8 +79,10 @@ def _why_not(row, unanswerable: bool) -> str:
     if answers is not None and (not isinstance(answers, list) or not all(isinstance(a, str) for a in answers)):
         return "answers is not a list of strings"
     keys = row.get("keys")
-    if keys is not None and not (isinstance(keys, list) and all(
-            isinstance(key, list) and key and all(isinstance(alt, str) and alt.strip() for alt in key) for key in keys)):
+    if keys is not None and not (
+        isinstance(keys, list)
+        and all(isinstance(key, list) and key and all(isinstance(alt, str) and alt.strip() for alt in key) for key in keys)
+    ):
         return "keys must be a list of lists of strings"
     if row.get("type") is not None and row["type"] not in TYPES:
         return f"type must be {' or '.join(TYPES)}, got {row['type']!r}"

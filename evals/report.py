@@ -1,8 +1,8 @@
 """The report folder of `ragtune eval`, and `--compare` of two of them.
 
-    report.json   everything: per question, each mode's answer, scores and sources; the summary
-    report.md     a score table per question type with 95% intervals, the verdict, the error analysis
-    scores.png    the scores as bars with their intervals
+report.json   everything: per question, each mode's answer, scores and sources; the summary
+report.md     a score table per question type with 95% intervals, the verdict, the error analysis
+scores.png    the scores as bars with their intervals
 """
 
 from __future__ import annotations
@@ -16,8 +16,13 @@ from ragtune.evals.run import BUCKETS, RATE_METRICS, SHORT_WORDS
 
 LABELS = {"exact": "EM", "f1": "F1", "contains": "contains", "rouge_l": "ROUGE-L"}
 OPEN_METRICS = ("key_recall", "token_f1", "token_recall", "cited", "citation_precision")  # open questions' table
-OPEN_LABELS = {"key_recall": "key recall", "token_f1": "token F1", "token_recall": "token recall", "cited": "cited %",
-               "citation_precision": "cite prec"}
+OPEN_LABELS = {
+    "key_recall": "key recall",
+    "token_f1": "token F1",
+    "token_recall": "token recall",
+    "cited": "cited %",
+    "citation_precision": "cite prec",
+}
 
 
 def default_out(workdir: str | Path) -> Path:
@@ -60,58 +65,111 @@ def read(run: str | Path) -> dict:
 
 def markdown(report: dict, examples: int = 3) -> str:
     """report.md: the verdict, a score table per question type, comparisons and the error analysis with `examples` per bucket."""
-    modes, q, types = report["modes"], report["questions"], by_type(report)
-    lines = [f"# ragtune eval: {q['asked']} questions, {', '.join(modes)}", "", f"**{report['verdict']}**", ""]
-    lines += [f"Questions: `{q['source']}`" + (f", a random sample of {q['asked']} of {q['read']} (seed {q['seed']})" if q["asked"] < q["read"] else ""),
-              f"; {len(q['skipped'])} lines skipped." if q["skipped"] else ""]
-    lines += [f"- mode `{m}` skipped: {why}" for m, why in report["skipped_modes"].items()]
-    v = report["versions"]
-    lines += ["", f"Model `{v['model']}` ({v['model_params'] / 1e6:.0f}M parameters, {v['dtype']}), adapter `{v.get('adapter')}`, "
-              f"index {v['index']['collection'] + ' @ ' + v['index']['version'][:8] if v.get('index') else 'none'}, "
-              f"k={v['k']}, rag answers: {v['rag_answer']}. {report['elapsed_s']:.0f} s in all.", ""]
+    lines = _heading(report) + _scores(report) + _comparisons(report) + _errors(report, examples)
+    return "\n".join(lines) + "\n"
 
-    lines += ["## Scores (mean and 95% bootstrap interval)"]
+
+def _heading(report: dict) -> list[str]:
+    """The title, the verdict, and what was asked of which model."""
+    modes, q, v = report["modes"], report["questions"], report["versions"]
+    lines = [f"# ragtune eval: {q['asked']} questions, {', '.join(modes)}", "", f"**{report['verdict']}**", ""]
+    lines += [
+        f"Questions: `{q['source']}`"
+        + (f", a random sample of {q['asked']} of {q['read']} (seed {q['seed']})" if q["asked"] < q["read"] else ""),
+        f"; {len(q['skipped'])} lines skipped." if q["skipped"] else "",
+    ]
+    lines += [f"- mode `{m}` skipped: {why}" for m, why in report["skipped_modes"].items()]
+    return lines + [
+        "",
+        f"Model `{v['model']}` ({v['model_params'] / 1e6:.0f}M parameters, {v['dtype']}), adapter `{v.get('adapter')}`, "
+        f"index {v['index']['collection'] + ' @ ' + v['index']['version'][:8] if v.get('index') else 'none'}, "
+        f"k={v['k']}, rag answers: {v['rag_answer']}. {report['elapsed_s']:.0f} s in all.",
+        "",
+    ]
+
+
+def _scores(report: dict) -> list[str]:
+    """A score table per question type, what its columns mean, and retrieval."""
+    modes, q, types = report["modes"], report["questions"], by_type(report)
+    lines = ["## Scores (mean and 95% bootstrap interval)"]
     for qtype, summary in types.items():
         n = next(iter(summary.values())).get("n", q["asked"])
         lines += ["", f"### {qtype.capitalize()} questions ({n})", ""]
         lines += _open_table(summary, modes) if qtype == "open" else _factoid_table(summary, modes)
     if "factoid" in types:
-        lines += ["", "Gold perplexity: per token, of the likeliest gold answer after the mode's prompt (a geometric mean); "
-                  "lower means the model expects the right answer. Latency of batched modes is their batch's time shared out."]
+        lines += [
+            "",
+            "Gold perplexity: per token, of the likeliest gold answer after the mode's prompt (a geometric mean); "
+            "lower means the model expects the right answer. Latency of batched modes is their batch's time shared out.",
+        ]
     if "open" in types:
-        lines += ["", "Open questions: key recall is the share of key facts the answer states; token F1 and recall compare its "
-                  "words with the reference answer's; cite prec is the share of cited chunks holding a key fact or the answer, "
-                  f"over the answers that cite; ≤{SHORT_WORDS} words counts bare spans, abstentions aside."]
+        lines += [
+            "",
+            "Open questions: key recall is the share of key facts the answer states; token F1 and recall compare its "
+            "words with the reference answer's; cite prec is the share of cited chunks holding a key fact or the answer, "
+            f"over the answers that cite; ≤{SHORT_WORDS} words counts bare spans, abstentions aside.",
+        ]
     if report.get("retrieval"):
         r = report["retrieval"]
-        lines += ["", f"Retrieval (shared by the rag modes): hit@{r['k']} {r['hit_at_k']['mean']:.1f}% "
-                  f"[{r['hit_at_k']['low']:.1f}, {r['hit_at_k']['high']:.1f}] of questions have a chunk holding a gold answer; "
-                  f"answer-recall@{r['k']} {r['answer_recall_at_k']['mean']:.1f}% of the gold answer's words are in the chunks."]
+        lines += [
+            "",
+            f"Retrieval (shared by the rag modes): hit@{r['k']} {r['hit_at_k']['mean']:.1f}% "
+            f"[{r['hit_at_k']['low']:.1f}, {r['hit_at_k']['high']:.1f}] of questions have a chunk holding a gold answer; "
+            f"answer-recall@{r['k']} {r['answer_recall_at_k']['mean']:.1f}% of the gold answer's words are in the chunks.",
+        ]
+    return lines
 
-    lines += ["", "## Comparisons (F1, paired bootstrap on the same questions)", "", "| a vs b | delta | 95% interval | p |", "|---|---|---|---|"]
+
+def _comparisons(report: dict) -> list[str]:
+    """Each pair of modes: the F1 difference, its interval and p-value."""
+    lines = [
+        "",
+        "## Comparisons (F1, paired bootstrap on the same questions)",
+        "",
+        "| a vs b | delta | 95% interval | p |",
+        "|---|---|---|---|",
+    ]
     for c in report["comparisons"]:
         name = f"**{c['a']} vs {c['b']}**" if c["key"] else f"{c['a']} vs {c['b']}"
         lines.append(f"| {name} | {c['delta']:+.1f} | [{c['low']:+.1f}, {c['high']:+.1f}] | {c['p']:.3g} |")
+    return lines
 
-    lines += ["", "## Error analysis", "", f"{report['disagreements']} of {q['asked']} questions split the modes: "
-              f"some answer right (F1 ≥ {report['config']['correct_f1']:g}) and some wrong.", "",
-              "| mode | " + " | ".join(BUCKETS) + " |", "|---" * (len(BUCKETS) + 1) + "|"]
+
+def _errors(report: dict, examples: int) -> list[str]:
+    """Why wrong answers are wrong: the buckets counted per mode, then `examples` of each."""
+    modes, q = report["modes"], report["questions"]
+    lines = [
+        "",
+        "## Error analysis",
+        "",
+        f"{report['disagreements']} of {q['asked']} questions split the modes: "
+        f"some answer right (F1 ≥ {report['config']['correct_f1']:g}) and some wrong.",
+        "",
+        "| mode | " + " | ".join(BUCKETS) + " |",
+        "|---" * (len(BUCKETS) + 1) + "|",
+    ]
     for m in modes:
         lines.append(f"| {m} | " + " | ".join(str(report["buckets"][m][b]) for b in BUCKETS) + " |")
-    lines += ["", "- **retrieval miss**: no retrieved chunk holds a gold answer (rag modes).",
-              "- **wrong span**: the answer is in the retrieved text, but other words of it are right.",
-              "- **verbose**: the gold answer is inside a longer answer.",
-              "- **abstained**: \"I don't know\" to a question that has an answer.",
-              "- **hallucinated**: words from no retrieved chunk (closed-book: a wrong answer)."]
+    lines += [
+        "",
+        "- **retrieval miss**: no retrieved chunk holds a gold answer (rag modes).",
+        "- **wrong span**: the answer is in the retrieved text, but other words of it are right.",
+        "- **verbose**: the gold answer is inside a longer answer.",
+        '- **abstained**: "I don\'t know" to a question that has an answer.',
+        "- **hallucinated**: words from no retrieved chunk (closed-book: a wrong answer).",
+    ]
     for b in BUCKETS:
         shown = _examples(report, b, examples)
         if shown:
             lines += ["", f"### {b}", ""]
             for row in shown:
                 lines.append(f"- **{row['question']}** gold: {_quote(row['answers'][0] if row['answers'] else '(none)')}")
-                lines += [f"  - {m}: {_quote(row['modes'][m]['answer'])}" + (f" ({b})" if row["modes"][m]["bucket"] == b else
-                          " (right)" if row["modes"][m]["correct"] else "") for m in modes]
-    return "\n".join(lines) + "\n"
+                lines += [
+                    f"  - {m}: {_quote(row['modes'][m]['answer'])}"
+                    + (f" ({b})" if row["modes"][m]["bucket"] == b else " (right)" if row["modes"][m]["correct"] else "")
+                    for m in modes
+                ]
+    return lines
 
 
 def by_type(report: dict) -> dict:
@@ -120,20 +178,28 @@ def by_type(report: dict) -> dict:
 
 
 def _factoid_table(s: dict, modes: list[str]) -> list[str]:
-    lines = ["| mode | " + " | ".join(LABELS[k] for k in RATE_METRICS) + " | abstains | gold perplexity | latency p50 / p95 | tokens |",
-             "|---" * (len(RATE_METRICS) + 5) + "|"]
+    lines = [
+        "| mode | " + " | ".join(LABELS[k] for k in RATE_METRICS) + " | abstains | gold perplexity | latency p50 / p95 | tokens |",
+        "|---" * (len(RATE_METRICS) + 5) + "|",
+    ]
     for m in modes:
         cells = [_cell(s[m][k]) for k in RATE_METRICS]
         ppl = s[m].get("gold_perplexity")
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {s[m]['abstain_rate']:.1f}% | "
-                     + (f"{ppl['mean']:.2f} [{ppl['low']:.2f}, {ppl['high']:.2f}]" if ppl else "n/a")
-                     + f" | {s[m]['latency_s']['p50']:.2f} / {s[m]['latency_s']['p95']:.2f} s | {s[m]['generated_tokens']:.1f} |")
+        lines.append(
+            f"| {m} | "
+            + " | ".join(cells)
+            + f" | {s[m]['abstain_rate']:.1f}% | "
+            + (f"{ppl['mean']:.2f} [{ppl['low']:.2f}, {ppl['high']:.2f}]" if ppl else "n/a")
+            + f" | {s[m]['latency_s']['p50']:.2f} / {s[m]['latency_s']['p95']:.2f} s | {s[m]['generated_tokens']:.1f} |"
+        )
     return lines
 
 
 def _open_table(s: dict, modes: list[str]) -> list[str]:
-    lines = ["| mode | " + " | ".join(OPEN_LABELS[k] for k in OPEN_METRICS) + f" | words p50 | ≤{SHORT_WORDS} words |",
-             "|---" * (len(OPEN_METRICS) + 3) + "|"]
+    lines = [
+        "| mode | " + " | ".join(OPEN_LABELS[k] for k in OPEN_METRICS) + f" | words p50 | ≤{SHORT_WORDS} words |",
+        "|---" * (len(OPEN_METRICS) + 3) + "|",
+    ]
     for m in modes:
         cells = [_cell(s[m][k]) if s[m].get(k) else "n/a" for k in OPEN_METRICS]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {s[m]['words_p50']:g} | {s[m]['short_rate']:.1f}% |")
@@ -199,7 +265,9 @@ def compare(a: dict, b: dict) -> list[str]:
     if ia != ib:
         lines.append(f"index version: {ia} -> {ib}")
     if a["questions"]["source"] != b["questions"]["source"] or a["questions"]["asked"] != b["questions"]["asked"]:
-        lines.append(f"questions: {a['questions']['asked']} from {a['questions']['source']} -> {b['questions']['asked']} from {b['questions']['source']}")
+        lines.append(
+            f"questions: {a['questions']['asked']} from {a['questions']['source']} -> {b['questions']['asked']} from {b['questions']['source']}"
+        )
     both = [m for m in a["modes"] if m in b["modes"]]
     if not both:
         return lines + ["no mode in common"]

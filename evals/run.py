@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,8 +48,9 @@ def evaluate(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None =
     return evaluate_report(cfg, progress, answerer).to_json()
 
 
-def evaluate_report(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None,
-                    answerer: Answerer | None = None) -> EvalReport:
+def evaluate_report(
+    cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None, answerer: Answerer | None = None
+) -> EvalReport:
     """Answer, score and compare.
 
     Args:
@@ -101,8 +103,16 @@ def _retrieve(cfg: EvalConfig, answerer, questions: list[Question], modes: list[
     return hits, [_retrieval(q, h) for q, h in zip(questions, hits)]
 
 
-def _answer_mode(cfg: EvalConfig, answerer, mode: str, questions: list[Question], types: list[str], hits: list | None,
-                 retrieval: list[dict] | None, progress) -> list[dict]:
+def _answer_mode(
+    cfg: EvalConfig,
+    answerer,
+    mode: str,
+    questions: list[Question],
+    types: list[str],
+    hits: list | None,
+    retrieval: list[dict] | None,
+    progress,
+) -> list[dict]:
     """Every question answered in one mode, and scored."""
     from ragtune.engine.answer import RAG_MODES
 
@@ -112,8 +122,9 @@ def _answer_mode(cfg: EvalConfig, answerer, mode: str, questions: list[Question]
     rows = []
     for start in range(0, len(questions), size):
         batch = questions[start : start + size]
-        answers = answerer.answer_batch([q.question for q in batch], mode, hits=hits[start : start + size] if rag else None,
-                                        golds=[list(q.answers) for q in batch])
+        answers = answerer.answer_batch(
+            [q.question for q in batch], mode, hits=hits[start : start + size] if rag else None, golds=[list(q.answers) for q in batch]
+        )
         for j, (q, a) in enumerate(zip(batch, answers)):
             r = retrieval[start + j] if rag else None
             rows.append(_score(q, a, r, answerer.templates.abstain, cfg.correct_f1, types[start + j]))
@@ -121,8 +132,16 @@ def _answer_mode(cfg: EvalConfig, answerer, mode: str, questions: list[Question]
     return rows
 
 
-def _report(cfg: EvalConfig, answerer, qs: QuestionSet, types: list[str], modes: list[str], blocked: dict,
-            retrieval: list[dict] | None, results: dict[str, list[dict]]) -> EvalReport:
+def _report(
+    cfg: EvalConfig,
+    answerer,
+    qs: QuestionSet,
+    types: list[str],
+    modes: list[str],
+    blocked: dict,
+    retrieval: list[dict] | None,
+    results: dict[str, list[dict]],
+) -> EvalReport:
     """The summaries, comparisons and error buckets of the scored answers, with the verdict they support."""
     questions = qs.questions
     asked = {"source": qs.source, "asked": len(questions), "read": qs.total, "skipped": qs.skipped, "limit": cfg.limit, "seed": cfg.seed}
@@ -130,14 +149,30 @@ def _report(cfg: EvalConfig, answerer, qs: QuestionSet, types: list[str], modes:
     by_type = _by_type(results, types, modes, cfg)
     comparisons = _comparisons(results, modes, cfg)
     return EvalReport(
-        questions=asked, modes=modes, skipped_modes=blocked, versions=_versions(cfg, answerer), config=to_dict(cfg),
-        summary=summary, by_type=by_type, retrieval=_retrieval_summary(retrieval, cfg) if retrieval else None,
-        comparisons=comparisons, buckets={m: _bucket_counts(results[m]) for m in modes},
+        questions=asked,
+        modes=modes,
+        skipped_modes=blocked,
+        versions=_versions(cfg, answerer),
+        config=to_dict(cfg),
+        summary=summary,
+        by_type=by_type,
+        retrieval=_retrieval_summary(retrieval, cfg) if retrieval else None,
+        comparisons=comparisons,
+        buckets={m: _bucket_counts(results[m]) for m in modes},
         disagreements=sum(1 for i in range(len(questions)) if len({results[m][i]["correct"] for m in modes}) > 1),
-        per_question=[{"id": q.id, "question": q.question, "answers": list(q.answers), "doc": q.doc, "type": types[i],
-                       **({"keys": [list(k) for k in q.keys]} if q.keys else {}),
-                       **({"retrieval": {k: v for k, v in retrieval[i].items() if k != "context"}} if retrieval else {}),
-                       "modes": {m: results[m][i] for m in modes}} for i, q in enumerate(questions)],
+        per_question=[
+            {
+                "id": q.id,
+                "question": q.question,
+                "answers": list(q.answers),
+                "doc": q.doc,
+                "type": types[i],
+                **({"keys": [list(k) for k in q.keys]} if q.keys else {}),
+                **({"retrieval": {k: v for k, v in retrieval[i].items() if k != "context"}} if retrieval else {}),
+                "modes": {m: results[m][i] for m in modes},
+            }
+            for i, q in enumerate(questions)
+        ],
         verdict=verdict({"questions": asked, "summary": summary, "by_type": by_type, "comparisons": comparisons}),
     )
 
@@ -188,15 +223,28 @@ def _score(q: Question, a, retrieval: dict | None, abstain: str, correct_f1: flo
         exact = f1 = rouge = 100.0 * abstained
         contains = abstained
     cited = [a.sources[c.n - 1].text for c in a.citations]
-    row = {"answer": a.text, "exact": exact, "f1": round(f1, 2), "contains": 100.0 * contains, "rouge_l": round(rouge, 2),
-           "abstained": abstained, "correct": f1 >= correct_f1, "latency_s": round(a.latency_s, 4),
-           "generated_tokens": a.generated_tokens, "prompt_tokens": a.prompt_tokens,
-           "gold_perplexity": None if a.gold_perplexity is None else round(a.gold_perplexity, 3),
-           "type": qtype, "form": a.form, "key_recall": _round(metrics.key_recall(text, q.keys)),
-           "token_f1": _round(metrics.token_f1(text, list(q.answers))), "token_recall": _round(metrics.token_recall(text, list(q.answers))),
-           "words": metrics.words(text), "cited": bool(cited),
-           "citation_precision": _round(metrics.citation_precision(cited, q.keys, list(q.answers))),
-           "sources": [{"rank": s.rank, "source": s.source, "section": s.section, "page": s.page, "chunk_id": s.chunk_id} for s in a.sources]}
+    row = {
+        "answer": a.text,
+        "exact": exact,
+        "f1": round(f1, 2),
+        "contains": 100.0 * contains,
+        "rouge_l": round(rouge, 2),
+        "abstained": abstained,
+        "correct": f1 >= correct_f1,
+        "latency_s": round(a.latency_s, 4),
+        "generated_tokens": a.generated_tokens,
+        "prompt_tokens": a.prompt_tokens,
+        "gold_perplexity": None if a.gold_perplexity is None else round(a.gold_perplexity, 3),
+        "type": qtype,
+        "form": a.form,
+        "key_recall": _round(metrics.key_recall(text, q.keys)),
+        "token_f1": _round(metrics.token_f1(text, list(q.answers))),
+        "token_recall": _round(metrics.token_recall(text, list(q.answers))),
+        "words": metrics.words(text),
+        "cited": bool(cited),
+        "citation_precision": _round(metrics.citation_precision(cited, q.keys, list(q.answers))),
+        "sources": [{"rank": s.rank, "source": s.source, "section": s.section, "page": s.page, "chunk_id": s.chunk_id} for s in a.sources],
+    }
     row["bucket"] = None if row["correct"] else _bucket(row, short, contains, retrieval)
     return row
 
@@ -229,8 +277,11 @@ def _summarize(rows: list[dict], cfg: EvalConfig) -> dict:
     ppl = [r["gold_perplexity"] for r in rows if r["gold_perplexity"]]
     if ppl:  # a geometric mean: perplexities multiply, and one odd question must not dominate
         iv = stats.interval(np.log(ppl), cfg.resamples, cfg.seed)
-        out["gold_perplexity"] = {"mean": round(float(np.exp(iv.mean)), 3), "low": round(float(np.exp(iv.low)), 3),
-                                  "high": round(float(np.exp(iv.high)), 3)}
+        out["gold_perplexity"] = {
+            "mean": round(float(np.exp(iv.mean)), 3),
+            "low": round(float(np.exp(iv.low)), 3),
+            "high": round(float(np.exp(iv.high)), 3),
+        }
     lat = [r["latency_s"] for r in rows]
     out["latency_s"] = {"p50": round(float(np.percentile(lat, 50)), 4), "p95": round(float(np.percentile(lat, 95)), 4)}
     out["generated_tokens"] = round(float(np.mean([r["generated_tokens"] for r in rows])), 2)
@@ -265,8 +316,11 @@ def _interval(values: list[float], cfg: EvalConfig) -> dict:
 def _retrieval_summary(retrieval: list[dict], cfg: EvalConfig) -> dict:
     hit = stats.interval([100.0 * r["hit"] for r in retrieval], cfg.resamples, cfg.seed)
     recall = stats.interval([r["recall"] for r in retrieval], cfg.resamples, cfg.seed)
-    return {"k": cfg.ask.k, "hit_at_k": {"mean": round(hit.mean, 2), "low": round(hit.low, 2), "high": round(hit.high, 2)},
-            "answer_recall_at_k": {"mean": round(recall.mean, 2), "low": round(recall.low, 2), "high": round(recall.high, 2)}}
+    return {
+        "k": cfg.ask.k,
+        "hit_at_k": {"mean": round(hit.mean, 2), "low": round(hit.low, 2), "high": round(hit.high, 2)},
+        "answer_recall_at_k": {"mean": round(recall.mean, 2), "low": round(recall.low, 2), "high": round(recall.high, 2)},
+    }
 
 
 def _comparisons(results: dict[str, list[dict]], modes: list[str], cfg: EvalConfig) -> list[dict]:
@@ -276,8 +330,18 @@ def _comparisons(results: dict[str, list[dict]], modes: list[str], cfg: EvalConf
     out = []
     for a, b in pairs:
         c = stats.compare([r["f1"] for r in results[a]], [r["f1"] for r in results[b]], cfg.resamples, cfg.seed)
-        out.append({"a": a, "b": b, "metric": "f1", "delta": round(c.delta, 2), "low": round(c.low, 2), "high": round(c.high, 2),
-                    "p": round(c.p, 4), "key": (a, b) in KEY_COMPARISONS})
+        out.append(
+            {
+                "a": a,
+                "b": b,
+                "metric": "f1",
+                "delta": round(c.delta, 2),
+                "low": round(c.low, 2),
+                "high": round(c.high, 2),
+                "p": round(c.p, 4),
+                "key": (a, b) in KEY_COMPARISONS,
+            }
+        )
     return out
 
 
@@ -313,8 +377,14 @@ def _best(qtype: str, summaries: dict) -> tuple[str, str]:
     """The best mode for a question type, and its score as said: ("rag", "F1 41.2")."""
     key, label = "f1", "F1"
     if qtype == "open":
-        key, label = next(((k, lab) for k, lab in (("key_recall", "key-fact recall"), ("token_f1", "token F1"))
-                           if any(s.get(k) for s in summaries.values())), (key, label))
+        key, label = next(
+            (
+                (k, lab)
+                for k, lab in (("key_recall", "key-fact recall"), ("token_f1", "token F1"))
+                if any(s.get(k) for s in summaries.values())
+            ),
+            (key, label),
+        )
     scored = {m: s[key]["mean"] for m, s in summaries.items() if s.get(key)}
     mode = max(scored, key=scored.get)
     return mode, f"{label} {scored[mode]:.1f}"
@@ -328,8 +398,15 @@ def _ones(qtype: str, summaries: dict) -> str:
 def _versions(cfg: EvalConfig, answerer) -> dict:
     """What produced these numbers, so two runs can be told apart: model, adapter, dataset, index."""
     engine = answerer.engine
-    out = {"model": cfg.ask.model.model, "model_path": str(engine.base_path), "model_params": engine.n_params,
-           "dtype": str(getattr(engine.model, "dtype", "")), "rag_answer": answerer.rag_answer, "k": cfg.ask.k, "adapter": None}
+    out = {
+        "model": cfg.ask.model.model,
+        "model_path": str(engine.base_path),
+        "model_params": engine.n_params,
+        "dtype": str(getattr(engine.model, "dtype", "")),
+        "rag_answer": answerer.rag_answer,
+        "k": cfg.ask.k,
+        "adapter": None,
+    }
     if engine.adapter_path is not None and Path(engine.adapter_path).is_dir():  # an endpoint's adapter is a name
         adapter = Path(engine.adapter_path)
         trained = json.loads((adapter / "train_config.json").read_text()) if (adapter / "train_config.json").exists() else {}
@@ -341,6 +418,9 @@ def _versions(cfg: EvalConfig, answerer) -> dict:
     out["index"] = None
     if answerer._retriever is not None:  # opened by a rag mode
         index = answerer.retriever.index
-        out["index"] = {"collection": cfg.ask.search.index.collection, "version": index.load_manifest().get("version", ""),
-                        "chunks": answerer.retriever.size}
+        out["index"] = {
+            "collection": cfg.ask.search.index.collection,
+            "version": index.load_manifest().get("version", ""),
+            "chunks": answerer.retriever.size,
+        }
     return out

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ragtune.core.records import Document
 
@@ -61,8 +61,10 @@ def _jsonl(path: Path, sha: str) -> Loaded:
 # One registry for the swappable part: suffix -> loader. Imports stay lazy so the CLI starts fast.
 LOADERS: dict[str, Callable[[Path, str], Loaded]] = {
     ".pdf": _pdf,
-    ".html": _structured, ".htm": _structured,
-    ".md": _structured, ".markdown": _structured,
+    ".html": _structured,
+    ".htm": _structured,
+    ".md": _structured,
+    ".markdown": _structured,
     ".txt": _structured,
     ".docx": _structured,
     ".json": _json,

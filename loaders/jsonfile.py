@@ -10,8 +10,9 @@ a Document in section `Guide > Install`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ragtune.core.records import Document
 from ragtune.loaders import Loaded, LoadError, read_text

@@ -10,7 +10,6 @@ text extraction.
 from __future__ import annotations
 
 import re
-import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,10 @@ def load_pdf(path: Path, sha: str) -> Loaded:
         raise LoadError(path, f"corrupt or unreadable PDF ({str(e).strip()})") from None
     try:
         pages = [_read_page(pdf[i], i + 1) for i in range(len(pdf))]
-        outline = [(" ".join(item.get_title().split()), item.get_dest().get_index() if item.get_dest() else None, item.level) for item in pdf.get_toc()]
+        outline = [
+            (" ".join(item.get_title().split()), item.get_dest().get_index() if item.get_dest() else None, item.level)
+            for item in pdf.get_toc()
+        ]
     finally:
         pdf.close()
     n_pages = len(pages)
@@ -127,8 +129,9 @@ def _paragraphs(pages: list[list[Line]], outline: list[tuple], path: Path, sha: 
         if para:
             text = _join(para)
             category = "ListItem" if BULLET_RE.match(para[0].text) else "NarrativeText"
-            yield Document(text=text, source=str(path), sha256=sha, category=category,
-                           section=" > ".join(t for _, t in stack), page=para[0].page)
+            yield Document(
+                text=text, source=str(path), sha256=sha, category=category, section=" > ".join(t for _, t in stack), page=para[0].page
+            )
             para.clear()
 
     for lines in pages:
@@ -141,8 +144,9 @@ def _paragraphs(pages: list[list[Line]], outline: list[tuple], path: Path, sha: 
             if ln.level is not None:
                 yield from flush()
                 _push(stack, ln.level, ln.text)
-                yield Document(text=ln.text, source=str(path), sha256=sha, category="Title",
-                               section=" > ".join(t for _, t in stack), page=ln.page)
+                yield Document(
+                    text=ln.text, source=str(path), sha256=sha, category="Title", section=" > ".join(t for _, t in stack), page=ln.page
+                )
                 prev = None
                 continue
             new_para = prev is None or BULLET_RE.match(ln.text) or (prev.bottom - ln.top) > 0.6 * max(ln.size, 1.0)

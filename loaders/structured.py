@@ -38,10 +38,15 @@ def load_structured(path: Path, sha: str) -> Loaded:
         if category == "Title":
             titles[meta["element_id"]] = (text, parent)
             path_parts.append(text)
-        docs.append(Document(
-            text=text, source=str(path), sha256=sha, category=category,
-            section=" > ".join(path_parts),
-        ))
+        docs.append(
+            Document(
+                text=text,
+                source=str(path),
+                sha256=sha,
+                category=category,
+                section=" > ".join(path_parts),
+            )
+        )
     return Loaded(docs)
 
 

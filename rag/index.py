@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -36,21 +36,26 @@ class Index:
             try:
                 self.client = chromadb.HttpClient(host=cfg.chroma_host, port=cfg.chroma_port, settings=settings)
             except Exception as e:  # refused, timed out, not a Chroma: one line, not a traceback
-                raise RuntimeError(f"cannot reach a Chroma server at {cfg.chroma_host}:{cfg.chroma_port} "
-                                   f"({type(e).__name__}); start one with `chroma run --host {cfg.chroma_host} --port {cfg.chroma_port}`") from None
+                raise RuntimeError(
+                    f"cannot reach a Chroma server at {cfg.chroma_host}:{cfg.chroma_port} "
+                    f"({type(e).__name__}); start one with `chroma run --host {cfg.chroma_host} --port {cfg.chroma_port}`"
+                ) from None
             self.key = f"{cfg.chroma_host}-{cfg.chroma_port}-{cfg.collection}"
         else:
             self.client = chromadb.PersistentClient(path=str(chroma_dir(workdir)), settings=settings)
             self.key = cfg.collection
         # We pass vectors ourselves: Chroma's default embedder would try to download a model.
         self.collection = self.client.get_or_create_collection(
-            cfg.collection, embedding_function=None,
+            cfg.collection,
+            embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}},
             metadata={"embedding_model": cfg.embedding_model},
         )
         built_with = (self.collection.metadata or {}).get("embedding_model")
         if built_with and built_with != cfg.embedding_model:
-            raise RuntimeError(f"collection {cfg.collection!r} was built with embedding model {built_with!r}, not {cfg.embedding_model!r}; use another --collection")
+            raise RuntimeError(
+                f"collection {cfg.collection!r} was built with embedding model {built_with!r}, not {cfg.embedding_model!r}; use another --collection"
+            )
         self.manifest_path = manifests_dir(workdir) / f"{self.key}.json"
         self.lexical_dir = lexical_dir(workdir) / self.key
 
@@ -60,8 +65,10 @@ class Index:
         for i in range(0, len(chunks), step):
             part = chunks[i : i + step]
             self.collection.upsert(
-                ids=[c.id for c in part], embeddings=vectors[i : i + step],
-                documents=[c.text for c in part], metadatas=[c.metadata() for c in part],
+                ids=[c.id for c in part],
+                embeddings=vectors[i : i + step],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],
             )
 
     def ids_for_source(self, source: str) -> set[str]:

@@ -11,21 +11,20 @@ uninterrupted run.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 from filelock import FileLock
 
 from ragtune.core.records import FileReport, IngestReport
+from ragtune.core.workdir import make_workdir
 from ragtune.loaders import LoadError, check_file, load_file, supported, walk
 from ragtune.rag import lexical
 from ragtune.rag.chunking import chunk_documents, make_chunker
-from ragtune.core.workdir import make_workdir
 from ragtune.rag.config import IngestConfig
 from ragtune.rag.embed import load_embedder
 from ragtune.rag.index import Index
-
 
 MANIFEST_EVERY_S = 1.0
 
@@ -117,8 +116,15 @@ def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pi
     stale = before - new_ids
     index.delete(stale)
     manifest["files"][source] = {"sha256": sha, "chunks": len(new_ids), "pages": loaded.pages, "ingested_at": time.time()}
-    return FileReport(source, "ok", warnings=loaded.warnings, pages=loaded.pages,
-                      chunks_added=len(fresh), chunks_unchanged=len(new_ids) - len(fresh), chunks_removed=len(stale))
+    return FileReport(
+        source,
+        "ok",
+        warnings=loaded.warnings,
+        pages=loaded.pages,
+        chunks_added=len(fresh),
+        chunks_unchanged=len(new_ids) - len(fresh),
+        chunks_removed=len(stale),
+    )
 
 
 def _prune(cfg: IngestConfig, index: Index, manifest: dict, seen: set[str]) -> list[FileReport]:

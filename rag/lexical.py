@@ -14,8 +14,6 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from ragtune.rag.index import Index
 
 TOKEN_RE = re.compile(r"\w+", re.UNICODE)

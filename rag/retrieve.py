@@ -9,8 +9,8 @@ bench/retrieval.py measures each mode on the SQuAD dev articles.
 from __future__ import annotations
 
 from ragtune.core.records import Hit
-from ragtune.rag import lexical
 from ragtune.core.workdir import make_workdir
+from ragtune.rag import lexical
 from ragtune.rag.config import SearchConfig
 from ragtune.rag.embed import OnnxQueryEncoder, load_embedder
 from ragtune.rag.index import Index

@@ -20,7 +20,7 @@ import re
 import shutil
 import textwrap
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from docx import Document
@@ -31,17 +31,29 @@ SRC = HERE / "src"
 OUT = HERE / "docs"
 
 # One fixed timestamp for every embedded date, so rebuilds are byte-identical.
-FIXED_DATE = datetime(2025, 1, 1, tzinfo=timezone.utc)
+FIXED_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 
 # The PDF core fonts only cover Latin-1; map common typography to ASCII.
-ASCII_FOR = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
-    "\u2013": "-", "\u2014": "--", "\u2026": "...", "\u2022": "-",
-    "\u2192": "->", "\u2264": "<=", "\u2265": ">=", "\u00a0": " ",
-})
+ASCII_FOR = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": "--",
+        "\u2026": "...",
+        "\u2022": "-",
+        "\u2192": "->",
+        "\u2264": "<=",
+        "\u2265": ">=",
+        "\u00a0": " ",
+    }
+)
 
 
 # --- Parsing: a tiny Markdown subset -----------------------------------------
+
 
 def parse(md):
     """Return blocks: ("h1"|"h2", text), ("p", text) or ("ul", [items]).
@@ -97,6 +109,7 @@ def word_count(blocks):
 
 # --- Writers: one per output format ------------------------------------------
 
+
 def write_markdown(src, blocks, path):
     # The source already is Markdown; copying keeps it byte-for-byte.
     shutil.copyfile(src, path)
@@ -148,8 +161,16 @@ def inline_html(text):
 
 def write_html(src, blocks, path):
     title = html.escape(plain(blocks[0][1]), quote=False)
-    lines = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             f"<title>{title}</title>", "</head>", "<body>", "<main>"]
+    lines = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{title}</title>",
+        "</head>",
+        "<body>",
+        "<main>",
+    ]
     for kind, body in blocks:
         if kind in ("h1", "h2"):
             lines.append(f"<{kind}>{inline_html(body)}</{kind}>")
@@ -204,9 +225,7 @@ def write_text(src, blocks, path):
         elif kind == "p":
             out.append(textwrap.fill(plain(body), **wrap))
         else:
-            out.append("\n".join(textwrap.fill(plain(i), initial_indent="  - ",
-                                               subsequent_indent="    ", **wrap)
-                                 for i in body))
+            out.append("\n".join(textwrap.fill(plain(i), initial_indent="  - ", subsequent_indent="    ", **wrap) for i in body))
     path.write_text("\n\n".join(out) + "\n", encoding="utf-8")
 
 
@@ -214,11 +233,13 @@ def write_json(src, blocks, path):
     # The intro sits next to the title, so a loader that nests sections under
     # the title does not see an "Evaluation > Evaluation" section.
     title, intro, groups = sections(blocks)
-    doc = {"title": plain(title),
-           "text": "\n\n".join(fold(kind, body) for kind, body in intro),
-           "sections": [{"heading": plain(heading),
-                         "text": "\n\n".join(fold(kind, body) for kind, body in group)}
-                        for heading, group in groups]}
+    doc = {
+        "title": plain(title),
+        "text": "\n\n".join(fold(kind, body) for kind, body in intro),
+        "sections": [
+            {"heading": plain(heading), "text": "\n\n".join(fold(kind, body) for kind, body in group)} for heading, group in groups
+        ],
+    }
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
@@ -235,8 +256,7 @@ def write_jsonl(src, blocks, path):
             if kind == "p" and text.startswith("Q: "):
                 question = text[3:]
             elif kind == "p" and text.startswith("A: ") and question:
-                records.append({"section": plain(heading), "question": question,
-                                "answer": text[3:]})
+                records.append({"section": plain(heading), "question": question, "answer": text[3:]})
                 question = None
             elif kind == "ul" and len(records) > first and "text" in records[-1]:
                 records[-1]["text"] += "\n" + text
@@ -274,8 +294,7 @@ def main(out=OUT):
             raise SystemExit(f"{src.name}: a chapter must start with a '# ' title")
         target = out / (src.stem + ext)
         writer(src, blocks, target)
-        print(f"{src.name} -> {target} "
-              f"({word_count(blocks)} words, {target.stat().st_size} bytes)")
+        print(f"{src.name} -> {target} ({word_count(blocks)} words, {target.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,17 @@ class SynthConfig:
     generator: str = setting("extractive (spaCy, no LLM), local (the engine's model) or openai (an OpenAI-compatible endpoint)")
     out: str | None = setting("dataset folder; unset: <workdir>/datasets/<generator>-<hash of these settings and the index version>")
     pairs_per_chunk: int = setting("facts asked about per chunk, each with its paraphrases", low=1, step=1, widget_high=10)
-    paraphrases: int = setting("extra wordings per fact: a fact is learnt from several (see docs/ft-rag.md)", low=0, high=25, step=1, widget_high=4)
+    paraphrases: int = setting(
+        "extra wordings per fact: a fact is learnt from several (see docs/ft-rag.md)", low=0, high=25, step=1, widget_high=4
+    )
     distractors: int = setting("K hard distractors per RAFT row: the retriever's hits for the question, the oracle excluded")
-    oracle_p: float = setting("P: share of RAFT rows whose context holds the oracle chunk; the rest answer from memory", low=0, high=1, step=0.05)
-    raft_context: str = setting("joint: the oracle among the distractors in one context; single: one chunk a row, as the span reader reads (docs/ft-rag.md, item 8)", choices=RAFT_CONTEXTS)
+    oracle_p: float = setting(
+        "P: share of RAFT rows whose context holds the oracle chunk; the rest answer from memory", low=0, high=1, step=0.05
+    )
+    raft_context: str = setting(
+        "joint: the oracle among the distractors in one context; single: one chunk a row, as the span reader reads (docs/ft-rag.md, item 8)",
+        choices=RAFT_CONTEXTS,
+    )
     eval_fraction: float = setting("F: share of chunks (or documents) held out for evaluation; none feeds both splits")
     split_by: str = setting("hold out whole chunks or whole documents", choices=("chunk", "document"))
     seed: int = setting("seed of the split, the sampling and the noise")
@@ -70,13 +77,19 @@ class SynthConfig:
             (set(self.noise_kinds) <= set(NOISE_KINDS), f"--noise-kinds must be among {', '.join(NOISE_KINDS)}, got {self.noise_kinds}"),
             (0 < self.grounding_overlap <= 1, f"grounding_overlap in configs/synth.yaml must be in (0, 1], got {self.grounding_overlap}"),
             (0 < self.dedup_threshold <= 1, f"dedup_threshold in configs/synth.yaml must be in (0, 1], got {self.dedup_threshold}"),
-            (1 <= self.min_question_words <= self.max_question_words, "min_question_words in configs/synth.yaml must be at least 1 and at most max_question_words"),
+            (
+                1 <= self.min_question_words <= self.max_question_words,
+                "min_question_words in configs/synth.yaml must be at least 1 and at most max_question_words",
+            ),
             (self.max_answer_words >= 1, f"max_answer_words in configs/synth.yaml must be at least 1, got {self.max_answer_words}"),
             (self.batch_size >= 1, f"batch_size in configs/synth.yaml must be at least 1, got {self.batch_size}"),
             (self.concurrency >= 1, f"--concurrency must be at least 1, got {self.concurrency}"),
             (self.timeout > 0, f"--timeout must be positive, got {self.timeout}"),
             (self.retries >= 0, f"--retries must be 0 or more, got {self.retries}"),
-            (self.generator != "openai" or bool(self.base_url), "--generator openai needs --base-url (an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1)"),
+            (
+                self.generator != "openai" or bool(self.base_url),
+                "--generator openai needs --base-url (an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1)",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import random
 import re
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ragtune.core.records import Chunk, Draft
 
@@ -27,12 +27,42 @@ TIME_PREPS = {"in", "on", "at", "during", "by", "since", "until", "before", "aft
 DEICTIC = {"such", "this", "that", "these", "those", "it", "they"}  # "such a division" means nothing out of context
 PRONOUNS = {"it", "he", "she", "they", "this", "that", "these", "those", "we", "i", "you", "which", "who", "its", "there"}
 # Answers we prefer to ask about first: specific facts before generic noun phrases.
-PRIORITY = {"DATE": 0, "CARDINAL": 0, "QUANTITY": 0, "MONEY": 0, "PERCENT": 0, "PERSON": 1, "GPE": 1, "LOC": 1,
-            "ORG": 1, "NORP": 1, "FAC": 1, "EVENT": 1, "WORK_OF_ART": 1, "PRODUCT": 1, "LAW": 1, "TIME": 1,
-            "subject": 2, "object": 3}
+PRIORITY = {
+    "DATE": 0,
+    "CARDINAL": 0,
+    "QUANTITY": 0,
+    "MONEY": 0,
+    "PERCENT": 0,
+    "PERSON": 1,
+    "GPE": 1,
+    "LOC": 1,
+    "ORG": 1,
+    "NORP": 1,
+    "FAC": 1,
+    "EVENT": 1,
+    "WORK_OF_ART": 1,
+    "PRODUCT": 1,
+    "LAW": 1,
+    "TIME": 1,
+    "subject": 2,
+    "object": 3,
+}
 MIN_SENT_TOKENS, MAX_SENT_TOKENS = 5, 80
 # Sentence adverbs that link to the previous sentence and read wrongly inside a question.
-LINKERS = {"however", "nevertheless", "nonetheless", "thus", "therefore", "hence", "also", "instead", "moreover", "furthermore", "meanwhile", "then"}
+LINKERS = {
+    "however",
+    "nevertheless",
+    "nonetheless",
+    "thus",
+    "therefore",
+    "hence",
+    "also",
+    "instead",
+    "moreover",
+    "furthermore",
+    "meanwhile",
+    "then",
+}
 CITATION = re.compile(r"\.:\d|\[\d+\]")  # Wikipedia's page citations: "life.:33", "[12]"
 
 
@@ -67,7 +97,7 @@ class ExtractiveGenerator:
             self._nlp = spacy.load(offline.spacy_model_path())
         return self._nlp
 
-    @lru_cache(maxsize=256)
+    @lru_cache(maxsize=256)  # noqa: B019 - an extractor lives for one synth run
     def _title_person(self, title: str) -> str | None:
         """The document's title, if it names a person ("Nikola Tesla"): who "he" is until another is named."""
         ents = self.nlp(title).ents if title else ()
@@ -101,8 +131,10 @@ def _choose(facts: list[Fact], n: int, rng: random.Random) -> list[Fact]:
     for f in sorted(facts, key=lambda f: (f.priority, rng.random())):
         if all(f.answer.lower() != g.answer.lower() for g in by_sentence.get(f.sentence, [])):
             by_sentence.setdefault(f.sentence, []).append(f)
-    rounds = [sorted((fs[i] for fs in by_sentence.values() if len(fs) > i), key=lambda f: (f.priority, rng.random()))
-              for i in range(max((len(fs) for fs in by_sentence.values()), default=0))]
+    rounds = [
+        sorted((fs[i] for fs in by_sentence.values() if len(fs) > i), key=lambda f: (f.priority, rng.random()))
+        for i in range(max((len(fs) for fs in by_sentence.values()), default=0))
+    ]
     return [f for r in rounds for f in r][:n]
 
 
@@ -149,9 +181,9 @@ def _clause_facts(sent, root, subj, index: int, max_answer_words: int, referent:
 
         def ask(wh: str, tokens: list) -> list[str]:
             """The question about this answer over `tokens` (the clause, or part of it); for an object, then the answer left in place."""
-            if subject_asked:
+            if subject_asked:  # noqa: B023 - called within this iteration only
                 return _subject_questions(wh, tokens, subj_span)
-            return _object_questions(wh, tokens, root, subj_span, drop, referent)
+            return _object_questions(wh, tokens, root, subj_span, drop, referent)  # noqa: B023
 
         questions = ask(wh, clause)
         if short := _short_clause(clause, root, taken, subject_asked):
@@ -212,7 +244,9 @@ def _answer_spans(sent, root, subj, clause):
         elif ent.label_ == "ORDINAL" or not _attached(head, root) or head.i == subj.i:
             continue
         else:  # the entity, with its article: "the United States", not what the parse hangs off it
-            tokens = ([ent[0].nbor(-1)] if ent.start > 0 and ent[0].nbor(-1).dep_ == "det" and ent[0].nbor(-1).head.i == head.i else []) + list(ent)
+            tokens = (
+                [ent[0].nbor(-1)] if ent.start > 0 and ent[0].nbor(-1).dep_ == "det" and ent[0].nbor(-1).head.i == head.i else []
+            ) + list(ent)
         if not all(t.i in in_clause for t in tokens) or taken & {t.i for t in tokens}:
             continue
         wh, drop = _wh_for(ent.label_, head, tokens)
@@ -311,8 +345,10 @@ def _object_questions(wh: str, clause: list, root, subj: list, drop: list, refer
     tail = f" {_lower_first(front)}" if _text(front) else ""
     in_situ = ""
     if drop[0].i > subj[-1].i:  # "the tower was completed in what year": only if the answer was not fronted
-        in_situ = " ".join(f"{subject} {_text([t for t in after if t.i < drop[0].i])} {_in_situ(wh, drop)} "
-                           f"{_text([t for t in after if t.i > drop[-1].i])}{tail}".split())
+        in_situ = " ".join(
+            f"{subject} {_text([t for t in after if t.i < drop[0].i])} {_in_situ(wh, drop)} "
+            f"{_text([t for t in after if t.i > drop[-1].i])}{tail}".split()
+        )
     return [f"{wh} {inverted}{tail}?", f"{_upper_first(in_situ)}?" if in_situ else ""]
 
 
@@ -320,8 +356,11 @@ def _modifiers(clause: list, root, taken: set[int]) -> list[list]:
     """The verb's modifiers (prepositional phrases, adverbs) that hold none of `taken`, in order."""
     verbs = {root.i} | {c.i for c in root.children if c.dep_ == "xcomp"}
     in_clause = {t.i for t in clause}
-    phrases = [[x for x in t.subtree if x.i in in_clause] for t in clause
-               if t.head.i in verbs and t.i not in verbs and t.dep_ in ("prep", "agent", "advmod", "npadvmod")]
+    phrases = [
+        [x for x in t.subtree if x.i in in_clause]
+        for t in clause
+        if t.head.i in verbs and t.i not in verbs and t.dep_ in ("prep", "agent", "advmod", "npadvmod")
+    ]
     return [p for p in phrases if p and not {x.i for x in p} & taken]
 
 
@@ -378,7 +417,9 @@ def _balanced(text: str) -> bool:
 
 def _in_situ(wh: str, drop: list) -> str:
     """The wh-phrase left where the answer was: "in 1889" -> "when", "by the company" -> "by whom"."""
-    return {"When": "when", "Where": "where", "Who": "whom" if drop[0].i > 0 and drop[0].nbor(-1).pos_ == "ADP" else "who"}.get(wh, _lower_wh(wh))
+    return {"When": "when", "Where": "where", "Who": "whom" if drop[0].i > 0 and drop[0].nbor(-1).pos_ == "ADP" else "who"}.get(
+        wh, _lower_wh(wh)
+    )
 
 
 def _lower_wh(wh: str) -> str:
@@ -393,8 +434,7 @@ def _text(tokens: list) -> str:
     """Tokens back to text with their own spacing (a space where tokens were taken out); stray
     commas and quotes trimmed."""
     tokens = sorted(tokens, key=lambda t: t.i)
-    out = "".join(t.text + (t.whitespace_ if j + 1 < len(tokens) and tokens[j + 1].i == t.i + 1 else " ")
-                  for j, t in enumerate(tokens))
+    out = "".join(t.text + (t.whitespace_ if j + 1 < len(tokens) and tokens[j + 1].i == t.i + 1 else " ") for j, t in enumerate(tokens))
     out = re.sub(r"\s+([,;:.)])", r"\1", re.sub(r"([,;:]\s*)+([,;:])", r"\2", out))
     return " ".join(out.split()).strip(" ,;:-\"'")
 

@@ -57,7 +57,10 @@ def check(draft: Draft, chunk_text: str, cfg) -> str | None:
     a, q = normalize(draft.answer), normalize(draft.question)
     if a and f" {a} " in f" {q} ":
         return "answer_in_question"
-    if not cfg.min_question_words <= len(draft.question.split()) <= cfg.max_question_words or len(draft.answer.split()) > cfg.max_answer_words:
+    if (
+        not cfg.min_question_words <= len(draft.question.split()) <= cfg.max_question_words
+        or len(draft.answer.split()) > cfg.max_answer_words
+    ):
         return "length"
     return None
 

@@ -34,8 +34,10 @@ from ragtune.engine.remote import Batch, Endpoint, http_reason
 # - "copied from the text": the answer must be a span of the chunk, so the pipeline can check
 #   grounding, and the span scorer (engine/spans.py) can find it at answer time.
 
-SYSTEM = ("You write quiz questions about a text. Each answer is a short phrase copied word for word "
-          "from the text. You reply only with the numbered lines asked for, nothing else.")
+SYSTEM = (
+    "You write quiz questions about a text. Each answer is a short phrase copied word for word "
+    "from the text. You reply only with the numbered lines asked for, nothing else."
+)
 
 USER = """Text:
 {text}
@@ -45,29 +47,63 @@ followed by its answer on a line "An:": a phrase copied from the text, at most {
 
 REWORD = " After each answer, ask its question again in other words {times}, on lines {labels}."
 
-EXAMPLE_TEXT = ("The Eiffel Tower was completed in 1889 as the entrance arch to the World's Fair in Paris. "
-                "It was designed by the company of the engineer Gustave Eiffel and is 330 metres tall. "
-                "About seven million people visit it every year, and it was painted for the 19th time in 2019.")
+EXAMPLE_TEXT = (
+    "The Eiffel Tower was completed in 1889 as the entrance arch to the World's Fair in Paris. "
+    "It was designed by the company of the engineer Gustave Eiffel and is 330 metres tall. "
+    "About seven million people visit it every year, and it was painted for the 19th time in 2019."
+)
 # (question, answer, paraphrases): the example reply is cut to --pairs-per-chunk and --paraphrases.
 EXAMPLE_FACTS = [
-    ("When was the Eiffel Tower completed?", "1889",
-     ["In what year was the Eiffel Tower finished?", "The Eiffel Tower was completed in which year?",
-      "What year saw the completion of the Eiffel Tower?"]),
-    ("How tall is the Eiffel Tower?", "330 metres",
-     ["What is the height of the Eiffel Tower?", "How many metres high is the Eiffel Tower?",
-      "The Eiffel Tower is how tall?"]),
-    ("Which engineer's company designed the Eiffel Tower?", "Gustave Eiffel",
-     ["The Eiffel Tower was designed by the company of which engineer?", "Who was the engineer whose company designed the Eiffel Tower?",
-      "The company of what engineer designed the Eiffel Tower?"]),
-    ("How many people visit the Eiffel Tower every year?", "About seven million",
-     ["How many visitors does the Eiffel Tower get each year?", "What is the yearly number of visitors to the Eiffel Tower?",
-      "Each year, how many people go to the Eiffel Tower?"]),
-    ("For which event was the Eiffel Tower built as the entrance arch?", "the World's Fair",
-     ["The Eiffel Tower was the entrance arch to what event?", "What event did the Eiffel Tower serve as the entrance arch for?",
-      "Which fair had the Eiffel Tower as its entrance arch?"]),
-    ("When was the Eiffel Tower painted for the 19th time?", "2019",
-     ["In what year did the Eiffel Tower get its 19th coat of paint?", "The 19th painting of the Eiffel Tower happened in which year?",
-      "What year was the Eiffel Tower painted for the nineteenth time?"]),
+    (
+        "When was the Eiffel Tower completed?",
+        "1889",
+        [
+            "In what year was the Eiffel Tower finished?",
+            "The Eiffel Tower was completed in which year?",
+            "What year saw the completion of the Eiffel Tower?",
+        ],
+    ),
+    (
+        "How tall is the Eiffel Tower?",
+        "330 metres",
+        ["What is the height of the Eiffel Tower?", "How many metres high is the Eiffel Tower?", "The Eiffel Tower is how tall?"],
+    ),
+    (
+        "Which engineer's company designed the Eiffel Tower?",
+        "Gustave Eiffel",
+        [
+            "The Eiffel Tower was designed by the company of which engineer?",
+            "Who was the engineer whose company designed the Eiffel Tower?",
+            "The company of what engineer designed the Eiffel Tower?",
+        ],
+    ),
+    (
+        "How many people visit the Eiffel Tower every year?",
+        "About seven million",
+        [
+            "How many visitors does the Eiffel Tower get each year?",
+            "What is the yearly number of visitors to the Eiffel Tower?",
+            "Each year, how many people go to the Eiffel Tower?",
+        ],
+    ),
+    (
+        "For which event was the Eiffel Tower built as the entrance arch?",
+        "the World's Fair",
+        [
+            "The Eiffel Tower was the entrance arch to what event?",
+            "What event did the Eiffel Tower serve as the entrance arch for?",
+            "Which fair had the Eiffel Tower as its entrance arch?",
+        ],
+    ),
+    (
+        "When was the Eiffel Tower painted for the 19th time?",
+        "2019",
+        [
+            "In what year did the Eiffel Tower get its 19th coat of paint?",
+            "The 19th painting of the Eiffel Tower happened in which year?",
+            "What year was the Eiffel Tower painted for the nineteenth time?",
+        ],
+    ),
 ]
 SUFFIXES = "bcdefghijklmnopqrstuvwxyz"  # Q1b, Q1c, ...: 25 paraphrases at most
 PROMPT_VERSION = hashlib.sha256((SYSTEM + USER + REWORD + EXAMPLE_TEXT + repr(EXAMPLE_FACTS)).encode()).hexdigest()[:12]
@@ -75,8 +111,10 @@ PROMPT_VERSION = hashlib.sha256((SYSTEM + USER + REWORD + EXAMPLE_TEXT + repr(EX
 
 def messages_for(text: str, cfg) -> list[dict]:
     """The chat messages asking for `cfg.pairs_per_chunk` facts of `text`, each with `cfg.paraphrases` rewordings."""
-    example = [{"role": "user", "content": _user(EXAMPLE_TEXT, cfg)},
-               {"role": "assistant", "content": _example_reply(cfg.pairs_per_chunk, cfg.paraphrases)}]
+    example = [
+        {"role": "user", "content": _user(EXAMPLE_TEXT, cfg)},
+        {"role": "assistant", "content": _example_reply(cfg.pairs_per_chunk, cfg.paraphrases)},
+    ]
     return [{"role": "system", "content": SYSTEM}, *example, {"role": "user", "content": _user(text, cfg)}]
 
 
@@ -137,7 +175,9 @@ def parse(output: str, chunk_text: str, cfg) -> list[Draft]:
 
 def _fact_drafts(n: int, group: int, fact: dict, chunk_text: str, cfg) -> list[Draft]:
     answer = (fact["a"] or "").strip().strip(QUOTES).rstrip(".").strip()
-    questions = [(fact["q"], "original", f"Q{n}")] + [(q, "paraphrase", f"Q{n}{s}") for s, q in list(fact["more"].items())[: cfg.paraphrases]]
+    questions = [(fact["q"], "original", f"Q{n}")] + [
+        (q, "paraphrase", f"Q{n}{s}") for s, q in list(fact["more"].items())[: cfg.paraphrases]
+    ]
     if fact["q"] is None:  # an answer or rewordings of a question never asked: nothing to anchor them
         return [Draft("", answer, group, error=f"malformed output: no 'Q{n}:' line")]
     if fact["a"] is None:
@@ -151,7 +191,9 @@ def _fact_drafts(n: int, group: int, fact: dict, chunk_text: str, cfg) -> list[D
     evidence = _sentence_with(answer, chunk_text) if not problem else ""
     out = []
     for question, kind, label in questions:
-        error = problem or ("" if question.endswith("?") else f"'{label}:' does not end with '?'" if question else f"empty question '{label}:'")
+        error = problem or (
+            "" if question.endswith("?") else f"'{label}:' does not end with '?'" if question else f"empty question '{label}:'"
+        )
         out.append(Draft(question, answer, group, evidence, kind, "malformed output: " + error if error else ""))
     return out
 
@@ -173,10 +215,20 @@ class LocalGenerator:
     def __init__(self, cfg):
         self.cfg = cfg
         d = cfg.decoding
-        self.settings = {"model": cfg.llm.model, "dtype": cfg.llm.dtype, "temperature": d.temperature, "top_p": d.top_p,
-                         "top_k": d.top_k, "max_new_tokens": d.max_new_tokens, "repetition_penalty": d.repetition_penalty,
-                         "seed": d.seed, "pairs_per_chunk": cfg.pairs_per_chunk, "paraphrases": cfg.paraphrases,
-                         "max_answer_words": cfg.max_answer_words, "prompt": PROMPT_VERSION}
+        self.settings = {
+            "model": cfg.llm.model,
+            "dtype": cfg.llm.dtype,
+            "temperature": d.temperature,
+            "top_p": d.top_p,
+            "top_k": d.top_k,
+            "max_new_tokens": d.max_new_tokens,
+            "repetition_penalty": d.repetition_penalty,
+            "seed": d.seed,
+            "pairs_per_chunk": cfg.pairs_per_chunk,
+            "paraphrases": cfg.paraphrases,
+            "max_answer_words": cfg.max_answer_words,
+            "prompt": PROMPT_VERSION,
+        }
         self._engine = None
 
     @property
@@ -199,9 +251,12 @@ class LocalGenerator:
         decoding = with_overrides(self.cfg.decoding, stop=stop_after(self.cfg))
         replies = iter(self.engine.generate([p for p, n in zip(prompts, sizes) if n <= limit], decoding, batch_size=self.cfg.batch_size))
         too_long = "prompt of {} tokens leaves no room for {} new ones in the model's context of {}"
-        return [parse(next(replies).text, c.text, self.cfg) if n <= limit
-                else [Draft("", "", 0, error=too_long.format(n, decoding.max_new_tokens, self.engine.max_context))]
-                for c, n in zip(chunks, sizes)]
+        return [
+            parse(next(replies).text, c.text, self.cfg)
+            if n <= limit
+            else [Draft("", "", 0, error=too_long.format(n, decoding.max_new_tokens, self.engine.max_context))]
+            for c, n in zip(chunks, sizes)
+        ]
 
 
 # --generator openai: any OpenAI-compatible endpoint -----------------------------------------
@@ -226,10 +281,19 @@ class OpenAIGenerator:
         self._batch = Batch()  # the requests of one `generate` call: the first that gives up stops the others retrying
         self.model = cfg.model or self._first_model()
         d = cfg.decoding
-        self.settings = {"model": self.model, "base_url": self.url, "api_key_env": cfg.api_key_env,
-                         "temperature": d.temperature, "top_p": d.top_p, "max_tokens": d.max_new_tokens, "seed": d.seed,
-                         "pairs_per_chunk": cfg.pairs_per_chunk, "paraphrases": cfg.paraphrases,
-                         "max_answer_words": cfg.max_answer_words, "prompt": PROMPT_VERSION}
+        self.settings = {
+            "model": self.model,
+            "base_url": self.url,
+            "api_key_env": cfg.api_key_env,
+            "temperature": d.temperature,
+            "top_p": d.top_p,
+            "max_tokens": d.max_new_tokens,
+            "seed": d.seed,
+            "pairs_per_chunk": cfg.pairs_per_chunk,
+            "paraphrases": cfg.paraphrases,
+            "max_answer_words": cfg.max_answer_words,
+            "prompt": PROMPT_VERSION,
+        }
 
     def generate(self, chunks: list[Chunk]) -> list[list[Draft]]:
         """Drafts for each chunk, in order, with `cfg.concurrency` requests in flight.
@@ -252,8 +316,14 @@ class OpenAIGenerator:
         import openai
 
         d = self.cfg.decoding
-        request = dict(model=self.model, messages=messages_for(chunk.text, self.cfg), temperature=d.temperature,
-                       top_p=d.top_p, max_tokens=d.max_new_tokens, stop=stop_after(self.cfg))
+        request = dict(
+            model=self.model,
+            messages=messages_for(chunk.text, self.cfg),
+            temperature=d.temperature,
+            top_p=d.top_p,
+            max_tokens=d.max_new_tokens,
+            stop=stop_after(self.cfg),
+        )
         if d.seed is not None:
             request["seed"] = d.seed
         try:

@@ -25,9 +25,9 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from filelock import FileLock
@@ -71,8 +71,15 @@ def synthesize_card(cfg: SynthConfig, progress: Callable[[str, int, int], None] 
         drafts, settings = _generate(out, cfg, chunks, progress)
         card = _build(out, cfg, chunks, drafts, settings, progress)
     elapsed = round(time.perf_counter() - t0, 2)
-    card = replace(card, name=out.name, path=str(out), index_version=version, collection=cfg.search.index.collection,
-                   elapsed_s=elapsed, pairs_per_s=round(card.pairs["total"] / max(elapsed, 1e-9), 1))
+    card = replace(
+        card,
+        name=out.name,
+        path=str(out),
+        index_version=version,
+        collection=cfg.search.index.collection,
+        elapsed_s=elapsed,
+        pairs_per_s=round(card.pairs["total"] / max(elapsed, 1e-9), 1),
+    )
     _write_json(out / "dataset.json", card.to_json())
     return card
 
@@ -129,8 +136,11 @@ def _remove_rows(data: Path, gone: set[str]) -> int:
 
 def _recount(card: DatasetCard, n_removed: int, left: list[Pair]) -> DatasetCard:
     """The card after a removal: the removed count grows, the pair counts are those left."""
-    return replace(card, filtered={**card.filtered, "removed": card.filtered.get("removed", 0) + n_removed},
-                   pairs={**card.pairs, "total": len(left), **Counter(p.split for p in left)})
+    return replace(
+        card,
+        filtered={**card.filtered, "removed": card.filtered.get("removed", 0) + n_removed},
+        pairs={**card.pairs, "total": len(left), **Counter(p.split for p in left)},
+    )
 
 
 def _removed_ids(data: Path) -> set[str]:
@@ -151,8 +161,11 @@ def _identity(cfg: SynthConfig, index_version: str) -> dict:
     """What the dataset is made from: its settings, the index, and the prompt templates its rows
     are rendered with (a template change makes other rows, so another folder)."""
     templates = repr(_templates(cfg))
-    return {"config": {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY}, "index_version": index_version,
-            "prompts": hashlib.sha256(templates.encode()).hexdigest()[:16]}
+    return {
+        "config": {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY},
+        "index_version": index_version,
+        "prompts": hashlib.sha256(templates.encode()).hexdigest()[:16],
+    }
 
 
 def _claim(out: Path, cfg: SynthConfig, version: str) -> None:
@@ -162,8 +175,10 @@ def _claim(out: Path, cfg: SynthConfig, version: str) -> None:
     if path.exists():
         theirs = _read_json(path)
         if theirs != json.loads(json.dumps(mine, default=str)):
-            raise ConfigError(f"--out {out} holds a dataset made with other settings or another index; "
-                              "choose another --out, or delete the folder to start over")
+            raise ConfigError(
+                f"--out {out} holds a dataset made with other settings or another index; "
+                "choose another --out, or delete the folder to start over"
+            )
     else:
         _write_json(path, mine)
 
@@ -211,7 +226,9 @@ def _read_drafts(path: Path) -> dict[str, list[Draft]]:
             rec = json.loads(line)
             done[rec["chunk_id"]] = [Draft(**d) for d in rec["drafts"]]
         except (ValueError, KeyError, TypeError) as e:
-            raise RuntimeError(f"{path}:{n}: not a line ragtune wrote ({type(e).__name__}); delete the dataset folder to start over") from None
+            raise RuntimeError(
+                f"{path}:{n}: not a line ragtune wrote ({type(e).__name__}); delete the dataset folder to start over"
+            ) from None
     return done
 
 
@@ -298,8 +315,24 @@ def _pairs(cfg: SynthConfig, keyed: list, by_id: dict[str, Chunk], splits: dict[
     pairs = []
     for k in keyed:
         c, d = by_id[k.chunk_id], k.draft
-        pairs.append(Pair(_pair_id(c.id, d.question, d.answer), d.question, d.answer, c.id, c.source, c.page, c.section,
-                          gen["name"], gen["settings"], k.group, d.kind, splits[c.id], d.evidence, tuple(distractors.get(k.group, ()))))
+        pairs.append(
+            Pair(
+                _pair_id(c.id, d.question, d.answer),
+                d.question,
+                d.answer,
+                c.id,
+                c.source,
+                c.page,
+                c.section,
+                gen["name"],
+                gen["settings"],
+                k.group,
+                d.kind,
+                splits[c.id],
+                d.evidence,
+                tuple(distractors.get(k.group, ())),
+            )
+        )
     return pairs + _noise(cfg, pairs)
 
 
@@ -314,8 +347,9 @@ def _rows(cfg: SynthConfig, pairs: list[Pair], by_id: dict[str, Chunk]) -> dict[
         if cfg.raft_context == "single":
             out[p.split].append(rows.single_chunk_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.cot))
         else:
-            out[p.split].append(rows.raft_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.shuffle_context,
-                                              cfg.cot, cfg.max_tokens))
+            out[p.split].append(
+                rows.raft_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.shuffle_context, cfg.cot, cfg.max_tokens)
+            )
     return out
 
 
@@ -328,8 +362,16 @@ def _write_dataset(out: Path, cfg: SynthConfig, pairs: list[Pair], out_rows: dic
             write_jsonl(out / f"{split}.{cfg.format}.jsonl", [rows.EXPORTS[cfg.format](r) for r in rs])
 
 
-def _card(cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], gen: dict, kept: _Kept,
-          splits: dict[str, str], pairs: list[Pair], out_rows: dict[str, list[dict]]) -> DatasetCard:
+def _card(
+    cfg: SynthConfig,
+    chunks: list[Chunk],
+    drafts: dict[str, list[Draft]],
+    gen: dict,
+    kept: _Kept,
+    splits: dict[str, str],
+    pairs: list[Pair],
+    out_rows: dict[str, list[dict]],
+) -> DatasetCard:
     """The card of a fresh build; where the folder is and how long it took are set by `synthesize_card`."""
     text = {c.id: c.text for c in chunks}
     originals = pairs[: len(kept.keyed)]  # the kept drafts' pairs, row for row with their vectors; noise follows
@@ -341,19 +383,34 @@ def _card(cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]],
     return DatasetCard(
         generator=gen,
         config=to_dict(cfg),
-        chunks={"total": len(chunks), "with_pairs": len(with_pairs), "coverage": round(len(with_pairs) / len(chunks), 4),
-                "eval": sum(s == "eval" for s in splits.values())},
+        chunks={
+            "total": len(chunks),
+            "with_pairs": len(with_pairs),
+            "coverage": round(len(with_pairs) / len(chunks), 4),
+            "eval": sum(s == "eval" for s in splits.values()),
+        },
         drafts=sum(len(v) for v in drafts.values()),
         grounding_rate_before_filters=kept.grounding_rate,
-        grounding_rate_after_filters=round(sum(filters.grounded(p.answer, text[p.chunk_id], cfg.grounding_overlap)
-                                               for p in pairs) / max(len(pairs), 1), 4),
+        grounding_rate_after_filters=round(
+            sum(filters.grounded(p.answer, text[p.chunk_id], cfg.grounding_overlap) for p in pairs) / max(len(pairs), 1), 4
+        ),
         filtered={r: kept.counts[r] for r in filters.REASONS},
-        pairs={"total": len(pairs), **Counter(p.split for p in pairs), "by_kind": dict(Counter(p.kind for p in pairs)),
-               "groups": len({p.group for p in pairs})},
+        pairs={
+            "total": len(pairs),
+            **Counter(p.split for p in pairs),
+            "by_kind": dict(Counter(p.kind for p in pairs)),
+            "groups": len({p.group for p in pairs}),
+        },
         rows={s: dict(Counter(r["kind"] for r in rs)) for s, rs in out_rows.items()},
         mean_words={"question": _mean(len(p.question.split()) for p in pairs), "answer": _mean(len(p.answer.split()) for p in pairs)},
-        raft={"context": cfg.raft_context, "distractors": cfg.distractors, "oracle_p": cfg.oracle_p, "max_tokens": cfg.max_tokens,
-              "oracle_in_context": _mean(r["oracle_in_context"] for r in raft_rows), "mean_chunks": _mean(r["chunks"] for r in raft_rows)},
+        raft={
+            "context": cfg.raft_context,
+            "distractors": cfg.distractors,
+            "oracle_p": cfg.oracle_p,
+            "max_tokens": cfg.max_tokens,
+            "oracle_in_context": _mean(r["oracle_in_context"] for r in raft_rows),
+            "mean_chunks": _mean(r["chunks"] for r in raft_rows),
+        },
         leakage={"split_by": cfg.split_by, "max_eval_train_similarity": round(leak_max, 4), "mean_best_similarity": round(leak_mean, 4)},
     )
 
@@ -396,8 +453,24 @@ def _noise(cfg: SynthConfig, pairs: list[Pair]) -> list[Pair]:
         rng = random.Random(f"{cfg.seed}:noise:{p.id}")
         if p.split == "train" and p.kind == "original" and rng.random() < cfg.noise:
             q = noisy(p.question, p.answer, rng.choice(cfg.noise_kinds), rng)
-            out.append(Pair(_pair_id(p.chunk_id, q, p.answer), q, p.answer, p.chunk_id, p.source, p.page, p.section,
-                            p.generator, p.settings, p.group, "noise", p.split, p.evidence, p.distractors))
+            out.append(
+                Pair(
+                    _pair_id(p.chunk_id, q, p.answer),
+                    q,
+                    p.answer,
+                    p.chunk_id,
+                    p.source,
+                    p.page,
+                    p.section,
+                    p.generator,
+                    p.settings,
+                    p.group,
+                    "noise",
+                    p.split,
+                    p.evidence,
+                    p.distractors,
+                )
+            )
     return out
 
 

@@ -22,12 +22,23 @@ TEMPLATE_TOKENS = 4  # the chat template's markers around each message
 
 def closed_book_row(pair: Pair, t: P.PromptTemplates) -> dict:
     """A `ft` row: the question under the plain-prompting system prompt -> the answer."""
-    messages = P.base_messages(pair.question, t, examples=P.shows_examples(t, adapter=True)) + [{"role": "assistant", "content": pair.answer}]
+    messages = P.base_messages(pair.question, t, examples=P.shows_examples(t, adapter=True)) + [
+        {"role": "assistant", "content": pair.answer}
+    ]
     return _row(pair, messages, "closed_book", oracle_in_context=False, chunks=0)
 
 
-def raft_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTemplates, rng: random.Random,
-             oracle_p: float, shuffle: bool, cot: bool, max_tokens: int = NO_BUDGET) -> dict:
+def raft_row(
+    pair: Pair,
+    oracle: Chunk,
+    distractors: list[Chunk],
+    t: P.PromptTemplates,
+    rng: random.Random,
+    oracle_p: float,
+    shuffle: bool,
+    cot: bool,
+    max_tokens: int = NO_BUDGET,
+) -> dict:
     """A joint RAFT row: the oracle (with probability `oracle_p`, else the answer comes from memory)
     among the distractors, as the engine renders a RAG prompt. The weakest distractors are dropped
     until it fits `max_tokens` (estimated); the oracle never is."""
@@ -44,8 +55,9 @@ def raft_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTem
     return _row(pair, messages, "raft", oracle_in_context=with_oracle, chunks=len(chunks))
 
 
-def single_chunk_row(pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTemplates, rng: random.Random,
-                     oracle_p: float, cot: bool) -> dict:
+def single_chunk_row(
+    pair: Pair, oracle: Chunk, distractors: list[Chunk], t: P.PromptTemplates, rng: random.Random, oracle_p: float, cot: bool
+) -> dict:
     """A single-chunk RAFT row, as the span reader prompts it: the oracle (with probability
     `oracle_p`) -> the answer, else the hardest distractor -> the abstain answer, so that a chunk
     without the answer lends its spans less probability. A distractor that holds the answer word
@@ -78,16 +90,40 @@ def _estimate_tokens(messages: list[dict]) -> int:
 def _row(pair: Pair, messages: list[dict], kind: str, oracle_in_context: bool, chunks: int) -> dict:
     """`messages` with the pair's metadata beside them, so every row traces back to its text."""
     return {
-        "messages": messages, "kind": kind, "pair_id": pair.id, "question": pair.question, "answer": pair.answer,
-        "oracle_chunk_id": pair.chunk_id, "oracle_in_context": oracle_in_context, "chunks": chunks, "source": pair.source,
-        "page": pair.page, "section": pair.section, "split": pair.split, "group": pair.group,
-        "pair_kind": pair.kind, "generator": pair.generator,
+        "messages": messages,
+        "kind": kind,
+        "pair_id": pair.id,
+        "question": pair.question,
+        "answer": pair.answer,
+        "oracle_chunk_id": pair.chunk_id,
+        "oracle_in_context": oracle_in_context,
+        "chunks": chunks,
+        "source": pair.source,
+        "page": pair.page,
+        "section": pair.section,
+        "split": pair.split,
+        "group": pair.group,
+        "pair_kind": pair.kind,
+        "generator": pair.generator,
     }
 
 
 # Exports -----------------------------------------------------------------------------------------
 
-META = ("kind", "pair_id", "oracle_chunk_id", "oracle_in_context", "chunks", "source", "page", "section", "split", "group", "pair_kind", "generator")
+META = (
+    "kind",
+    "pair_id",
+    "oracle_chunk_id",
+    "oracle_in_context",
+    "chunks",
+    "source",
+    "page",
+    "section",
+    "split",
+    "group",
+    "pair_kind",
+    "generator",
+)
 
 
 def to_alpaca(row: dict) -> dict:
@@ -96,8 +132,14 @@ def to_alpaca(row: dict) -> dict:
     system = m[0]["content"] if m[0]["role"] == "system" else ""
     turns = [x for x in m if x["role"] != "system"]
     history = [[turns[i]["content"], turns[i + 1]["content"]] for i in range(0, len(turns) - 2, 2)]
-    return {"system": system, "instruction": turns[-2]["content"], "input": "", "output": turns[-1]["content"],
-            "history": history, **{k: row[k] for k in META}}
+    return {
+        "system": system,
+        "instruction": turns[-2]["content"],
+        "input": "",
+        "output": turns[-1]["content"],
+        "history": history,
+        **{k: row[k] for k in META},
+    }
 
 
 def to_sharegpt(row: dict) -> dict:

@@ -22,10 +22,22 @@ SAMPLE = ROOT / "sample" / "docs"
 SHARED = ROOT.parent / "shared"
 
 # each YAML file in configs/ and the config class it builds (tests/core/test_config.py, test_schema.py)
-STAGES = {"ingest.yaml": IngestConfig, "search.yaml": SearchConfig, "index.yaml": IndexConfig, "model.yaml": ModelConfig,
-          "decoding.yaml": DecodingConfig, "ask.yaml": AskConfig, "serve.yaml": ServeConfig, "spans.yaml": SpanConfig,
-          "synth.yaml": SynthConfig, "train.yaml": TrainConfig, "eval.yaml": EvalConfig, "app.yaml": AppConfig,
-          "demo.yaml": DemoConfig, "llm.yaml": LLMConfig}
+STAGES = {
+    "ingest.yaml": IngestConfig,
+    "search.yaml": SearchConfig,
+    "index.yaml": IndexConfig,
+    "model.yaml": ModelConfig,
+    "decoding.yaml": DecodingConfig,
+    "ask.yaml": AskConfig,
+    "serve.yaml": ServeConfig,
+    "spans.yaml": SpanConfig,
+    "synth.yaml": SynthConfig,
+    "train.yaml": TrainConfig,
+    "eval.yaml": EvalConfig,
+    "app.yaml": AppConfig,
+    "demo.yaml": DemoConfig,
+    "llm.yaml": LLMConfig,
+}
 
 
 def ingest_cfg(workdir: Path, paths: list, **overrides):

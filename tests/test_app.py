@@ -32,8 +32,9 @@ def workdir(tmp_path_factory, sample_docs, tiny_model):
     wd = tmp_path_factory.mktemp("app")
     ingest(ingest_cfg(wd, [sample_docs / "01-overview.md", sample_docs / "05-training.txt"]))
     torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
-                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     model.save_pretrained(wd / "adapters" / "run-1")
     return wd
 
@@ -44,8 +45,9 @@ def server(workdir, tiny_model):
     from ragtune import app as A
     from ragtune.core.config import load_config
 
-    cfg = load_config(A.AppConfig, {"workdir": str(workdir), "port": free_port(), "ask.model.model": str(tiny_model),
-                                    "ask.decoding.max_new_tokens": 12})
+    cfg = load_config(
+        A.AppConfig, {"workdir": str(workdir), "port": free_port(), "ask.model.model": str(tiny_model), "ask.decoding.max_new_tokens": 12}
+    )
     demo = A.launch(cfg, block=False)
     yield f"http://127.0.0.1:{cfg.port}/"
     demo.close()
@@ -60,7 +62,8 @@ def client(server):
 
 def test_four_answers_side_by_side_with_sources(client):
     base, rag, ft, ft_rag, rag_sources, ft_rag_sources = client.predict(
-        "What does ragtune train use?", 0.0, 50, 1.0, 12, api_name="/side_by_side")
+        "What does ragtune train use?", 0.0, 50, 1.0, 12, api_name="/side_by_side"
+    )
     for mode, text in (("base", base), ("rag", rag), ("ft", ft), ("ft-rag", ft_rag)):
         assert text.strip() and "unavailable" not in text, f"{mode}: {text!r}"
     for sources in (rag_sources, ft_rag_sources):
@@ -120,8 +123,10 @@ def test_upload_is_ingested_and_a_traversing_name_lands_inside_the_workdir(serve
 def _cited_answer(form: str, text: str, **kw):
     from ragtune.core.records import Answer, Source
 
-    sources = [Source("c1", "/docs/guide.md", 3, "Guide > Install", 0.5, 1, "The capital of France is Paris.\nIt has *many* <b>museums</b>."),
-               Source("c2", "/docs/b.txt", None, "Other", 0.25, 2, "Trains run every hour.")]
+    sources = [
+        Source("c1", "/docs/guide.md", 3, "Guide > Install", 0.5, 1, "The capital of France is Paris.\nIt has *many* <b>museums</b>."),
+        Source("c2", "/docs/b.txt", None, "Other", 0.25, 2, "Trains run every hour."),
+    ]
     return Answer("q", "rag", text, sources, form=form, **kw)
 
 
@@ -168,7 +173,8 @@ def test_the_app_links_rag_answers_to_anchored_sources(client):
     import re
 
     base, rag, ft, ft_rag, rag_sources, ft_rag_sources = client.predict(
-        "What does ragtune train use?", 0.0, 50, 1.0, 8, api_name="/side_by_side")
+        "What does ragtune train use?", 0.0, 50, 1.0, 8, api_name="/side_by_side"
+    )
     for mode, answer, sources in (("rag", rag, rag_sources), ("ft-rag", ft_rag, ft_rag_sources)):
         anchors = re.findall(rf'<a id="src-{mode}-(\d+)"></a>', sources)
         assert anchors and anchors == [str(n) for n in range(1, len(anchors) + 1)], sources
@@ -209,8 +215,9 @@ def test_eight_concurrent_sessions_all_get_answers(server):
 
     def ask(i):
         try:
-            results[i] = Client(server, verbose=False).predict(f"Question {i}: what does ingest do?", 0.0, 50, 1.0, 8,
-                                                               api_name="/side_by_side")
+            results[i] = Client(server, verbose=False).predict(
+                f"Question {i}: what does ingest do?", 0.0, 50, 1.0, 8, api_name="/side_by_side"
+            )
         except Exception as e:  # noqa: BLE001 - collected and asserted below
             errors.append(repr(e))
 
@@ -291,8 +298,13 @@ def assert_four_modes_per_table(out: str) -> None:
 def real_demo(tmp_path_factory, model_cache):
     """`ragtune demo --no-app` as the README runs it: the packaged model, the bundled corpus. Once per CI run."""
     wd = tmp_path_factory.mktemp("demo")
-    r = subprocess.run([sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(wd)],
-                       capture_output=True, text=True, timeout=1200, env={**os.environ, "RAGTUNE_WORKDIR": ""})
+    r = subprocess.run(
+        [sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(wd)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "RAGTUNE_WORKDIR": ""},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return wd, r.stdout
 
@@ -307,15 +319,17 @@ def test_the_real_demo_trains_and_evaluates_the_packaged_model(real_demo):
     assert_four_modes_per_table(out)
     # On our 28 questions (the second table) the packaged model reads its sources; random weights score ~0.
     # The synthetic split's dozen machine-made questions ("What is 2/61 so?") vary too much run to run to test.
-    ours = out[out.index("on our questions"):]
+    ours = out[out.index("on our questions") :]
     rag_f1 = next(float(line.split()[2]) for line in ours.splitlines() if line.startswith("rag "))
     assert rag_f1 > 15, out
     assert len(list((wd / "adapters").glob("*/adapter_model.safetensors"))) == 1
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("RAGTUNE_REQUIRE_BROWSER"),
-                    reason="no chromium here (apt-get install chromium); .ci/run installs it and requires this test")
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("RAGTUNE_REQUIRE_BROWSER"),
+    reason="no chromium here (apt-get install chromium); .ci/run installs it and requires this test",
+)
 def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
     """The demo's app in headless Chromium: ask, wait for the four answers, save a screenshot (the README's)."""
     from playwright.sync_api import expect, sync_playwright
@@ -330,12 +344,17 @@ def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
     shot = Path(os.environ.get("RAGTUNE_SCREENSHOT") or tmp_path / "chat.png")
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 820})
             page.goto(f"http://127.0.0.1:{cfg.port}/")
             # An open question (sample/open_questions.jsonl o17): rag answers with sentences of the guide, each cited
-            page.locator("#question textarea").fill("What happens if the BM25 index is out of date, for example after an ingest was killed?")
+            page.locator("#question textarea").fill(
+                "What happens if the BM25 index is out of date, for example after an ingest was killed?"
+            )
             page.locator("#ask").click()
             for mode in ("base", "rag", "ft", "ft-rag"):  # each panel ends with its latency and token count
                 expect(page.locator(f"#answer-{mode}")).to_contain_text(" token", timeout=120_000)
@@ -357,15 +376,32 @@ def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
 def test_demo_runs_the_whole_job_and_prints_four_modes(tmp_path, tiny_model):
     """`ragtune demo --no-app` on the tiny model: ingest, synth, train, eval on the three question sets."""
     env = {**os.environ, "RAGTUNE_WORKDIR": ""}
-    r = subprocess.run([sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"),
-                        "--model", str(tiny_model)], capture_output=True, text=True, timeout=900, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"), "--model", str(tiny_model)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout
-    for stage in ("1/4 ingest: 7 files", "2/4 synth:", "3/4 train:", "4/4 eval on the synthetic eval split", "4/4 eval on our questions",
-                  "4/4 eval on open questions", "\nopen questions ("):
+    for stage in (
+        "1/4 ingest: 7 files",
+        "2/4 synth:",
+        "3/4 train:",
+        "4/4 eval on the synthetic eval split",
+        "4/4 eval on our questions",
+        "4/4 eval on open questions",
+        "\nopen questions (",
+    ):
         assert stage in out, out
     assert_four_modes_per_table(out)
     assert "Demo done in" in out
-    again = subprocess.run([sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"),
-                            "--model", str(tiny_model)], capture_output=True, text=True, timeout=900, env=env)
+    again = subprocess.run(
+        [sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"), "--model", str(tiny_model)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert again.returncode == 0 and "3/4 train: reusing" in again.stdout, again.stdout + again.stderr[-2000:]

@@ -39,8 +39,7 @@ def other(tmp_path_factory, sample_docs, tiny_model):
     launch, launched = A.launch, []
     A.launch = lambda cfg, block=True: launched.append(cfg)  # cmd_app's config, served below without blocking
     try:
-        assert cli.main(["app", "--workdir", str(wd), "--collection", "other", "--model", str(tiny_model),
-                         "--port", str(free_port())]) == 0
+        assert cli.main(["app", "--workdir", str(wd), "--collection", "other", "--model", str(tiny_model), "--port", str(free_port())]) == 0
     finally:
         A.launch = launch
     (cfg,) = launched
@@ -209,8 +208,10 @@ def _cli_flags() -> set[str]:
     return flags
 
 
-@pytest.mark.parametrize("cls, overrides", [("ragtune.rag.config.IndexConfig", {"embed_precision": "fp16"}),
-                                            ("ragtune.engine.config.AskConfig", {"context_tokens": 8})])
+@pytest.mark.parametrize(
+    "cls, overrides",
+    [("ragtune.rag.config.IndexConfig", {"embed_precision": "fp16"}), ("ragtune.engine.config.AskConfig", {"context_tokens": 8})],
+)
 def test_config_errors_name_a_flag_or_key_that_exists(cls, overrides):
     import importlib
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from ragtune import cli
 from helpers import ingest_cfg
+from ragtune import cli
 from ragtune.core.records import Answer, Citation
 
 
@@ -20,31 +20,36 @@ def workdir(tmp_path_factory, sample_docs, model_cache):
     return wd
 
 
-@pytest.mark.parametrize("line,parsed", [
-    ("  How do I prune?  \n", ("ask", "How do I prune?")),
-    ("", ("", None)),
-    ("   \n", ("", None)),
-    ("/mode ft-rag", ("mode", "ft-rag")),
-    ("/MODE  Base ", ("mode", "base")),
-    ("/mode", ("mode", None)),
-    ("/k 4", ("k", 4)),
-    ("/k", ("k", None)),
-    ("/sources", ("sources", None)),
-    ("/help", ("help", None)),
-    ("/quit", ("quit", None)),
-    ("/exit", ("quit", None)),
-    ("/mode gpt-4", ("error", "unknown mode 'gpt-4': choose one of base, rag, ft, ft-rag")),
-    ("/k 0", ("error", "/k takes a number of chunks, 1 or more; got '0'")),
-    ("/k four", ("error", "/k takes a number of chunks, 1 or more; got 'four'")),
-    ("/frobnicate now", ("error", "unknown command /frobnicate: /help lists the commands")),
-])
+@pytest.mark.parametrize(
+    "line,parsed",
+    [
+        ("  How do I prune?  \n", ("ask", "How do I prune?")),
+        ("", ("", None)),
+        ("   \n", ("", None)),
+        ("/mode ft-rag", ("mode", "ft-rag")),
+        ("/MODE  Base ", ("mode", "base")),
+        ("/mode", ("mode", None)),
+        ("/k 4", ("k", 4)),
+        ("/k", ("k", None)),
+        ("/sources", ("sources", None)),
+        ("/help", ("help", None)),
+        ("/quit", ("quit", None)),
+        ("/exit", ("quit", None)),
+        ("/mode gpt-4", ("error", "unknown mode 'gpt-4': choose one of base, rag, ft, ft-rag")),
+        ("/k 0", ("error", "/k takes a number of chunks, 1 or more; got '0'")),
+        ("/k four", ("error", "/k takes a number of chunks, 1 or more; got 'four'")),
+        ("/frobnicate now", ("error", "unknown command /frobnicate: /help lists the commands")),
+    ],
+)
 def test_parse_chat_line(line, parsed):
     assert cli.parse_chat_line(line) == parsed
 
 
 def test_an_answer_is_followed_by_its_citations_one_per_line(capsys):
-    cited = [Citation(1, "c1", "/docs/guide.pdf", 3, "Guide > Install", "Run ingest."),
-             Citation(2, "c2", "/docs/notes.md", None, "", "Then train.")]
+    cited = [
+        Citation(1, "c1", "/docs/guide.pdf", 3, "Guide > Install", "Run ingest."),
+        Citation(2, "c2", "/docs/notes.md", None, "", "Then train."),
+    ]
     answer = Answer("q", "rag", "Run ingest. [1] Then train. [2]", [], citations=cited, dropped_citations=1)
 
     class Streaming:
@@ -55,7 +60,11 @@ def test_an_answer_is_followed_by_its_citations_one_per_line(capsys):
 
     assert cli._chat_answer(Streaming(), "q", "rag", 2) is answer
     assert capsys.readouterr().out.splitlines() == [
-        "Run ingest. [1] Then train. [2]", "[1] guide.pdf p.3 § Install", "[2] notes.md", "(1 citation to no retrieved chunk removed)"]
+        "Run ingest. [1] Then train. [2]",
+        "[1] guide.pdf p.3 § Install",
+        "[2] notes.md",
+        "(1 citation to no retrieved chunk removed)",
+    ]
 
 
 def test_a_session_switches_mode_and_k_lists_sources_and_survives_errors(workdir, tiny_model, monkeypatch, capsys):
@@ -71,14 +80,31 @@ def test_a_session_switches_mode_and_k_lists_sources_and_survives_errors(workdir
 
     asked: list = []
     monkeypatch.setattr(Answerer, "stream", stream)
-    lines = ["What does ragtune train use?", "", "/sources", "/mode base", "/mode nope", "/k 3", "boom", "/frob",
-             "What does ingest do?", "/mode", "/sources", "/help", "/quit", "never asked"]
+    lines = [
+        "What does ragtune train use?",
+        "",
+        "/sources",
+        "/mode base",
+        "/mode nope",
+        "/k 3",
+        "boom",
+        "/frob",
+        "What does ingest do?",
+        "/mode",
+        "/sources",
+        "/help",
+        "/quit",
+        "never asked",
+    ]
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
     code = cli.main(["chat", "--workdir", str(workdir), "--model", str(tiny_model), "--max-new-tokens", "6", "-k", "2"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert [(q, m, k) for q, m, k in asked] == [("What does ragtune train use?", "rag", 2), ("boom", "base", 3),
-                                               ("What does ingest do?", "base", 3)]
+    assert [(q, m, k) for q, m, k in asked] == [
+        ("What does ragtune train use?", "rag", 2),
+        ("boom", "base", 3),
+        ("What does ingest do?", "base", 3),
+    ]
     out_lines = out.splitlines()
     first_sources = [line for line in out_lines if re.match(r"[12]\. \[\d\.\d{4}\] \S*0[15]-\w+\.(md|txt)", line)]
     assert len(first_sources) == 2, out

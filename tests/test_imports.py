@@ -26,9 +26,13 @@ def imports(source: str, module: str, is_package: bool = False) -> list[tuple[st
             base = package.rsplit(".", node.level - 1)[0] if node.level else ""  # level 1: the package itself
             mod = ".".join(filter(None, [base, node.module]))
             out += [(f"{mod}.{a.name}".lstrip(".") if a.name != "*" else mod, node.lineno) for a in node.names]
-        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str)
-              and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")):
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+        ):
             out.append((node.args[0].value, node.lineno))
     return out
 
@@ -64,8 +68,9 @@ def _report(edges, pairs) -> str:
 def test_every_package_is_a_stage_checked_here():
     setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert setup["package-dir"] == {PACKAGE: "."}, "the checkout's top folder is the ragtune package"
-    assert sorted(setup["packages"]) == sorted([PACKAGE, *(f"{PACKAGE}.{s}" for s in STAGES)]), \
+    assert sorted(setup["packages"]) == sorted([PACKAGE, *(f"{PACKAGE}.{s}" for s in STAGES)]), (
         "a package is missing from STAGES: its imports go unchecked"
+    )
     shells = sorted(p.stem for p in ROOT.glob("*.py") if p.name != "__init__.py")
     assert shells == sorted(SHELLS), "a module at the top is missing from SHELLS: its imports go unchecked"
 
@@ -73,8 +78,12 @@ def test_every_package_is_a_stage_checked_here():
 def test_every_import_names_the_ragtune_package():
     """A bare `core.config` import finds nothing once installed; a lazy one would fail only when its line runs."""
     files = _files() + sorted((ROOT / "tests").rglob("*.py")) + sorted((ROOT / "bench").glob("*.py"))
-    bare = [f"{p.relative_to(ROOT)}:{line} imports {name}" for p in files for name, line in _imports_in(p)
-            if name.split(".")[0] in (*STAGES, *SHELLS)]
+    bare = [
+        f"{p.relative_to(ROOT)}:{line} imports {name}"
+        for p in files
+        for name, line in _imports_in(p)
+        if name.split(".")[0] in (*STAGES, *SHELLS)
+    ]
     assert not bare, f"import these as {PACKAGE}.<name> (ragtune.core.config, not core.config):\n  " + "\n  ".join(bare)
 
 
@@ -114,5 +123,6 @@ def test_no_two_stages_depend_on_each_other():
 
     # An edge is on a cycle when its target leads back to its source.
     cyclic = [(a, b) for a in STAGES for b in sorted(after[a]) if a in reaches(b)]
-    assert not cyclic, ("stages that depend on each other, directly or through others; move what both need "
-                        "down to core:\n" + _report(edges, cyclic))
+    assert not cyclic, "stages that depend on each other, directly or through others; move what both need down to core:\n" + _report(
+        edges, cyclic
+    )

@@ -21,7 +21,9 @@ class TrainConfig:
     workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
     data: str | None = setting("dataset folder with train.jsonl (and eval.jsonl); unset: the newest under <workdir>/datasets")
     out: str | None = setting("adapter folder; unset: a new folder under <workdir>/adapters (the ft modes take the newest)")
-    init_adapter: str | None = setting("an adapter to train further, keeping its LoRA shape; the optimizer and schedule start afresh", metavar="DIR")
+    init_adapter: str | None = setting(
+        "an adapter to train further, keeping its LoRA shape; the optimizer and schedule start afresh", metavar="DIR"
+    )
     epochs: float = setting("passes over the training rows")
     max_steps: int = setting("optimizer steps in all; overrides --epochs; -1 = use --epochs")
     max_minutes: float = setting("a time budget: stop after the step that passes it and write the adapter; 0 = none")
@@ -36,7 +38,9 @@ class TrainConfig:
     packing: bool = setting("padding-free packed batches (TRL's bfd packing): no pad tokens computed")
     pad_to_multiple_of: int = setting("batch lengths rounded up to a multiple of this, so oneDNN's per-shape caches stay few; 1 = none")
     group_by_length: bool = setting("batch rows of similar length, so little padding is computed")
-    bf16: bool | None = setting("frozen base weights in bf16 with bf16 autocast, LoRA weights in fp32; unset: on where the CPU has bf16 instructions")
+    bf16: bool | None = setting(
+        "frozen base weights in bf16 with bf16 autocast, LoRA weights in fp32; unset: on where the CPU has bf16 instructions"
+    )
     seed: int = setting("seed of the LoRA init and the row order")
     eval_steps: int = setting("eval loss every N steps and at the end; 0 = only at the end")
     eval_rows: int = setting("the first N rows of eval.jsonl used for eval loss; 0 = all")
@@ -84,4 +88,3 @@ class TrainConfig:
             raise ConfigError(f"--save-steps must be at least 1, got {self.save_steps}")
         if self.resume and self.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other: resume keeps --out, overwrite deletes it")
-

@@ -40,8 +40,14 @@ class Rows:
 
     def summary(self) -> dict:
         """Counts for the report: rows kept, read, skipped, truncated, and tokens."""
-        return {"rows": len(self.input_ids), "read": self.read, "no_assistant_skipped": self.no_assistant,
-                "truncated": self.truncated, "bad_json_skipped": self.bad_json, "tokens": self.tokens}
+        return {
+            "rows": len(self.input_ids),
+            "read": self.read,
+            "no_assistant_skipped": self.no_assistant,
+            "truncated": self.truncated,
+            "bad_json_skipped": self.bad_json,
+            "tokens": self.tokens,
+        }
 
 
 def encode(messages: list[dict], tokenizer, max_length: int) -> tuple[list[int], list[int], bool] | None:
@@ -58,7 +64,7 @@ def encode(messages: list[dict], tokenizer, max_length: int) -> tuple[list[int],
     if not full.startswith(prompt):  # a template that rewrites earlier turns; never seen with ChatML
         raise ValueError("the chat template renders the prompt differently once the answer is added")
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    answer_ids = tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]  # answer, end-of-turn token, newline
+    answer_ids = tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]  # answer, end-of-turn token, newline
     ids = prompt_ids + answer_ids
     labels = [IGNORE] * len(prompt_ids) + answer_ids
     cut = len(ids) > max_length

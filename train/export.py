@@ -15,8 +15,14 @@ from pathlib import Path
 from ragtune.core.config import ConfigError
 
 
-def export(adapter: str | Path, out: str | Path, merged: bool = True, overwrite: bool = False,
-           model: str | None = None, cache_dir: str | None = None) -> Path:
+def export(
+    adapter: str | Path,
+    out: str | Path,
+    merged: bool = True,
+    overwrite: bool = False,
+    model: str | None = None,
+    cache_dir: str | None = None,
+) -> Path:
     """Write `out`: the merged model and tokenizer (or, without `merged`, a copy of the adapter).
 
     Args:

@@ -26,9 +26,9 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from transformers import PrinterCallback, TrainerCallback
 
@@ -62,8 +62,7 @@ class TrainReport:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None,
-          stop: threading.Event | None = None) -> TrainReport:
+def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None, stop: threading.Event | None = None) -> TrainReport:
     """Train a LoRA adapter on `cfg.data`, write it to `cfg.out` (or a new adapters/ folder).
 
     Args:
@@ -94,10 +93,9 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
 
     # Load the model and the data
     import torch
+    from datasets import disable_progress_bars
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from datasets import disable_progress_bars
 
     from ragtune.train.data import load_splits
 
@@ -117,8 +115,13 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     dtype = torch.bfloat16 if cfg.bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
     if init is None:
-        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=_check_targets(model, cfg.target_modules), task_type="CAUSAL_LM")
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=_check_targets(model, cfg.target_modules),
+            task_type="CAUSAL_LM",
+        )
     else:  # trained further: its own LoRA weights, trainable; no new LoRA on top
         model, lora = PeftModel.from_pretrained(model, str(init), is_trainable=True), None
     if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
@@ -163,19 +166,33 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on CPU unless told it is one
     )
     watch = _Watch(progress, stop, budget_s=cfg.max_minutes * 60)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows.to_dataset(),
-                         eval_dataset=eval_rows.to_dataset() if has_eval else None,
-                         processing_class=tokenizer, peft_config=lora, callbacks=[watch])
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_rows.to_dataset(),
+        eval_dataset=eval_rows.to_dataset() if has_eval else None,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[watch],
+    )
     watch.trainer = trainer
     watch.count_train_tokens(trainer)
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; our bar shows loss and tokens/s
     with _ctrl_c_stops(watch):
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-    report = TrainReport(out=str(out), data=str(data), steps=trainer.state.global_step, max_steps=trainer.state.max_steps,
-                         interrupted=watch.interrupted, out_of_time=watch.out_of_time, train_loss=_mean_train_loss(trainer.state.log_history),
-                         train_tokens=watch.tokens, tokens_per_s=watch.tokens_per_s,
-                         rows={"train": train_rows.summary(), "eval": eval_rows.summary()})
+    report = TrainReport(
+        out=str(out),
+        data=str(data),
+        steps=trainer.state.global_step,
+        max_steps=trainer.state.max_steps,
+        interrupted=watch.interrupted,
+        out_of_time=watch.out_of_time,
+        train_loss=_mean_train_loss(trainer.state.log_history),
+        train_tokens=watch.tokens,
+        tokens_per_s=watch.tokens_per_s,
+        rows={"train": train_rows.summary(), "eval": eval_rows.summary()},
+    )
     if watch.interrupted:  # the callback saved a checkpoint at this step
         report.wall_s, report.peak_rss_mb = time.perf_counter() - t_start, _peak_rss_mb()
         return report
@@ -255,8 +272,28 @@ def _resolve_data(cfg: TrainConfig, out: Path | None) -> Path:
 
 
 # What a run is: resuming it with other values would not continue it (another LoRA shape, batch or schedule).
-RUN_SETTINGS = ("init_adapter", "epochs", "max_steps", "max_minutes", "lr", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "max_length",
-                "batch_size", "grad_accum", "packing", "pad_to_multiple_of", "group_by_length", "bf16", "seed", "eval_steps", "eval_rows", "save_steps")
+RUN_SETTINGS = (
+    "init_adapter",
+    "epochs",
+    "max_steps",
+    "max_minutes",
+    "lr",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "max_length",
+    "batch_size",
+    "grad_accum",
+    "packing",
+    "pad_to_multiple_of",
+    "group_by_length",
+    "bf16",
+    "seed",
+    "eval_steps",
+    "eval_rows",
+    "save_steps",
+)
 
 
 def _run_record(cfg: TrainConfig, data: Path, out: Path, model_path: str) -> dict:
@@ -310,8 +347,12 @@ def _init_adapter(cfg: TrainConfig, model_path: str) -> tuple[TrainConfig, Path 
         raise ConfigError(f"--init-adapter {path}: peft_type {saved.get('peft_type')}, not a LoRA adapter; ragtune trains LoRA")
     model_lib.check_base(saved, path, model_path, "--init-adapter")
     targets = saved.get("target_modules") or cfg.target_modules
-    shape = {"lora_r": saved["r"], "lora_alpha": saved["lora_alpha"], "lora_dropout": saved.get("lora_dropout", 0.0),
-             "target_modules": sorted(targets) if isinstance(targets, list) else [targets]}
+    shape = {
+        "lora_r": saved["r"],
+        "lora_alpha": saved["lora_alpha"],
+        "lora_dropout": saved.get("lora_dropout", 0.0),
+        "target_modules": sorted(targets) if isinstance(targets, list) else [targets],
+    }
     return replace(cfg, **shape), path
 
 
@@ -372,8 +413,10 @@ class _Watch(TrainerCallback):
         for key in ("loss", "grad_norm"):
             value = (logs or {}).get(key)
             if value is not None and not math.isfinite(value):
-                raise RuntimeError(f"training stopped: {key} is {value} at step {state.global_step}. Lower --lr "
-                                   f"(now {args.learning_rate:g}), or check the model and the data; no adapter was written")
+                raise RuntimeError(
+                    f"training stopped: {key} is {value} at step {state.global_step}. Lower --lr "
+                    f"(now {args.learning_rate:g}), or check the model and the data; no adapter was written"
+                )
         if (logs or {}).get("loss") is not None:  # logged once per step, after on_step_end
             self.loss = logs["loss"]
             # on the entry just logged, so kept in checkpoints and across a resume
@@ -469,4 +512,3 @@ def _rss_mb() -> float:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-

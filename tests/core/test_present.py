@@ -13,27 +13,49 @@ def _iv(mean, low=None, high=None):
 
 
 def _factoid(f1, ppl=None):
-    return {"exact": _iv(f1 - 10), "f1": _iv(f1, f1 - 5, f1 + 5), "contains": _iv(50.0), "rouge_l": _iv(40.25), "abstain_rate": 12.5,
-            "gold_perplexity": _iv(ppl) if ppl else None, "latency_s": {"p50": 0.125, "p95": 0.5}}
+    return {
+        "exact": _iv(f1 - 10),
+        "f1": _iv(f1, f1 - 5, f1 + 5),
+        "contains": _iv(50.0),
+        "rouge_l": _iv(40.25),
+        "abstain_rate": 12.5,
+        "gold_perplexity": _iv(ppl) if ppl else None,
+        "latency_s": {"p50": 0.125, "p95": 0.5},
+    }
 
 
 def _open(key_recall, cited):
-    return {"n": 2, "key_recall": _iv(key_recall) if key_recall is not None else None, "token_f1": _iv(68.75), "token_recall": _iv(60.4),
-            "cited": _iv(cited) if cited is not None else None, "citation_precision": None, "words_p50": 5.0, "short_rate": 50.0}
+    return {
+        "n": 2,
+        "key_recall": _iv(key_recall) if key_recall is not None else None,
+        "token_f1": _iv(68.75),
+        "token_recall": _iv(60.4),
+        "cited": _iv(cited) if cited is not None else None,
+        "citation_precision": None,
+        "words_p50": 5.0,
+        "short_rate": 50.0,
+    }
 
 
-REPORT = {"modes": ["rag", "ft-rag"], "questions": {"asked": 3, "read": 10},
-          "summary": {"rag": _factoid(80.0, 3.5), "ft-rag": _factoid(60.0)},
-          "by_type": {"factoid": {"rag": {"n": 1, **_factoid(80.0, 3.5)}, "ft-rag": {"n": 1, **_factoid(60.0)}},
-                      "open": {"rag": _open(100.0, 50.0), "ft-rag": _open(None, None)}},
-          "retrieval": {"k": 2, "hit_at_k": _iv(85.0), "answer_recall_at_k": _iv(71.25)}}
+REPORT = {
+    "modes": ["rag", "ft-rag"],
+    "questions": {"asked": 3, "read": 10},
+    "summary": {"rag": _factoid(80.0, 3.5), "ft-rag": _factoid(60.0)},
+    "by_type": {
+        "factoid": {"rag": {"n": 1, **_factoid(80.0, 3.5)}, "ft-rag": {"n": 1, **_factoid(60.0)}},
+        "open": {"rag": _open(100.0, 50.0), "ft-rag": _open(None, None)},
+    },
+    "retrieval": {"k": 2, "hit_at_k": _iv(85.0), "answer_recall_at_k": _iv(71.25)},
+}
 
 
 def test_factoid_rows_are_the_formatted_means_and_the_app_adds_f1_intervals():
     table = present.factoid_table(REPORT["summary"], REPORT["modes"])
     assert table.headers == ["mode", "EM", "F1", "contains", "ROUGE-L", "abstain", "gold ppl", "p50 s"]
-    assert table.rows == [["rag", "70.0", "80.0", "50.0%", "40.2", "12.5%", "3.50", "0.12"],
-                          ["ft-rag", "50.0", "60.0", "50.0%", "40.2", "12.5%", "n/a", "0.12"]]
+    assert table.rows == [
+        ["rag", "70.0", "80.0", "50.0%", "40.2", "12.5%", "3.50", "0.12"],
+        ["ft-rag", "50.0", "60.0", "50.0%", "40.2", "12.5%", "n/a", "0.12"],
+    ]
     with_intervals = present.factoid_table(REPORT["summary"], REPORT["modes"], intervals=True)
     assert with_intervals.headers[2] == "F1 [95% CI]" == present.factoid_headers(intervals=True)[2]
     assert with_intervals.rows[0][2] == "80.0 [75.0, 85.0]" and with_intervals.rows[0][3:] == table.rows[0][3:]
@@ -42,8 +64,10 @@ def test_factoid_rows_are_the_formatted_means_and_the_app_adds_f1_intervals():
 def test_open_rows_say_n_a_where_a_metric_applies_to_no_answer():
     table = present.open_table(REPORT["by_type"]["open"], REPORT["modes"], short_words=3)
     assert table.headers[-1] == "≤3 words"
-    assert table.rows == [["rag", "100.0", "68.8", "60.4", "50.0%", "n/a", "5", "50.0%"],
-                          ["ft-rag", "n/a", "68.8", "60.4", "n/a", "n/a", "5", "50.0%"]]
+    assert table.rows == [
+        ["rag", "100.0", "68.8", "60.4", "50.0%", "n/a", "5", "50.0%"],
+        ["ft-rag", "n/a", "68.8", "60.4", "n/a", "n/a", "5", "50.0%"],
+    ]
 
 
 def test_a_table_per_question_type_and_an_untyped_report_is_all_factoid():
@@ -68,25 +92,41 @@ def test_retrieval_line():
 
 
 def test_ingest_summary_counts_the_statuses_that_occurred():
-    report = IngestReport("docs", [FileReport("a.md", "ok", chunks_added=3), FileReport("b.pdf", "failed", "encrypted"),
-                                   FileReport("c.md", "ok", chunks_added=2)], total_chunks=9)
-    assert present.ingest_summary(report) == ("3 files (2 ingested, 1 failed); chunks: 5 added, 0 unchanged, 0 removed; "
-                                              "9 in collection 'docs'")
+    report = IngestReport(
+        "docs",
+        [FileReport("a.md", "ok", chunks_added=3), FileReport("b.pdf", "failed", "encrypted"), FileReport("c.md", "ok", chunks_added=2)],
+        total_chunks=9,
+    )
+    assert present.ingest_summary(report) == (
+        "3 files (2 ingested, 1 failed); chunks: 5 added, 0 unchanged, 0 removed; 9 in collection 'docs'"
+    )
     assert present.ingest_summary(IngestReport("docs")).startswith("0 files (none); ")
     assert present.ingest_summary(IngestReport("docs", [FileReport("a.md", "unchanged")])).startswith("1 file (1 unchanged)")
 
 
 def test_synth_and_train_summaries():
-    card = DatasetCard(generator={}, config={}, chunks={"with_pairs": 30, "total": 32, "coverage": 0.9375}, drafts=0,
-                       grounding_rate_before_filters=0.0, grounding_rate_after_filters=0.0, filtered={},
-                       pairs={"total": 120, "train": 100, "eval": 20, "groups": 40}, rows={}, mean_words={}, raft={}, leakage={})
+    card = DatasetCard(
+        generator={},
+        config={},
+        chunks={"with_pairs": 30, "total": 32, "coverage": 0.9375},
+        drafts=0,
+        grounding_rate_before_filters=0.0,
+        grounding_rate_after_filters=0.0,
+        filtered={},
+        pairs={"total": 120, "train": 100, "eval": 20, "groups": 40},
+        rows={},
+        mean_words={},
+        raft={},
+        leakage={},
+    )
     assert present.synth_summary(card) == "120 pairs (100 train, 20 eval; 40 facts) from 30 of 32 chunks (94% coverage)"
     run = SimpleNamespace(steps=30, max_steps=30, out_of_time=False, train_loss=1.93125, eval_loss=None, tokens_per_s=371.4)
     assert present.train_summary(run) == "30 steps, train loss 1.9312, 371 tokens/s"
     run.steps, run.max_steps, run.out_of_time, run.eval_loss = 9, 30, True, 2.01
     assert present.train_summary(run) == "9 of 30 steps (time budget), train loss 1.9312, eval loss 2.0100, 371 tokens/s"
-    assert present.train_stopped(run, "adapters/run-1") == ("stopped at step 9 of 30; checkpoint in adapters/run-1: "
-                                                            "`ragtune train --resume --out adapters/run-1` continues it")
+    assert present.train_stopped(run, "adapters/run-1") == (
+        "stopped at step 9 of 30; checkpoint in adapters/run-1: `ragtune train --resume --out adapters/run-1` continues it"
+    )
 
 
 def test_the_demo_line_of_each_stage():
@@ -98,8 +138,18 @@ def test_the_demo_line_of_each_stage():
     assert present.demo_line(step(stage="train", result=run, seconds=60)) == "3/4 train: 30 steps, train loss 1.5000, 200 tokens/s (60 s)"
     reused = step(stage="train", result=Path("/elsewhere/adapters/run-1"), seconds=0.4)
     assert present.demo_line(reused) == "3/4 train: reusing /elsewhere/adapters/run-1, trained with these settings on this dataset (0 s)"
-    report = EvalReport.from_json({**REPORT, "skipped_modes": {}, "versions": {}, "config": {}, "comparisons": [], "buckets": {},
-                                   "disagreements": 0, "per_question": []})
+    report = EvalReport.from_json(
+        {
+            **REPORT,
+            "skipped_modes": {},
+            "versions": {},
+            "config": {},
+            "comparisons": [],
+            "buckets": {},
+            "disagreements": 0,
+            "per_question": [],
+        }
+    )
     evaluated = step(stage="eval", result=SimpleNamespace(name="our questions", report=report), seconds=9)
     assert present.demo_line(evaluated) == "4/4 eval on our questions: 3 questions (a fixed sample of the 10)"
 
@@ -119,8 +169,10 @@ def test_source_and_hit_lines_name_the_file_relative_to_here(tmp_path, monkeypat
     source = Source("c1", inside, 3, "Guide > Install", 0.5, 1, "text")
     assert present.source_line(1, source, cited=True) == f"[1] {os.path.join('docs', 'guide.pdf')} p.3 § Guide > Install  (cited)"
     assert present.source_line(2, Source("c2", outside, None, "", 0.25, 2, "t")) == "[2] /elsewhere/notes.md"
-    assert present.hit_lines(1, 0.03125, outside, None, "Notes", "Trains  run\nhourly.", 8) == ["1. [0.0312] /elsewhere/notes.md § Notes",
-                                                                                               "   Trains r…"]
+    assert present.hit_lines(1, 0.03125, outside, None, "Notes", "Trains  run\nhourly.", 8) == [
+        "1. [0.0312] /elsewhere/notes.md § Notes",
+        "   Trains r…",
+    ]
 
 
 def test_dropped_citations_counts_in_words():

@@ -6,8 +6,22 @@ import pytest
 
 from ragtune.core.records import DatasetCard, EvalReport, Pair
 
-PAIR = Pair("p1", "Which command indexes documents?", "ragtune ingest", "c1", "/docs/guide.md", None, "Guide > Install",
-            "extractive", {"pairs_per_chunk": 4}, "c1:0", "original", "train", "Run ragtune ingest PATH.", ("c2", "c3"))
+PAIR = Pair(
+    "p1",
+    "Which command indexes documents?",
+    "ragtune ingest",
+    "c1",
+    "/docs/guide.md",
+    None,
+    "Guide > Install",
+    "extractive",
+    {"pairs_per_chunk": 4},
+    "c1:0",
+    "original",
+    "train",
+    "Run ragtune ingest PATH.",
+    ("c2", "c3"),
+)
 
 
 def test_a_pair_reads_back_its_pairs_jsonl_line():
@@ -28,8 +42,20 @@ def test_a_missing_or_unknown_field_is_named():
 
 
 def _card(pairs: dict) -> DatasetCard:
-    return DatasetCard({"name": "extractive", "settings": {}}, {}, {"total": 2, "with_pairs": 2, "coverage": 1.0, "eval": 1}, 4,
-                       1.0, 1.0, {"removed": 0}, pairs, {}, {"question": 5.0, "answer": 2.0}, {}, {})
+    return DatasetCard(
+        {"name": "extractive", "settings": {}},
+        {},
+        {"total": 2, "with_pairs": 2, "coverage": 1.0, "eval": 1},
+        4,
+        1.0,
+        1.0,
+        {"removed": 0},
+        pairs,
+        {},
+        {"question": 5.0, "answer": 2.0},
+        {},
+        {},
+    )
 
 
 def test_the_card_keeps_its_split_counts_in_the_order_first_met():

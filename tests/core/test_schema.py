@@ -14,8 +14,22 @@ from ragtune.synth.config import SynthConfig
 from ragtune.train.config import TrainConfig
 
 # Every config class: each field is defined with setting() (test_every_config_is_checked_here).
-SCHEMAS = [TrainConfig, SynthConfig, EvalConfig, IngestConfig, SearchConfig, IndexConfig, DecodingConfig, ServeConfig, AppConfig, ModelConfig, AskConfig,
-           LLMConfig, SpanConfig, DemoConfig]
+SCHEMAS = [
+    TrainConfig,
+    SynthConfig,
+    EvalConfig,
+    IngestConfig,
+    SearchConfig,
+    IndexConfig,
+    DecodingConfig,
+    ServeConfig,
+    AppConfig,
+    ModelConfig,
+    AskConfig,
+    LLMConfig,
+    SpanConfig,
+    DemoConfig,
+]
 KEY_LINE = re.compile(r"^(\w+):\s*(.*?)\s*(?:#\s*(.*))?$")  # a top-level key, its value and its comment
 
 
@@ -71,13 +85,21 @@ def test_every_flag_an_error_names_exists():
     commands = build_parser()._subparsers._group_actions[0].choices
     flags = {name: {s for a in sub._actions for s in a.option_strings} for name, sub in commands.items()}
     # a stage's config is read by these commands; any other module's messages are checked against them all
-    readers = {"rag/config.py": ("ingest", "search"), "engine/config.py": ("ask", "serve", "train", "app"), "synth/config.py": ("synth",),
-               "train/config.py": ("train",), "evals/config.py": ("eval",)}
-    named = {(path.relative_to(root).as_posix(), m[1]) for pkg in ("core", "loaders", "rag", "engine", "evals", "synth", "train")
-             for path in (root / pkg).glob("*.py") for m in re.finditer(r'f?"(--[a-z][a-z0-9-]+) must ', path.read_text())}
+    readers = {
+        "rag/config.py": ("ingest", "search"),
+        "engine/config.py": ("ask", "serve", "train", "app"),
+        "synth/config.py": ("synth",),
+        "train/config.py": ("train",),
+        "evals/config.py": ("eval",),
+    }
+    named = {
+        (path.relative_to(root).as_posix(), m[1])
+        for pkg in ("core", "loaders", "rag", "engine", "evals", "synth", "train")
+        for path in (root / pkg).glob("*.py")
+        for m in re.finditer(r'f?"(--[a-z][a-z0-9-]+) must ', path.read_text())
+    }
     assert named, "no error names a flag: the pattern above is stale"
-    missing = sorted((f, flag) for f, flag in named
-                     if not any(flag in flags[c] for c in readers.get(f, tuple(commands))))
+    missing = sorted((f, flag) for f, flag in named if not any(flag in flags[c] for c in readers.get(f, tuple(commands))))
     assert not missing
 
 
@@ -107,10 +129,18 @@ def test_the_llm_flags_come_from_its_fields_and_serve_spells_the_key_flag_its_ow
     for command in ("ask", "chat", "eval", "serve", "app"):
         by_flag = {s: a for a in _command(command)._actions for s in a.option_strings}
         key_flag = "--llm-api-key-env" if command == "serve" else "--api-key-env"
-        for spelling, name in (("--llm", "kind"), ("--base-url", "base_url"), ("--llm-model", "model"),
-                               ("--llm-adapter-model", "adapter_model"), (key_flag, "api_key_env")):
+        for spelling, name in (
+            ("--llm", "kind"),
+            ("--base-url", "base_url"),
+            ("--llm-model", "model"),
+            ("--llm-adapter-model", "adapter_model"),
+            (key_flag, "api_key_env"),
+        ):
             action = by_flag[spelling]
-            assert action.dest == f"llm_{name}" and action.help.startswith(setting_of(LLMConfig, name).metadata["help"]), (command, spelling)
+            assert action.dest == f"llm_{name}" and action.help.startswith(setting_of(LLMConfig, name).metadata["help"]), (
+                command,
+                spelling,
+            )
         assert by_flag["--llm"].choices == ("local", "openai") and "(default: local)" in by_flag["--llm"].help
     assert _command("serve").parse_args(["--api-key-env", "CLIENTS"]).api_key_env == "CLIENTS"  # serve's own, for its clients
 

@@ -3,7 +3,7 @@
 import json
 import os
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,8 +12,15 @@ from ragtune.core.config import ConfigError
 
 
 def test_each_kind_has_its_folder_under_the_workdir(tmp_path):
-    folders = {W.chroma_dir: "chroma", W.manifests_dir: "manifests", W.lexical_dir: "lexical", W.datasets_dir: "datasets",
-               W.adapters_dir: "adapters", W.runs_dir: "runs", W.uploads_dir: "uploads"}
+    folders = {
+        W.chroma_dir: "chroma",
+        W.manifests_dir: "manifests",
+        W.lexical_dir: "lexical",
+        W.datasets_dir: "datasets",
+        W.adapters_dir: "adapters",
+        W.runs_dir: "runs",
+        W.uploads_dir: "uploads",
+    }
     for folder, name in folders.items():
         assert folder(tmp_path) == folder(str(tmp_path)) == tmp_path / name
     assert not list(tmp_path.iterdir()), "naming a folder must not create it"
@@ -63,7 +70,7 @@ def test_newest_adapter_is_the_newest_finished_one(tmp_path):
 class _Frozen(datetime):
     @classmethod
     def now(cls, tz=None):
-        return datetime(2026, 11, 24, 8, 15, 0, tzinfo=timezone.utc)
+        return datetime(2026, 11, 24, 8, 15, 0, tzinfo=UTC)
 
 
 def test_new_run_dirs_in_one_second_never_share_a_name(tmp_path, monkeypatch):

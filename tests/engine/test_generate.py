@@ -105,16 +105,19 @@ def test_stream_holds_back_a_stop_string(engine, prompts):
     assert stop not in streamed and streamed.strip() == free[: free.index(stop)].strip()
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("temperature", -0.1, "--temperature must be between 0 and 2"),
-    ("top_p", 0.0, "--top-p must be in (0, 1]"),
-    ("top_k", -1, "--top-k must be 0"),
-    ("max_new_tokens", 0, "--max-new-tokens must be between 1 and"),
-    ("max_new_tokens", 10**9, "--max-new-tokens must be between 1 and"),
-    ("repetition_penalty", 0, "--repetition-penalty must be in (0, 10]"),
-    ("seed", -3, "--seed must be a non-negative integer"),
-    ("stop", [str(i) for i in range(17)], "--stop takes 1 to 16 non-empty strings"),
-])
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("temperature", -0.1, "--temperature must be between 0 and 2"),
+        ("top_p", 0.0, "--top-p must be in (0, 1]"),
+        ("top_k", -1, "--top-k must be 0"),
+        ("max_new_tokens", 0, "--max-new-tokens must be between 1 and"),
+        ("max_new_tokens", 10**9, "--max-new-tokens must be between 1 and"),
+        ("repetition_penalty", 0, "--repetition-penalty must be in (0, 10]"),
+        ("seed", -3, "--seed must be a non-negative integer"),
+        ("stop", [str(i) for i in range(17)], "--stop takes 1 to 16 non-empty strings"),
+    ],
+)
 def test_bad_decoding_values_name_the_flag(flag, value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]")):
         dec(**{flag: value})

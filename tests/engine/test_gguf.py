@@ -10,8 +10,10 @@ import pytest
 from ragtune.core.config import load_config
 from ragtune.engine.config import DecodingConfig, ModelConfig
 
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def write_gguf(path: Path, arch: str = "llama", chat_template: str | None = CHAT_TEMPLATE, add_bos: bool = False) -> Path:
@@ -106,8 +108,12 @@ def test_base_gguf_uses_a_plain_template(tmp_path):
     gguf, cache = write_gguf(tmp_path / "tiny-base.gguf", chat_template=None, add_bos=True), tmp_path / "cache"
     assert load(model_cfg(gguf, cache)).plain_template
     engine = Engine(model_cfg(gguf, cache))
-    messages = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Who?"},
-                {"role": "assistant", "content": "Ann."}, {"role": "user", "content": "the thin"}]
+    messages = [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Who?"},
+        {"role": "assistant", "content": "Ann."},
+        {"role": "user", "content": "the thin"},
+    ]
     prompt = engine.render(messages)
     # The BOS the tokenizer adds is written out: prompts are tokenized without special tokens.
     assert prompt == "<|endoftext|>Answer briefly.\n\nQuestion: Who?\nAnswer: Ann.\n\nQuestion: the thin\nAnswer:"

@@ -49,8 +49,9 @@ def test_remote_code_stays_off_unless_asked(tiny_model, monkeypatch):
 
     seen = []
     real = transformers.AutoModelForCausalLM.from_pretrained
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
-                        lambda *a, **kw: seen.append(kw.get("trust_remote_code")) or real(*a, **kw))
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **kw: seen.append(kw.get("trust_remote_code")) or real(*a, **kw)
+    )
     load(load_config(ModelConfig, {"model": str(tiny_model)}))
     load(load_config(ModelConfig, {"model": str(tiny_model), "trust_remote_code": True}))
     assert seen == [False, True]

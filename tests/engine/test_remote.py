@@ -35,8 +35,10 @@ def workdir(two_doc_index):
 def api(tmp_path_factory, tiny_model, random_adapter):
     """`ragtune serve` on loopback: its plain `base` mode is the LLM, its `ft` mode the adapter's served name."""
     workdir = tmp_path_factory.mktemp("served") / "w"
-    cfg = load_config(ServeConfig, {"port": free_port(), "ask.workdir": str(workdir), "ask.model.model": str(tiny_model),
-                                    "ask.adapter": str(random_adapter)})
+    cfg = load_config(
+        ServeConfig,
+        {"port": free_port(), "ask.workdir": str(workdir), "ask.model.model": str(tiny_model), "ask.adapter": str(random_adapter)},
+    )
     with running(build_app(Answerer(cfg.ask), cfg), cfg.port) as url:
         yield SimpleNamespace(url=url)
 
@@ -59,6 +61,7 @@ def spy(monkeypatch, engine: RemoteEngine) -> list[dict]:
 
 
 # Answers ---------------------------------------------------------------------------------------
+
 
 def test_an_openai_llm_config_picks_the_remote_engine_which_writes(remote):
     assert isinstance(remote.engine, RemoteEngine) and remote.engine.writes
@@ -127,8 +130,10 @@ def test_a_batch_comes_back_in_order_with_concurrency_requests_in_flight(workdir
 
 def test_the_endpoint_s_citations_resolve_to_the_prompt_s_chunks(remote, monkeypatch):
     reply = "Pairs come from every chunk [1], as the docs say [9]."
-    fake = SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=reply), finish_reason="stop")],
-                           usage=SimpleNamespace(prompt_tokens=300, completion_tokens=14))
+    fake = SimpleNamespace(
+        choices=[SimpleNamespace(message=SimpleNamespace(content=reply), finish_reason="stop")],
+        usage=SimpleNamespace(prompt_tokens=300, completion_tokens=14),
+    )
     monkeypatch.setattr(remote.engine.endpoint.client.chat.completions, "create", lambda **kw: fake)
     hits = remote.retrieve(QUESTION)
     for mode in ("rag", "ft-rag"):
@@ -140,6 +145,7 @@ def test_the_endpoint_s_citations_resolve_to_the_prompt_s_chunks(remote, monkeyp
 
 
 # What cannot answer ----------------------------------------------------------------------------
+
 
 def test_without_an_adapter_model_the_ft_modes_are_unavailable_in_one_line(workdir, api, random_adapter):
     answerer = Answerer(remote_cfg(workdir, api.url, **{"llm.adapter_model": None, "adapter": str(random_adapter)}))
@@ -180,6 +186,7 @@ def test_refusals_name_the_flag_to_change(remote):
         def call():
             response = httpx.Response(status, request=httpx.Request("POST", remote.engine.url))
             raise openai.APIStatusError(f"HTTP {status}", response=response, body={"message": f"status {status}"})
+
         return call
 
     engine = remote.engine
@@ -210,8 +217,10 @@ def test_the_cli_takes_the_flags_and_prints_one_line_errors(workdir, api, monkey
     no_retries = tmp_path / "ask.yaml"  # a dead endpoint fails at once, not after 1 + 2 + 4 s of backoff
     no_retries.write_text((CONFIG_DIR / "ask.yaml").read_text().replace("\nllm: {}", "\nllm: {retries: 0}"))
     base = ["ask", QUESTION, "--workdir", str(workdir), "--mode", "rag", "--json", "--config", str(no_retries)]
-    for flags, says in [(["--llm", "openai", "--base-url", dead, "--llm-model", "base"], f"ragtune: error: --base-url {dead}: GET /models failed"),
-                        (["--base-url", api.url, "--api-key-env", "RAGTUNE_LLM_KEY"], "ragtune: error: --api-key-env RAGTUNE_LLM_KEY: ")]:
+    for flags, says in [
+        (["--llm", "openai", "--base-url", dead, "--llm-model", "base"], f"ragtune: error: --base-url {dead}: GET /models failed"),
+        (["--base-url", api.url, "--api-key-env", "RAGTUNE_LLM_KEY"], "ragtune: error: --api-key-env RAGTUNE_LLM_KEY: "),
+    ]:
         assert cli.main(base + flags) == 1
         err = capsys.readouterr().err
         assert err.startswith(says) and err.count("\n") == 1, err
@@ -221,8 +230,11 @@ def test_the_cli_takes_the_flags_and_prints_one_line_errors(workdir, api, monkey
 
 
 def test_llm_settings_are_checked_with_the_flag_named():
-    for overrides, flag in [({"llm.kind": "openai"}, "--base-url"), ({"llm.kind": "vllm"}, "--llm"),
-                            ({"llm.kind": "openai", "llm.base_url": "127.0.0.1:8000"}, "--base-url"),
-                            ({"llm.concurrency": 0}, "llm.concurrency")]:
+    for overrides, flag in [
+        ({"llm.kind": "openai"}, "--base-url"),
+        ({"llm.kind": "vllm"}, "--llm"),
+        ({"llm.kind": "openai", "llm.base_url": "127.0.0.1:8000"}, "--base-url"),
+        ({"llm.concurrency": 0}, "llm.concurrency"),
+    ]:
         with pytest.raises(ConfigError, match=flag):
             load_config(AskConfig, overrides)

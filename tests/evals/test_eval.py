@@ -17,10 +17,18 @@ QUESTIONS = [
     {"id": "a", "question": "Which command indexes documents?", "answers": ["ragtune ingest"], "doc": "01-overview.md", "type": "factoid"},
     {"id": "b", "question": "Where does all state live?", "answers": ["one work directory", "./.ragtune"], "type": "factoid"},
     {"id": "c", "question": "Which Python version does ragtune require?", "answers": ["Python 3.11 or newer"], "type": "factoid"},
-    {"id": "d", "question": "What does ragtune demo do?", "answers": ["the whole job on the bundled sample corpus"]},  # the classifier's call
-    {"id": "e", "question": "What happens if I press Ctrl-C while a model is training?", "type": "open",
-     "answers": ["Ctrl-C saves a checkpoint and exits cleanly. The run can then be continued with ragtune train --resume."],
-     "keys": [["checkpoint"], ["exits cleanly"]]},
+    {
+        "id": "d",
+        "question": "What does ragtune demo do?",
+        "answers": ["the whole job on the bundled sample corpus"],
+    },  # the classifier's call
+    {
+        "id": "e",
+        "question": "What happens if I press Ctrl-C while a model is training?",
+        "type": "open",
+        "answers": ["Ctrl-C saves a checkpoint and exits cleanly. The run can then be continued with ragtune train --resume."],
+        "keys": [["checkpoint"], ["exits cleanly"]],
+    },
 ]
 
 
@@ -33,8 +41,10 @@ def eval_cfg(workdir, model, **overrides):
     from ragtune.core.config import load_config
     from ragtune.evals.config import EvalConfig
 
-    return load_config(EvalConfig, {"workdir": str(workdir), "ask.model.model": str(model), "ask.decoding.max_new_tokens": 6,
-                                    "resamples": 200, **overrides})
+    return load_config(
+        EvalConfig,
+        {"workdir": str(workdir), "ask.model.model": str(model), "ask.decoding.max_new_tokens": 6, "resamples": 200, **overrides},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +65,9 @@ def adapter(tiny_model, tmp_path_factory):
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("eval-adapter")
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
-                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     model.save_pretrained(out)
     return out
 
@@ -65,10 +76,14 @@ def adapter(tiny_model, tmp_path_factory):
 def report(workdir, tiny_model, adapter, tmp_path_factory):
     from ragtune.evals.run import evaluate
 
-    qfile = write_questions(tmp_path_factory.mktemp("q") / "questions.jsonl", QUESTIONS, ["{not json", json.dumps({"question": "no answers"})])
+    qfile = write_questions(
+        tmp_path_factory.mktemp("q") / "questions.jsonl", QUESTIONS, ["{not json", json.dumps({"question": "no answers"})]
+    )
     stages = []
-    out = evaluate(eval_cfg(workdir, tiny_model, questions=str(qfile), **{"ask.adapter": str(adapter)}),
-                   progress=lambda stage, done, total: stages.append((stage, done, total)))
+    out = evaluate(
+        eval_cfg(workdir, tiny_model, questions=str(qfile), **{"ask.adapter": str(adapter)}),
+        progress=lambda stage, done, total: stages.append((stage, done, total)),
+    )
     out["_stages"] = stages
     return out
 
@@ -79,8 +94,11 @@ def report(workdir, tiny_model, adapter, tmp_path_factory):
 def test_bad_question_lines_are_skipped_with_their_line_numbers(tmp_path):
     from ragtune.evals.questions import read_questions
 
-    path = write_questions(tmp_path / "q.jsonl", QUESTIONS[:2], ["{oops", "[1, 2]", json.dumps({"question": "?", "answers": "x"}),
-                                                                  json.dumps({"question": "none"})])
+    path = write_questions(
+        tmp_path / "q.jsonl",
+        QUESTIONS[:2],
+        ["{oops", "[1, 2]", json.dumps({"question": "?", "answers": "x"}), json.dumps({"question": "none"})],
+    )
     qs = read_questions(path)
     assert [q.id for q in qs.questions] == ["a", "b"]
     assert [s.split(":")[1] for s in qs.skipped] == ["3", "4", "5", "6"]
@@ -93,12 +111,19 @@ def test_keys_and_type_are_read_and_malformed_ones_skipped_with_the_line_named(t
     from ragtune.evals.questions import read_questions
 
     good = {"question": "How?", "answers": ["By hashing."], "keys": [["content hash", " sha-256 "], ["upsert"]], "type": "open"}
-    bad = [{**good, "keys": "content hash"}, {**good, "keys": [["content hash"], []]}, {**good, "keys": [["ok", 3]]},
-           {**good, "keys": [["  "]]}, {**good, "keys": ["content hash"]}, {**good, "type": "essay"}]
+    bad = [
+        {**good, "keys": "content hash"},
+        {**good, "keys": [["content hash"], []]},
+        {**good, "keys": [["ok", 3]]},
+        {**good, "keys": [["  "]]},
+        {**good, "keys": ["content hash"]},
+        {**good, "type": "essay"},
+    ]
     qs = read_questions(write_questions(tmp_path / "open.jsonl", [good, *bad]))
     assert [(q.keys, q.type) for q in qs.questions] == [((("content hash", "sha-256"), ("upsert",)), "open")]
     assert qs.skipped == [f"open.jsonl:{n}: keys must be a list of lists of strings" for n in range(2, 7)] + [
-        "open.jsonl:7: type must be factoid or open, got 'essay'"]
+        "open.jsonl:7: type must be factoid or open, got 'essay'"
+    ]
     plain = read_questions(write_questions(tmp_path / "plain.jsonl", QUESTIONS[:1])).questions[0]
     assert plain.keys == () and plain.type == "factoid"
 
@@ -114,7 +139,7 @@ def test_a_missing_or_empty_questions_file_is_one_clear_error(tmp_path):
 
 
 def test_the_sample_is_fixed_by_its_seed_and_a_large_limit_takes_all(tmp_path):
-    from ragtune.evals.questions import QuestionSet, Question, sample
+    from ragtune.evals.questions import Question, QuestionSet, sample
 
     qs = QuestionSet("x", [Question(str(i), f"q{i}?", ("a",)) for i in range(50)], 50)
     a, b, c = sample(qs, 10, 0), sample(qs, 10, 0), sample(qs, 10, 1)
@@ -126,9 +151,11 @@ def test_the_sample_is_fixed_by_its_seed_and_a_large_limit_takes_all(tmp_path):
 def test_the_eval_split_takes_one_wording_of_each_held_out_fact(tmp_path):
     from ragtune.evals.questions import eval_split
 
-    pairs = [{"id": "1", "question": "Q1?", "answer": "A1", "split": "eval", "kind": "original"},
-             {"id": "2", "question": "Q1 again?", "answer": "A1", "split": "eval", "kind": "paraphrase"},
-             {"id": "3", "question": "Q3?", "answer": "A3", "split": "train", "kind": "original"}]
+    pairs = [
+        {"id": "1", "question": "Q1?", "answer": "A1", "split": "eval", "kind": "original"},
+        {"id": "2", "question": "Q1 again?", "answer": "A1", "split": "eval", "kind": "paraphrase"},
+        {"id": "3", "question": "Q3?", "answer": "A3", "split": "train", "kind": "original"},
+    ]
     (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(p) for p in pairs) + "\n")
     qs = eval_split(tmp_path)
     assert [(q.question, q.answers) for q in qs.questions] == [("Q1?", ("A1",))]
@@ -143,18 +170,32 @@ def _answer(text, span="", form="", cites=(), latency=0.1):
 
     sources = [Source(f"c{n}", "doc.md", None, "", 1.0, n, t) for n, t in enumerate(cites, 1)]
     citations = [Citation(n, f"c{n}", "doc.md", None, "") for n in range(1, len(cites) + 1)]
-    return Answer("Q?", "rag", text, sources, prompt_tokens=10, generated_tokens=3, latency_s=latency, gold_perplexity=2.0,
-                  form=form, span=span, citations=citations)
+    return Answer(
+        "Q?",
+        "rag",
+        text,
+        sources,
+        prompt_tokens=10,
+        generated_tokens=3,
+        latency_s=latency,
+        gold_perplexity=2.0,
+        form=form,
+        span=span,
+        citations=citations,
+    )
 
 
-@pytest.mark.parametrize("said, hit, bucket", [
-    ("Nikola Tesla", True, None),                       # right
-    ("I don't know", True, "abstained"),
-    ("it was Nikola Tesla who did it, in 1891", True, "verbose"),
-    ("Edison", False, "retrieval miss"),
-    ("Edison", True, "wrong span"),                     # Edison is in the retrieved text
-    ("Marconi", True, "hallucinated"),                  # in no retrieved chunk
-])
+@pytest.mark.parametrize(
+    "said, hit, bucket",
+    [
+        ("Nikola Tesla", True, None),  # right
+        ("I don't know", True, "abstained"),
+        ("it was Nikola Tesla who did it, in 1891", True, "verbose"),
+        ("Edison", False, "retrieval miss"),
+        ("Edison", True, "wrong span"),  # Edison is in the retrieved text
+        ("Marconi", True, "hallucinated"),  # in no retrieved chunk
+    ],
+)
 def test_wrong_answers_fall_in_the_first_bucket_that_fits(said, hit, bucket):
     from ragtune.evals.questions import Question
     from ragtune.evals.run import _score
@@ -182,18 +223,33 @@ def test_a_factoid_is_scored_on_its_span_and_an_open_answer_on_keys_overlap_and_
     from ragtune.evals.run import _score
 
     tesla = Question("q", "Who built it?", ("Nikola Tesla",))
-    quoted = _answer('Nikola Tesla: "Nikola Tesla built it in 1891." [1]', span="Nikola Tesla", form="factoid",
-                     cites=["Nikola Tesla built it in 1891."])
+    quoted = _answer(
+        'Nikola Tesla: "Nikola Tesla built it in 1891." [1]', span="Nikola Tesla", form="factoid", cites=["Nikola Tesla built it in 1891."]
+    )
     row = _score(tesla, quoted, None, "I don't know", 50, "factoid")
-    assert (row["exact"], row["f1"], row["form"], row["type"], row["cited"], row["citation_precision"]) == (100, 100, "factoid", "factoid", True, 100)
+    assert (row["exact"], row["f1"], row["form"], row["type"], row["cited"], row["citation_precision"]) == (
+        100,
+        100,
+        "factoid",
+        "factoid",
+        True,
+        100,
+    )
     assert row["answer"] == quoted.text and row["words"] == 8  # the whole answer is kept and counted, markers aside
     no_span = _score(tesla, _answer('Nikola Tesla: "Nikola Tesla built it in 1891." [1]'), None, "I don't know", 50, "factoid")
     assert no_span["exact"] == 0 and no_span["f1"] < 50 and no_span["contains"] == 100 and no_span["bucket"] == "verbose"
 
-    dedup = Question("o", "How does ingest avoid duplicates?", ("Chunk ids are content hashes so re-ingesting upserts.",),
-                     keys=(("content hash", "content hashes"), ("upsert", "upserts")))
-    said = _answer("Chunk ids are content hashes [1]. Re-ingesting upserts them [2].", form="open",
-                   cites=["Chunk ids are content hashes of the text.", "Nothing relevant here."])
+    dedup = Question(
+        "o",
+        "How does ingest avoid duplicates?",
+        ("Chunk ids are content hashes so re-ingesting upserts.",),
+        keys=(("content hash", "content hashes"), ("upsert", "upserts")),
+    )
+    said = _answer(
+        "Chunk ids are content hashes [1]. Re-ingesting upserts them [2].",
+        form="open",
+        cites=["Chunk ids are content hashes of the text.", "Nothing relevant here."],
+    )
     row = _score(dedup, said, None, "I don't know", 50, "open")
     # 7 of the 8 tokens on each side are shared ("so" and "them" are not); the [n] are no tokens
     assert (row["key_recall"], row["token_f1"], row["token_recall"], row["words"]) == (100, 87.5, 87.5, 8)
@@ -209,17 +265,33 @@ def _small_run():
 
     questions = [
         (Question("f", "Who built it?", ("Nikola Tesla",), type="factoid"), "factoid"),
-        (Question("o1", "How does ingest avoid duplicates?", ("Chunk ids are content hashes so re-ingesting upserts.",),
-                  keys=(("content hash", "content hashes"), ("upsert", "upserts")), type="open"), "open"),
+        (
+            Question(
+                "o1",
+                "How does ingest avoid duplicates?",
+                ("Chunk ids are content hashes so re-ingesting upserts.",),
+                keys=(("content hash", "content hashes"), ("upsert", "upserts")),
+                type="open",
+            ),
+            "open",
+        ),
         (Question("o2", "Why install the CPU torch first?", ("Else the CUDA build is pulled in.",), keys=(("cuda build",),)), "open"),
     ]
     answers = {
-        "rag": [_answer('Nikola Tesla: "Nikola Tesla built it." [1]', "Nikola Tesla", "factoid", ["Nikola Tesla built it."]),
-                _answer("Chunk ids are content hashes [1]. Re-ingesting upserts them [2].", form="open",
-                        cites=["Chunk ids are content hashes of the text.", "Nothing relevant here."]),
-                _answer("CUDA build", form="open")],
-        "ft-rag": [_answer("Edison", "Edison", "factoid"), _answer("I don't know", form="abstain"),
-                   _answer("The CUDA build would be pulled in otherwise [1].", form="open", cites=["Torch's CUDA build is large."])],
+        "rag": [
+            _answer('Nikola Tesla: "Nikola Tesla built it." [1]', "Nikola Tesla", "factoid", ["Nikola Tesla built it."]),
+            _answer(
+                "Chunk ids are content hashes [1]. Re-ingesting upserts them [2].",
+                form="open",
+                cites=["Chunk ids are content hashes of the text.", "Nothing relevant here."],
+            ),
+            _answer("CUDA build", form="open"),
+        ],
+        "ft-rag": [
+            _answer("Edison", "Edison", "factoid"),
+            _answer("I don't know", form="abstain"),
+            _answer("The CUDA build would be pulled in otherwise [1].", form="open", cites=["Torch's CUDA build is large."]),
+        ],
     }
     results = {m: [_score(q, a, None, "I don't know", 50, t) for (q, t), a in zip(questions, said)] for m, said in answers.items()}
     return results, [t for _, t in questions]
@@ -244,10 +316,16 @@ def test_the_by_type_summary_and_the_verdict_on_a_small_run():
     assert (ft["words_p50"], ft["short_rate"]) == (5.5, 0)  # "I don't know" is short, but an abstention
     for key in ("f1", "key_recall", "token_f1", "token_recall", "citation_precision", "cited"):
         assert rag[key]["low"] <= rag[key]["mean"] <= rag[key]["high"], key
-    report = {"questions": {"asked": 3}, "summary": {m: _summarize(r, cfg) for m, r in results.items()}, "by_type": by_type,
-              "comparisons": [{"a": "ft-rag", "b": "rag", "delta": -40.0, "p": 0.01, "key": True}]}
-    assert verdict(report) == ("On these 3 questions rag answers the 1 factoid one best (F1 100.0) and rag answers the 2 open ones best "
-                               "(key-fact recall 100.0); ft-rag trails rag by -40.0 F1, p=0.01.")
+    report = {
+        "questions": {"asked": 3},
+        "summary": {m: _summarize(r, cfg) for m, r in results.items()},
+        "by_type": by_type,
+        "comparisons": [{"a": "ft-rag", "b": "rag", "delta": -40.0, "p": 0.01, "key": True}],
+    }
+    assert verdict(report) == (
+        "On these 3 questions rag answers the 1 factoid one best (F1 100.0) and rag answers the 2 open ones best "
+        "(key-fact recall 100.0); ft-rag trails rag by -40.0 F1, p=0.01."
+    )
     del report["by_type"]["factoid"]
     for m in o:
         o[m]["key_recall"] = None  # an open set without keys is judged by token F1
@@ -260,11 +338,29 @@ def test_the_cli_prints_a_table_per_question_type(capsys):
 
     results, kinds = _small_run()
     cfg = SimpleNamespace(resamples=200, seed=0)
-    report = {"modes": ["rag", "ft-rag"], "questions": {"asked": 3}, "summary": {m: _summarize(r, cfg) for m, r in results.items()},
-              "by_type": _by_type(results, kinds, ["rag", "ft-rag"], cfg), "retrieval": None, "verdict": "V.", "elapsed_s": 1.0}
+    report = {
+        "modes": ["rag", "ft-rag"],
+        "questions": {"asked": 3},
+        "summary": {m: _summarize(r, cfg) for m, r in results.items()},
+        "by_type": _by_type(results, kinds, ["rag", "ft-rag"], cfg),
+        "retrieval": None,
+        "verdict": "V.",
+        "elapsed_s": 1.0,
+    }
     cli._print_scores(report, "/tmp/run")
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "factoid questions (1):" and lines[1].split() == ["mode", "EM", "F1", "contains", "ROUGE-L", "abstain", "gold", "ppl", "p50", "s"]
+    assert lines[0] == "factoid questions (1):" and lines[1].split() == [
+        "mode",
+        "EM",
+        "F1",
+        "contains",
+        "ROUGE-L",
+        "abstain",
+        "gold",
+        "ppl",
+        "p50",
+        "s",
+    ]
     assert lines[2].split()[:3] == ["rag", "100.0", "100.0"]
     assert lines[4:6] == ["", "open questions (2):"] and lines[6].split()[:4] == ["mode", "key", "rec", "tok"]
     assert lines[7].split() == ["rag", "100.0", "68.8", "60.4", "50.0%", "50.0", "5", "50.0%"]  # token F1 (87.5 + 50) / 2
@@ -275,12 +371,19 @@ def test_the_verdict_names_the_best_mode_and_whether_gains_are_more_than_luck():
     from ragtune.evals.run import verdict
 
     f1 = lambda m: {"f1": {"mean": m}}  # noqa: E731
-    report = {"questions": {"asked": 200}, "summary": {"base": f1(10.0), "rag": f1(35.0), "ft": f1(12.0), "ft-rag": f1(47.5)},
-              "comparisons": [{"a": "ft-rag", "b": "rag", "delta": 12.5, "p": 0.001, "key": True},
-                              {"a": "ft", "b": "base", "delta": 2.0, "p": 0.3, "key": True},
-                              {"a": "rag", "b": "base", "delta": 25.0, "p": 0.001, "key": False}]}
-    assert verdict(report) == ("On these 200 questions ft-rag answers best (F1 47.5); ft-rag beats rag by +12.5 F1, p=0.001; "
-                               "ft and base differ by +2.0 F1, within chance (p=0.3).")
+    report = {
+        "questions": {"asked": 200},
+        "summary": {"base": f1(10.0), "rag": f1(35.0), "ft": f1(12.0), "ft-rag": f1(47.5)},
+        "comparisons": [
+            {"a": "ft-rag", "b": "rag", "delta": 12.5, "p": 0.001, "key": True},
+            {"a": "ft", "b": "base", "delta": 2.0, "p": 0.3, "key": True},
+            {"a": "rag", "b": "base", "delta": 25.0, "p": 0.001, "key": False},
+        ],
+    }
+    assert verdict(report) == (
+        "On these 200 questions ft-rag answers best (F1 47.5); ft-rag beats rag by +12.5 F1, p=0.001; "
+        "ft and base differ by +2.0 F1, within chance (p=0.3)."
+    )
 
 
 # The whole run -----------------------------------------------------------------------------------
@@ -328,7 +431,7 @@ def test_every_answer_is_scored_by_type_and_summarised_per_type(report):
             assert r["form"] == "" and not r["cited"]
     by_type = report["by_type"]
     assert set(by_type) == {"factoid", "open"} and sum(next(iter(s.values()))["n"] for s in by_type.values()) == 5
-    for qtype, summaries in by_type.items():
+    for summaries in by_type.values():
         assert list(summaries) == report["modes"]
         for s in summaries.values():
             assert s["f1"]["low"] <= s["f1"]["mean"] <= s["f1"]["high"] and s["cited"]["mean"] >= 0
@@ -342,9 +445,8 @@ def test_gold_perplexity_is_the_models_own_probability_of_the_answer(workdir, ti
     """Checked against a plain forward pass over prompt + answer + end token."""
     import torch
 
-    from ragtune.engine.answer import Answerer
-
     from helpers import ask_cfg
+    from ragtune.engine.answer import Answerer
 
     answerer = Answerer(ask_cfg(workdir, tiny_model, **{"decoding.max_new_tokens": 4}))
     a = answerer.answer_batch(["Which command indexes documents?"], "base", golds=[["ragtune ingest", "zzz qqq xxx"]])[0]
@@ -372,7 +474,10 @@ def test_the_report_folder_holds_json_markdown_and_a_chart(report, tmp_path):
     assert "**ft-rag vs rag**" in md and "hit@2" in md
     n = {t: next(iter(s.values()))["n"] for t, s in report["by_type"].items()}
     assert f"### Factoid questions ({n['factoid']})\n\n| mode | EM | F1 | contains | ROUGE-L |" in md
-    assert f"### Open questions ({n['open']})\n\n| mode | key recall | token F1 | token recall | cited % | cite prec | words p50 | ≤3 words |" in md
+    assert (
+        f"### Open questions ({n['open']})\n\n| mode | key recall | token F1 | token recall | cited % | cite prec | words p50 | ≤3 words |"
+        in md
+    )
     assert (out / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob("*.tmp*"))
 
@@ -401,12 +506,15 @@ def test_ft_modes_without_an_adapter_are_skipped_with_a_note(tmp_path, workdir, 
     assert out["modes"] == ["base"] and "needs an adapter" in out["skipped_modes"]["ft"]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"modes": ["base", "finetune"]}, "--modes: finetune; valid: base, rag, ft, ft-rag"),
-    ({"limit": -1}, "--limit must be"),
-    ({"split": "train", "questions": None}, "--split must be eval"),
-    ({"split": "eval"}, "--questions and --split name two question sets"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"modes": ["base", "finetune"]}, "--modes: finetune; valid: base, rag, ft, ft-rag"),
+        ({"limit": -1}, "--limit must be"),
+        ({"split": "train", "questions": None}, "--split must be eval"),
+        ({"split": "eval"}, "--questions and --split name two question sets"),
+    ],
+)
 def test_bad_settings_name_their_flag(tmp_path, overrides, message):
     from ragtune.core.config import ConfigError
 

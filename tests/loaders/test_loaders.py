@@ -14,10 +14,18 @@ from ragtune.loaders import LoadError, load_file, walk
 MB = 10**6
 
 
-@pytest.mark.parametrize("name, min_sections", [
-    ("01-overview.md", 2), ("02-ingesting.pdf", 2), ("03-search.html", 2), ("04-synthetic-data.docx", 2),
-    ("05-training.txt", 2), ("06-evaluation.json", 2), ("07-app-and-faq.jsonl", 2),
-])
+@pytest.mark.parametrize(
+    "name, min_sections",
+    [
+        ("01-overview.md", 2),
+        ("02-ingesting.pdf", 2),
+        ("03-search.html", 2),
+        ("04-synthetic-data.docx", 2),
+        ("05-training.txt", 2),
+        ("06-evaluation.json", 2),
+        ("07-app-and-faq.jsonl", 2),
+    ],
+)
 def test_every_loader_keeps_provenance(sample_docs, name, min_sections):
     path = (sample_docs / name).resolve()
     loaded = load_file(path, 100 * MB)
@@ -34,11 +42,18 @@ def test_every_loader_keeps_provenance(sample_docs, name, min_sections):
 
 
 def test_pdf_sections_follow_the_type_size(tmp_path):
-    pdf = write_pdf(tmp_path / "t.pdf", [
-        [("h1", "Guide"), ("p", "Intro text that is long enough to be body text in the document."),
-         ("h2", "Install"), ("p", "Run the installer and wait for it to finish its work.")],
-        [("h2", "Usage"), ("p", "Call the command with a folder of files to index them all.")],
-    ])
+    pdf = write_pdf(
+        tmp_path / "t.pdf",
+        [
+            [
+                ("h1", "Guide"),
+                ("p", "Intro text that is long enough to be body text in the document."),
+                ("h2", "Install"),
+                ("p", "Run the installer and wait for it to finish its work."),
+            ],
+            [("h2", "Usage"), ("p", "Call the command with a folder of files to index them all.")],
+        ],
+    )
     docs = load_file(pdf, MB).documents
     by_text = {d.text: d for d in docs}
     assert by_text["Run the installer and wait for it to finish its work."].section == "Guide > Install"
@@ -64,7 +79,9 @@ def test_pdf_with_some_pages_lacking_text_warns_and_keeps_the_rest(tmp_path):
 
 def test_json_is_flattened_with_section_paths(tmp_path):
     p = tmp_path / "g.json"
-    p.write_text(json.dumps({"title": "Guide", "sections": [{"heading": "Install", "text": "Run pip."}, {"heading": "Use", "text": "Run it."}]}))
+    p.write_text(
+        json.dumps({"title": "Guide", "sections": [{"heading": "Install", "text": "Run pip."}, {"heading": "Use", "text": "Run it."}]})
+    )
     docs = load_file(p, MB).documents
     assert [(d.section, d.text) for d in docs] == [("Guide > Install", "Run pip."), ("Guide > Use", "Run it.")]
 
@@ -134,9 +151,11 @@ def test_unreadable_file_is_reported(tmp_path):
     secret.write_text("private")
     secret.chmod(0o600)
     os.chown(secret, 65534, 65534)
-    code = ("from ragtune.loaders import load_file, LoadError\n"  # the venv's editable install finds the checkout
-            f"try: load_file(__import__('pathlib').Path({str(secret)!r}), 10**6)\n"
-            "except LoadError as e: print(e)")
+    code = (
+        "from ragtune.loaders import load_file, LoadError\n"  # the venv's editable install finds the checkout
+        f"try: load_file(__import__('pathlib').Path({str(secret)!r}), 10**6)\n"
+        "except LoadError as e: print(e)"
+    )
     drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", code]
     out = subprocess.run(drop, capture_output=True, text=True)
     assert out.stdout.strip() == f"{secret}: permission denied (file is not readable)", out.stderr[-500:]

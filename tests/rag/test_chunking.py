@@ -4,8 +4,7 @@ from ragtune.rag.embed import load_embedder
 
 
 def _docs(section_texts, source="/x/doc.md"):
-    return [Document(text=t, source=source, sha256="0" * 64, category="NarrativeText", section=s, page=p)
-            for s, t, p in section_texts]
+    return [Document(text=t, source=source, sha256="0" * 64, category="NarrativeText", section=s, page=p) for s, t, p in section_texts]
 
 
 def test_chunks_follow_sections_fit_the_budget_and_never_cut_words():

@@ -63,7 +63,13 @@ def test_bad_files_are_reported_and_the_rest_of_the_batch_completes(tmp_path, sa
     assert reasons["missing-folder"] == ("failed", "no such file or directory")
     assert rep.count("ok") == 7 and rep.total_chunks > 20
     json_files = rep.to_json()["files"]
-    assert {f["path"].rsplit("/", 1)[-1] for f in json_files["failed"]} == {"corrupt.pdf", "empty.txt", "bad.json", "locked.pdf", "missing-folder"}
+    assert {f["path"].rsplit("/", 1)[-1] for f in json_files["failed"]} == {
+        "corrupt.pdf",
+        "empty.txt",
+        "bad.json",
+        "locked.pdf",
+        "missing-folder",
+    }
 
 
 def test_search_returns_the_right_document(tmp_path, sample_docs):
@@ -101,7 +107,11 @@ def test_query_encoder_is_onnx_and_matches_torch(tmp_path, sample_docs):
     retriever = Retriever(search_cfg(wd))
     assert isinstance(retriever.encode_query, OnnxQueryEncoder)
     assert list((wd / "onnx").glob("*.onnx")), "the export should be cached in the work dir"
-    queries = ["How do I prune deleted files?", "LoRA rank", "a much longer question about reciprocal rank fusion of BM25 and dense vectors"]
+    queries = [
+        "How do I prune deleted files?",
+        "LoRA rank",
+        "a much longer question about reciprocal rank fusion of BM25 and dense vectors",
+    ]
     torch_vecs = retriever.embedder.embed(queries)
     for q, ref in zip(queries, torch_vecs):
         assert float(np.dot(retriever.encode_query(q), ref)) > 0.9999

@@ -22,8 +22,10 @@ from ragtune.engine.server import build_app
 from ragtune.synth import llm
 from ragtune.synth.config import SynthConfig
 
-TEXT = ("The Normans were led by Rollo, who swore fealty to King Charles III in 911. "
-        "Their duchy became the Duchy of Normandy. Norman knights later conquered England in 1066.")
+TEXT = (
+    "The Normans were led by Rollo, who swore fealty to King Charles III in 911. "
+    "Their duchy became the Duchy of Normandy. Norman knights later conquered England in 1066."
+)
 TOKENS = 16  # new tokens per reply: enough for a few lines of gibberish, fast on 2 cores
 
 
@@ -35,8 +37,11 @@ def chunk(text: str, i: int = 0) -> Chunk:
     return Chunk(f"c{i}", text, "doc.md", "h", "", i, len(text.split()))
 
 
-CHUNKS = [chunk(TEXT, 0), chunk("Paris is the capital of France. It has 2.1 million inhabitants.", 1),
-          chunk("Water boils at 100 degrees Celsius at sea level.", 2)]
+CHUNKS = [
+    chunk(TEXT, 0),
+    chunk("Paris is the capital of France. It has 2.1 million inhabitants.", 1),
+    chunk("Water boils at 100 degrees Celsius at sea level.", 2),
+]
 
 
 # The parser --------------------------------------------------------------------------------------
@@ -44,9 +49,11 @@ CHUNKS = [chunk(TEXT, 0), chunk("Paris is the capital of France. It has 2.1 mill
 
 def test_well_formed_output_with_paraphrases():
     cfg = synth_cfg(pairs_per_chunk=2, paraphrases=2)
-    out = ("Here are the questions:\n"
-           "Q1: Who led the Normans?\nA1: Rollo\nQ1b: The Normans were led by whom?\nQ1c: Who was the leader of the Normans?\n"
-           "\nQ2: When did the Normans conquer England?\nA2: \"in 1066.\"\nQ2b: In what year was England conquered by the Normans?\n")
+    out = (
+        "Here are the questions:\n"
+        "Q1: Who led the Normans?\nA1: Rollo\nQ1b: The Normans were led by whom?\nQ1c: Who was the leader of the Normans?\n"
+        '\nQ2: When did the Normans conquer England?\nA2: "in 1066."\nQ2b: In what year was England conquered by the Normans?\n'
+    )
     drafts = llm.parse(out, TEXT, cfg)
     assert [(d.question, d.answer, d.group, d.kind, d.error) for d in drafts] == [
         ("Who led the Normans?", "Rollo", 0, "original", ""),
@@ -61,29 +68,47 @@ def test_well_formed_output_with_paraphrases():
 
 def test_extra_facts_paraphrases_and_repeated_lines_are_cut():
     cfg = synth_cfg(pairs_per_chunk=1, paraphrases=1)
-    out = ("Q1: Who led the Normans?\nA1: Rollo\nQ1b: Whom did the Normans follow?\nQ1c: A third wording?\n"
-           "Q1: Who led the Normans again?\nA1: Charles\nA1b: stray\nQ2: When was 1066?\nA2: 1066")
+    out = (
+        "Q1: Who led the Normans?\nA1: Rollo\nQ1b: Whom did the Normans follow?\nQ1c: A third wording?\n"
+        "Q1: Who led the Normans again?\nA1: Charles\nA1b: stray\nQ2: When was 1066?\nA2: 1066"
+    )
     drafts = llm.parse(out, TEXT, cfg)
     assert [(d.question, d.answer, d.kind) for d in drafts] == [
-        ("Who led the Normans?", "Rollo", "original"), ("Whom did the Normans follow?", "Rollo", "paraphrase")]
+        ("Who led the Normans?", "Rollo", "original"),
+        ("Whom did the Normans follow?", "Rollo", "paraphrase"),
+    ]
     assert not any(d.error for d in drafts)
 
 
-@pytest.mark.parametrize("output,expected", [
-    ("Q1: Who led the Normans?\nQ2: When did they conquer England?\nA2: 1066",
-     [("Who led the Normans?", "malformed output: no 'A1:' line"), ("When did they conquer England?", "")]),
-    ("Q1: Who led the Normans?\nQ1b: Whom did they follow?\nA1:   ",
-     [("Who led the Normans?", "malformed output: empty answer 'A1:'"), ("Whom did they follow?", "malformed output: empty answer 'A1:'")]),
-    ("Q1: Who led the Normans?\nA1: Rollo, who swore fealty to King Charles III in 911 and whose duchy became Normandy",
-     [("Who led the Normans?", "malformed output: answer over 12 words (15)")]),
-    ("Q1: The Normans were led by Rollo.\nA1: Rollo\nQ1b: Who led them?",
-     [("The Normans were led by Rollo.", "malformed output: 'Q1:' does not end with '?'"), ("Who led them?", "")]),
-    ("Q1:\nA1: Rollo", [("", "malformed output: empty question 'Q1:'")]),
-    ("A1: Rollo\nQ1b: Who led them?", [("", "malformed output: no 'Q1:' line")]),
-    ("The Normans were a people. Rollo! 911", [("", "malformed output: no 'Q1:' line")]),
-    ("q1: lower case? a1: is not the format", [("", "malformed output: no 'Q1:' line")]),
-    ("   \n", [("", "malformed output: empty")]),
-])
+@pytest.mark.parametrize(
+    "output,expected",
+    [
+        (
+            "Q1: Who led the Normans?\nQ2: When did they conquer England?\nA2: 1066",
+            [("Who led the Normans?", "malformed output: no 'A1:' line"), ("When did they conquer England?", "")],
+        ),
+        (
+            "Q1: Who led the Normans?\nQ1b: Whom did they follow?\nA1:   ",
+            [
+                ("Who led the Normans?", "malformed output: empty answer 'A1:'"),
+                ("Whom did they follow?", "malformed output: empty answer 'A1:'"),
+            ],
+        ),
+        (
+            "Q1: Who led the Normans?\nA1: Rollo, who swore fealty to King Charles III in 911 and whose duchy became Normandy",
+            [("Who led the Normans?", "malformed output: answer over 12 words (15)")],
+        ),
+        (
+            "Q1: The Normans were led by Rollo.\nA1: Rollo\nQ1b: Who led them?",
+            [("The Normans were led by Rollo.", "malformed output: 'Q1:' does not end with '?'"), ("Who led them?", "")],
+        ),
+        ("Q1:\nA1: Rollo", [("", "malformed output: empty question 'Q1:'")]),
+        ("A1: Rollo\nQ1b: Who led them?", [("", "malformed output: no 'Q1:' line")]),
+        ("The Normans were a people. Rollo! 911", [("", "malformed output: no 'Q1:' line")]),
+        ("q1: lower case? a1: is not the format", [("", "malformed output: no 'Q1:' line")]),
+        ("   \n", [("", "malformed output: empty")]),
+    ],
+)
 def test_malformed_output_becomes_error_drafts(output, expected):
     drafts = llm.parse(output, TEXT, synth_cfg(pairs_per_chunk=2, paraphrases=1))
     assert [(d.question, d.error) for d in drafts] == expected
@@ -106,8 +131,13 @@ def test_the_prompts_example_is_cut_to_the_numbers_asked_and_parses_cleanly():
 
 
 def local_cfg(tiny_model, **overrides) -> SynthConfig:
-    return synth_cfg(generator="local", model=str(tiny_model), pairs_per_chunk=2, paraphrases=1,
-                     **{"decoding.max_new_tokens": TOKENS, "decoding.temperature": 0, **overrides})
+    return synth_cfg(
+        generator="local",
+        model=str(tiny_model),
+        pairs_per_chunk=2,
+        paraphrases=1,
+        **{"decoding.max_new_tokens": TOKENS, "decoding.temperature": 0, **overrides},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +182,13 @@ def api(tmp_path_factory, tiny_model):
 
 
 def openai_cfg(url: str, **overrides) -> SynthConfig:
-    return synth_cfg(generator="openai", base_url=url, pairs_per_chunk=2, paraphrases=1,
-                     **{"decoding.max_new_tokens": TOKENS, "decoding.temperature": 0, **overrides})
+    return synth_cfg(
+        generator="openai",
+        base_url=url,
+        pairs_per_chunk=2,
+        paraphrases=1,
+        **{"decoding.max_new_tokens": TOKENS, "decoding.temperature": 0, **overrides},
+    )
 
 
 def test_openai_generator_against_ragtune_serve(api, local, monkeypatch):
@@ -176,9 +211,19 @@ def test_openai_generator_against_ragtune_serve(api, local, monkeypatch):
     who = "local"
     assert out == local.generate(CHUNKS)
     assert replies["openai"] == replies["local"] and len(replies["local"]) == 3 and all(replies["local"].values())
-    assert gen.settings == {"model": "base", "base_url": api.url, "api_key_env": None, "temperature": 0, "top_p": 0.95,
-                            "max_tokens": TOKENS, "seed": 0, "pairs_per_chunk": 2, "paraphrases": 1,
-                            "max_answer_words": 12, "prompt": llm.PROMPT_VERSION}
+    assert gen.settings == {
+        "model": "base",
+        "base_url": api.url,
+        "api_key_env": None,
+        "temperature": 0,
+        "top_p": 0.95,
+        "max_tokens": TOKENS,
+        "seed": 0,
+        "pairs_per_chunk": 2,
+        "paraphrases": 1,
+        "max_answer_words": 12,
+        "prompt": llm.PROMPT_VERSION,
+    }
 
 
 def test_a_request_the_endpoint_refuses_is_an_error_draft_but_an_unknown_model_stops(api):
@@ -236,6 +281,7 @@ def test_429_and_5xx_are_retried_with_backoff_other_errors_are_not(api):
                 return "ok"
             response = httpx.Response(status, request=httpx.Request("POST", api.url))
             raise openai.APIStatusError(f"HTTP {status}", response=response, body={"message": f"status {status}"})
+
         return call
 
     assert generator()._call("POST", failing([429, 503, 500, 200])) == "ok"

@@ -52,19 +52,30 @@ def _read(folder, name):
 def test_extractive_questions_ask_for_a_span_of_their_sentence():
     from ragtune.synth.extractive import ExtractiveGenerator
 
-    text = ("In 1889 the Eiffel Tower was completed by the company of Gustave Eiffel. "
-            "The company has 300 employees. Peyton Manning won his second title in Denver.")
-    drafts = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=2)).generate([Chunk("c", text, "s", "h", "", 0, 40)])[0]
+    text = (
+        "In 1889 the Eiffel Tower was completed by the company of Gustave Eiffel. "
+        "The company has 300 employees. Peyton Manning won his second title in Denver."
+    )
+    drafts = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=2)).generate(
+        [Chunk("c", text, "s", "h", "", 0, 40)]
+    )[0]
     pairs = {(d.question, d.answer) for d in drafts}
     assert ("When was the Eiffel Tower completed by the company of Gustave Eiffel?", "1889") in pairs
     assert ("How many employees does the company have?", "300") in pairs
     assert ("Who won his second title in Denver?", "Peyton Manning") in pairs
     # paraphrases worded as people ask: shorter, the kind of answer named, the scene set first
-    wide = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=5)).generate([Chunk("c", text, "s", "h", "", 0, 40)])[0]
+    wide = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=5)).generate(
+        [Chunk("c", text, "s", "h", "", 0, 40)]
+    )[0]
     wordings = {d.question for d in wide if d.answer == "1889"}
-    assert wordings == {"When was the Eiffel Tower completed by the company of Gustave Eiffel?", "When was the Eiffel Tower completed?",
-                        "In what year was the Eiffel Tower completed by the company of Gustave Eiffel?"}
-    assert ("Which company was the Eiffel Tower completed by in 1889?", "the company of Gustave Eiffel") in {(d.question, d.answer) for d in wide}
+    assert wordings == {
+        "When was the Eiffel Tower completed by the company of Gustave Eiffel?",
+        "When was the Eiffel Tower completed?",
+        "In what year was the Eiffel Tower completed by the company of Gustave Eiffel?",
+    }
+    assert ("Which company was the Eiffel Tower completed by in 1889?", "the company of Gustave Eiffel") in {
+        (d.question, d.answer) for d in wide
+    }
     assert ("In 1889, what was the Eiffel Tower completed by?", "the company of Gustave Eiffel") in {(d.question, d.answer) for d in wide}
     assert not any(d.question.startswith(("By ", "Do you know", "According to")) for d in wide)
     for d in drafts:
@@ -79,7 +90,10 @@ def test_a_chunk_with_no_usable_sentence_yields_no_drafts():
     from ragtune.synth.extractive import ExtractiveGenerator
 
     gen = ExtractiveGenerator(synth_cfg("/tmp/unused"))
-    assert gen.generate([Chunk("c", "| a | b |\n|---|---|\n| 1 | 2 |", "s", "h", "", 0, 9), Chunk("d", "Hello?", "s", "h", "", 1, 2)]) == [[], []]
+    assert gen.generate([Chunk("c", "| a | b |\n|---|---|\n| 1 | 2 |", "s", "h", "", 0, 9), Chunk("d", "Hello?", "s", "h", "", 1, 2)]) == [
+        [],
+        [],
+    ]
 
 
 # Filters -------------------------------------------------------------------------------------------------
@@ -108,9 +122,13 @@ def test_duplicates_go_but_paraphrases_of_one_fact_stay():
 
     from ragtune.synth.filters import Keyed, exact_duplicates, near_duplicates
 
-    items = [Keyed(Draft("Who led the Normans?", "Rollo"), "c", "c:0"), Keyed(Draft("who led the normans", "Rollo"), "c", "c:0"),
-             Keyed(Draft("Who was the leader of the Normans?", "Rollo"), "c", "c:0"),
-             Keyed(Draft("Who was the Normans' leader?", "Rollo"), "d", "d:0"), Keyed(Draft("When?", "911"), "d", "d:1")]
+    items = [
+        Keyed(Draft("Who led the Normans?", "Rollo"), "c", "c:0"),
+        Keyed(Draft("who led the normans", "Rollo"), "c", "c:0"),
+        Keyed(Draft("Who was the leader of the Normans?", "Rollo"), "c", "c:0"),
+        Keyed(Draft("Who was the Normans' leader?", "Rollo"), "d", "d:0"),
+        Keyed(Draft("When?", "911"), "d", "d:1"),
+    ]
     counts = Counter()
     items = exact_duplicates(items, counts)
     assert counts["duplicate"] == 1 and len(items) == 4
@@ -143,8 +161,22 @@ def _rollo():
 
     oracle = Chunk("oracle", "Rollo led the Normans.", "/d/a.md", "h", "History", 0, 5)
     others = [Chunk(f"x{i}", f"Distractor text number {i}.", "/d/b.md", "h", "", i, 4) for i in range(3)]
-    pair = Pair("p", "Who led the Normans?", "Rollo", "oracle", "/d/a.md", None, "History", "extractive", {}, "oracle:0",
-                "original", "train", "Rollo led the Normans.", ("x0", "x1", "x2"))
+    pair = Pair(
+        "p",
+        "Who led the Normans?",
+        "Rollo",
+        "oracle",
+        "/d/a.md",
+        None,
+        "History",
+        "extractive",
+        {},
+        "oracle:0",
+        "original",
+        "train",
+        "Rollo led the Normans.",
+        ("x0", "x1", "x2"),
+    )
     return load_templates("prompts.yaml"), oracle, others, pair
 
 
@@ -176,8 +208,22 @@ def test_raft_rows_fit_the_token_budget_by_dropping_the_weakest_distractors_neve
     t = load_templates("prompts.yaml")
     oracle = Chunk("oracle", "Rollo led the Normans. " * 20, "/d/a.md", "h", "History", 0, 100)
     others = [Chunk(f"x{i}", f"Distractor number {i} says nothing useful. " * 12, "/d/b.md", "h", "", i, 100) for i in range(3)]
-    pair = Pair("p", "Who led the Normans?", "Rollo", "oracle", "/d/a.md", None, "History", "extractive", {}, "oracle:0",
-                "original", "train", "Rollo led the Normans.", ("x0", "x1", "x2"))
+    pair = Pair(
+        "p",
+        "Who led the Normans?",
+        "Rollo",
+        "oracle",
+        "/d/a.md",
+        None,
+        "History",
+        "extractive",
+        {},
+        "oracle:0",
+        "original",
+        "train",
+        "Rollo led the Normans.",
+        ("x0", "x1", "x2"),
+    )
     unbounded = raft_row(pair, oracle, others, t, random.Random(0), 1.0, False, False)
     assert unbounded["chunks"] == 4
     budget = _estimate_tokens(unbounded["messages"]) - 50  # one distractor too many
@@ -297,9 +343,13 @@ def test_a_re_run_is_safe_and_an_interrupted_run_resumes(workdir, dataset, monke
 def test_bad_settings_and_an_empty_index(tmp_path, workdir):
     from ragtune.synth.pipeline import synthesize
 
-    for key, value, flag in (("oracle_p", 1.5, "--oracle-p"), ("eval_fraction", 1.0, "--eval-fraction"),
-                             ("generator", "magic", "--generator"), ("noise_kinds", "typo", "--noise-kinds"),
-                             ("raft_context", "both", "--raft-context")):
+    for key, value, flag in (
+        ("oracle_p", 1.5, "--oracle-p"),
+        ("eval_fraction", 1.0, "--eval-fraction"),
+        ("generator", "magic", "--generator"),
+        ("noise_kinds", "typo", "--noise-kinds"),
+        ("raft_context", "both", "--raft-context"),
+    ):
         with pytest.raises(ConfigError, match=flag):
             synth_cfg(workdir, **{key: value})
     with pytest.raises(RuntimeError, match="empty: run `ragtune ingest PATH` first"):
@@ -309,16 +359,24 @@ def test_bad_settings_and_an_empty_index(tmp_path, workdir):
 
 
 def test_the_cli_prints_a_summary_and_json(workdir, dataset):
-    run = subprocess.run(CLI + ["synth", "--workdir", str(workdir), "--eval-fraction", "0.25", "--format", "alpaca", "--json"],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        CLI + ["synth", "--workdir", str(workdir), "--eval-fraction", "0.25", "--format", "alpaca", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     card = json.loads(run.stdout)
     assert card["path"] == dataset[0]["path"] and card["pairs"] == dataset[0]["pairs"]
     bad = subprocess.run(CLI + ["synth", "--workdir", str(workdir), "--oracle-p", "2"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--oracle-p must be between 0 and 1" in bad.stderr
     # The RAFT flags reach the rows: one chunk each, and the budget --max-tokens sets.
-    single = subprocess.run(CLI + ["synth", "--workdir", str(workdir), "--eval-fraction", "0.25", "--raft-context", "single",
-                                   "--max-tokens", "300", "--json"], capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        CLI + ["synth", "--workdir", str(workdir), "--eval-fraction", "0.25", "--raft-context", "single", "--max-tokens", "300", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr
     card = json.loads(single.stdout)
     assert card["path"] != dataset[0]["path"] and card["raft"]["context"] == "single" and card["raft"]["max_tokens"] == 300

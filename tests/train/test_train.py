@@ -18,18 +18,32 @@ from ragtune.core.config import ConfigError, load_config
 from ragtune.train.config import TrainConfig
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer the question with a short phrase."}
-FACTS = [("What colour is the sky?", "blue"), ("Which river flows through Paris?", "the Seine"),
-         ("How many legs has a spider?", "eight"), ("Who wrote Hamlet?", "William Shakespeare"),
-         ("What is frozen water called?", "ice"), ("Which planet is red?", "Mars")]
+FACTS = [
+    ("What colour is the sky?", "blue"),
+    ("Which river flows through Paris?", "the Seine"),
+    ("How many legs has a spider?", "eight"),
+    ("Who wrote Hamlet?", "William Shakespeare"),
+    ("What is frozen water called?", "ice"),
+    ("Which planet is red?", "Mars"),
+]
 
 
 def rows(n: int, few_shot: bool = True) -> list[dict]:
     out = []
     for i in range(n):
         q, a = FACTS[i % len(FACTS)]
-        shots = [{"role": "user", "content": "Question: What is 2 + 2?"}, {"role": "assistant", "content": "four"}] if few_shot and i % 2 else []
-        out.append({"messages": [SYSTEM, *shots, {"role": "user", "content": f"Question: {q}"}, {"role": "assistant", "content": a}],
-                    "kind": "closed_book", "split": "train"})
+        shots = (
+            [{"role": "user", "content": "Question: What is 2 + 2?"}, {"role": "assistant", "content": "four"}]
+            if few_shot and i % 2
+            else []
+        )
+        out.append(
+            {
+                "messages": [SYSTEM, *shots, {"role": "user", "content": f"Question: {q}"}, {"role": "assistant", "content": a}],
+                "kind": "closed_book",
+                "split": "train",
+            }
+        )
     return out
 
 
@@ -47,8 +61,21 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def cfg_for(tmp_path: Path, model, data, **overrides) -> TrainConfig:
-    base = {"workdir": str(tmp_path / "work"), "data": str(data), "model.model": str(model), "batch_size": 4, "grad_accum": 1, "max_steps": 3,
-            "lr": 1e-2, "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "max_length": 128, "eval_steps": 0, "save_steps": 100}
+    base = {
+        "workdir": str(tmp_path / "work"),
+        "data": str(data),
+        "model.model": str(model),
+        "batch_size": 4,
+        "grad_accum": 1,
+        "max_steps": 3,
+        "lr": 1e-2,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.0,
+        "max_length": 128,
+        "eval_steps": 0,
+        "save_steps": 100,
+    }
     return load_config(TrainConfig, {**base, **overrides})
 
 
@@ -163,8 +190,10 @@ def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, ti
     assert record["init_adapter"] == str(first) and record["lora_r"] == 4  # what was trained, not the flag
     with pytest.raises(ConfigError, match="--init-adapter .*no adapter_config.json"):
         train(cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(tmp_path)))
-    for name, text, why in (("broken", "{oops", "adapter_config.json is not a JSON object"),
-                            ("ia3", json.dumps({"peft_type": "IA3", "target_modules": ["k_proj"]}), "peft_type IA3, not a LoRA adapter")):
+    for name, text, why in (
+        ("broken", "{oops", "adapter_config.json is not a JSON object"),
+        ("ia3", json.dumps({"peft_type": "IA3", "target_modules": ["k_proj"]}), "peft_type IA3, not a LoRA adapter"),
+    ):
         (tmp_path / name).mkdir()
         (tmp_path / name / "adapter_config.json").write_text(text)
         with pytest.raises(ConfigError, match=f"--init-adapter .*{name}.*{why}"):  # one line naming the file, no traceback
@@ -172,8 +201,11 @@ def test_init_adapter_trains_an_adapter_further_from_its_own_weights(trained, ti
 
     # Stopped early, such a run resumes from its checkpoint, still from the same adapter.
     stop, again = threading.Event(), tmp_path / "again"
-    stopped = train(cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(first), out=str(again)),
-                    progress=lambda step, total, logs: stop.set(), stop=stop)
+    stopped = train(
+        cfg_for(tmp_path, tiny_model, dataset, init_adapter=str(first), out=str(again)),
+        progress=lambda step, total, logs: stop.set(),
+        stop=stop,
+    )
     assert stopped.interrupted and stopped.steps < 3
     resumed = train(cfg_for(tmp_path, tiny_model, dataset, out=str(again), resume=True))
     assert resumed.steps == 3 and not resumed.interrupted
@@ -212,8 +244,14 @@ def test_bad_rows_are_counted_and_skipped(tmp_path, tiny_model):
     long = {"messages": [SYSTEM, {"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "yes"}]}
     path = write_dataset(tmp_path / "d", [*rows(3), no_answer, long, "not json", '{"text": "no messages"}']) / "train.jsonl"
     got = read_split(path, AutoTokenizer.from_pretrained(tiny_model), 100)
-    assert got.summary() | {"tokens": 0} == {"rows": 4, "read": 7, "no_assistant_skipped": 1, "truncated": 1,
-                                             "bad_json_skipped": 2, "tokens": 0}
+    assert got.summary() | {"tokens": 0} == {
+        "rows": 4,
+        "read": 7,
+        "no_assistant_skipped": 1,
+        "truncated": 1,
+        "bad_json_skipped": 2,
+        "tokens": 0,
+    }
     assert max(len(x) for x in got.input_ids) == 100
 
 
@@ -237,7 +275,9 @@ def test_an_empty_dataset_is_a_one_line_error(tmp_path, tiny_model, capsys):
 def test_an_unknown_target_module_lists_the_valid_ones(tmp_path, tiny_model, dataset):
     from ragtune.train.run import train
 
-    with pytest.raises(ConfigError, match=r"--target-modules: qkv not in this model; valid: down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"):
+    with pytest.raises(
+        ConfigError, match=r"--target-modules: qkv not in this model; valid: down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"
+    ):
         train(cfg_for(tmp_path, tiny_model, dataset, target_modules="q_proj,qkv"))
 
 
@@ -254,10 +294,20 @@ def test_an_existing_out_needs_overwrite(tmp_path, tiny_model, dataset):
         cfg_for(tmp_path, tiny_model, dataset, resume=True, overwrite=True)
 
 
-@pytest.mark.parametrize("overrides, flag", [({"lora_r": 0}, "--lora-r"), ({"lr": 0}, "--lr"), ({"max_steps": 0}, "--max-steps"),
-                                             ({"lora_dropout": 1.0}, "--lora-dropout"), ({"max_length": 4}, "--max-length"),
-                                             ({"batch_size": 0}, "--batch-size"), ({"epochs": 0}, "--epochs"),
-                                             ({"eval_rows": -1}, "--eval-rows"), ({"max_minutes": -1}, "--max-minutes")])
+@pytest.mark.parametrize(
+    "overrides, flag",
+    [
+        ({"lora_r": 0}, "--lora-r"),
+        ({"lr": 0}, "--lr"),
+        ({"max_steps": 0}, "--max-steps"),
+        ({"lora_dropout": 1.0}, "--lora-dropout"),
+        ({"max_length": 4}, "--max-length"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"epochs": 0}, "--epochs"),
+        ({"eval_rows": -1}, "--eval-rows"),
+        ({"max_minutes": -1}, "--max-minutes"),
+    ],
+)
 def test_out_of_range_settings_name_their_flag(tmp_path, overrides, flag):
     with pytest.raises(ConfigError, match=flag):
         load_config(TrainConfig, overrides)
@@ -319,9 +369,37 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path, tiny_model, datase
 
 
 def _start(tmp_path, tiny_model, dataset, out, *extra):
-    cmd = [sys.executable, "-m", "ragtune.cli", "train", "--workdir", str(tmp_path), "--data", str(dataset), "--model", str(tiny_model),
-           "--out", str(out), "--max-steps", "60", "--save-steps", "2", "--batch-size", "2", "--grad-accum", "1", "--max-length", "64",
-           "--eval-steps", "0", "--lora-r", "4", "--threads", "1", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ragtune.cli",
+        "train",
+        "--workdir",
+        str(tmp_path),
+        "--data",
+        str(dataset),
+        "--model",
+        str(tiny_model),
+        "--out",
+        str(out),
+        "--max-steps",
+        "60",
+        "--save-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        "1",
+        "--max-length",
+        "64",
+        "--eval-steps",
+        "0",
+        "--lora-r",
+        "4",
+        "--threads",
+        "1",
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 

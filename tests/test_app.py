@@ -376,13 +376,8 @@ def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
 def test_demo_runs_the_whole_job_and_prints_four_modes(tmp_path, tiny_model):
     """`ragtune demo --no-app` on the tiny model: ingest, synth, train, eval on the three question sets."""
     env = {**os.environ, "RAGTUNE_WORKDIR": ""}
-    r = subprocess.run(
-        [sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"), "--model", str(tiny_model)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
+    demo = [sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"), "--model", str(tiny_model)]
+    r = subprocess.run(demo, capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout
     for stage in (
@@ -397,11 +392,5 @@ def test_demo_runs_the_whole_job_and_prints_four_modes(tmp_path, tiny_model):
         assert stage in out, out
     assert_four_modes_per_table(out)
     assert "Demo done in" in out
-    again = subprocess.run(
-        [sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"), "--model", str(tiny_model)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
+    again = subprocess.run(demo, capture_output=True, text=True, timeout=900, env=env)
     assert again.returncode == 0 and "3/4 train: reusing" in again.stdout, again.stdout + again.stderr[-2000:]

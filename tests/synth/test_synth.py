@@ -201,29 +201,11 @@ def test_raft_rows_hold_the_oracle_with_probability_p_and_never_as_a_distractor(
 
 
 def test_raft_rows_fit_the_token_budget_by_dropping_the_weakest_distractors_never_the_oracle():
-    from ragtune.core.records import Pair
-    from ragtune.engine.prompts import load_templates
     from ragtune.synth.rows import _estimate_tokens, raft_row
 
-    t = load_templates("prompts.yaml")
+    t, _, _, pair = _rollo()
     oracle = Chunk("oracle", "Rollo led the Normans. " * 20, "/d/a.md", "h", "History", 0, 100)
     others = [Chunk(f"x{i}", f"Distractor number {i} says nothing useful. " * 12, "/d/b.md", "h", "", i, 100) for i in range(3)]
-    pair = Pair(
-        "p",
-        "Who led the Normans?",
-        "Rollo",
-        "oracle",
-        "/d/a.md",
-        None,
-        "History",
-        "extractive",
-        {},
-        "oracle:0",
-        "original",
-        "train",
-        "Rollo led the Normans.",
-        ("x0", "x1", "x2"),
-    )
     unbounded = raft_row(pair, oracle, others, t, random.Random(0), 1.0, False, False)
     assert unbounded["chunks"] == 4
     budget = _estimate_tokens(unbounded["messages"]) - 50  # one distractor too many

@@ -27,7 +27,10 @@ class DemoConfig:
 
     config_file = "demo.yaml"
     workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
-    docs: str = setting("the corpus: ragtune's own user guide, a chapter per file format; relative to the ragtune checkout", cli=False)
+    docs: str = setting(
+        "the corpus: ragtune's own user guide, a chapter per file format; relative to the ragtune package (the checkout, or its installed copy)",
+        cli=False,
+    )
     questions: str = setting("factoid questions we wrote about the corpus, with their answers; asked whole", cli=False)
     open_questions: str = setting("open questions about the corpus (how, why, what happens), with their key facts", cli=False)
     model: str | None = setting(

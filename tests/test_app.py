@@ -14,8 +14,10 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import ROOT, free_port, ingest_cfg
+from ragtune.core.config import CONFIG_DIR, read_yaml
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -376,7 +378,10 @@ def test_the_chat_tab_in_a_real_browser(real_demo, tmp_path):
 def test_demo_runs_the_whole_job_and_prints_four_modes(tmp_path, tiny_model):
     """`ragtune demo --no-app` on the tiny model: ingest, synth, train, eval on the three question sets."""
     env = {**os.environ, "RAGTUNE_WORKDIR": ""}
+    smaller = tmp_path / "demo.yaml"  # fewer sampled questions than the real demo (the slow test runs that): the same stages and tables
+    smaller.write_text(yaml.safe_dump({**read_yaml(CONFIG_DIR / "demo.yaml"), "eval_limit": 12, "open_limit": 4}))
     demo = [sys.executable, "-m", "ragtune.cli", "demo", "--no-app", "--workdir", str(tmp_path / "wd"), "--model", str(tiny_model)]
+    demo += ["--config", str(smaller)]
     r = subprocess.run(demo, capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout

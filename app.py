@@ -466,7 +466,7 @@ def dataset_preview(limit: int = 500) -> tuple[list[list], str | None]:
     data = newest_dataset(_bench().workdir)
     if data is None:
         return [], None
-    rows = [[False, p.id, p.split, p.kind, p.question, p.answer, Path(p.source).name] for p in read_pairs(data)[:limit]]
+    rows = [[False, p.id, p.split, p.kind, p.question, p.answer, Path(p.source).name] for p in read_pairs(data, limit)]
     return rows, str(data / "train.jsonl")
 
 

@@ -84,14 +84,21 @@ def synthesize_card(cfg: SynthConfig, progress: Callable[[str, int, int], None] 
     return card
 
 
-def read_pairs(data: Path) -> list[Pair]:
-    """The pairs of a dataset folder (its pairs.jsonl)."""
+def read_pairs(data: Path, limit: int | None = None) -> list[Pair]:
+    """The pairs of a dataset folder (its pairs.jsonl), the first `limit` of them if given."""
     path = Path(data) / "pairs.jsonl"
     pairs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if limit is not None and len(pairs) >= limit:
+                break
+            if not line.strip():
+                continue
             try:
-                pairs.append(Pair.from_json(json.loads(line)))
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not a JSON object")
+                pairs.append(Pair.from_json(row))
             except ValueError as e:
                 raise RuntimeError(f"{path}:{n}: {e}") from None
     return pairs

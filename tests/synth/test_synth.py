@@ -427,6 +427,9 @@ def test_removed_pairs_leave_the_pairs_rows_and_card_and_stay_out_on_a_re_run(wo
     target = next(p for p in pairs if p["split"] == "train" and p["kind"] == "original")
     assert remove_pairs(data, [target["id"], "no-such-id"]) == {"pairs": 1, "rows": 2}  # its closed-book and RAFT rows
     assert [p.to_json() for p in read_pairs(data)] == [p for p in pairs if p["id"] != target["id"]]
+    assert [p.to_json() for p in read_pairs(data, 2)] == [p for p in pairs if p["id"] != target["id"]][
+        :2
+    ]  # the app's preview reads no further
     assert target["id"] not in {r["pair_id"] for name in ("train.jsonl", "train.alpaca.jsonl") for r in _read(data, name)}
     after = json.loads((data / "dataset.json").read_text())
     assert after["filtered"] == {**card["filtered"], "removed": 1}
@@ -435,4 +438,7 @@ def test_removed_pairs_leave_the_pairs_rows_and_card_and_stay_out_on_a_re_run(wo
     assert again["filtered"]["removed"] == 1 and target["id"] not in {p.id for p in read_pairs(data)}
     (data / "pairs.jsonl").write_text('{"id": "x"}\n')
     with pytest.raises(RuntimeError, match=r"pairs.jsonl:1: not a pair: no answer, chunk_id"):
+        read_pairs(data)
+    (data / "pairs.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(RuntimeError, match=r"pairs.jsonl:1: not a JSON object"):
         read_pairs(data)

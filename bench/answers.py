@@ -162,8 +162,19 @@ def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) ->
                 a = run.answer_batch([q["question"]], "rag", hits=[h])[0]
                 answers.append((a, time.perf_counter() - t0))
             _print_row(f"{reader}", name, answers, qs)
+            if reader == "generate":
+                _print_attribution(answers)
             for (a, _), q in list(zip(answers, qs))[: args.show if name != "factoid" else 0]:
                 print(f"      Q: {q['question']}\n      A: {a.text}")
+
+
+def _print_attribution(answers: list) -> None:
+    """How many written answers cite a chunk themselves, and how many only through engine/cite.attribute."""
+    from ragtune.engine.cite import MARKER
+
+    own = sum(len(MARKER.findall(a.text)) > a.attributed_citations for a, _ in answers)
+    added = sum(a.attributed_citations > 0 for a, _ in answers)
+    print(f"{'':<24} the model cites in {own} of {len(answers)} answers; {added} gained attributed citations")
 
 
 def _baseline(q: dict, hits) -> tuple:

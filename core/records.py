@@ -194,6 +194,7 @@ class Answer:
     span: str = ""  # factoid form: the short answer alone, which `text` quotes in its sentence
     citations: list[Citation] = field(default_factory=list)  # in the order the text cites them
     dropped_citations: int = 0  # `[n]` the model wrote for no chunk of its prompt: removed from `text`
+    attributed_citations: int = 0  # `[n]` added to sentences a writing model left uncited (engine/cite.attribute)
 
     def to_json(self) -> dict:
         out = asdict(self)

@@ -153,9 +153,10 @@ class Answerer:
             return Prepared(self.engine.render(_with_history(messages, history)), [], shared=self._shared(messages, history))
         if hits is None:
             hits = self.retrieve(question, k)
-        if self.rag_answer == "generate" and self.templates.write_system:  # a writer cites; span examples would teach it spans
-            system, shots = system or self.templates.write_system, False
-        messages, used = P.rag_messages(question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system, shots)
+        writer = self.rag_answer == "generate" and bool(self.templates.write_system)  # span examples would teach a writer spans
+        messages, used = P.rag_messages(
+            question, hits, self.templates, self.engine.count_tokens, self.cfg.context_tokens, system, shots, writer
+        )
         prepared = Prepared(self.engine.render(_with_history(messages, history)), used, shared=self._shared(messages, history))
         if self.picks_span(mode):
             prepared.chunk_prompts = [
@@ -378,9 +379,11 @@ class Answerer:
             )
 
     def _answer(self, question: str, mode: str, p: Prepared, g: Generation, adapter: Path | None, latency: float | None) -> Answer:
-        text, reading, dropped = g.text, g.reading, 0
+        text, reading, dropped, attributed = g.text, g.reading, 0, 0
         if reading is None and mode in RAG_MODES:  # a written answer: its [n] resolved to the prompt's chunks
-            text, cited, dropped = cite.resolve(g.text, p.hits)
+            text, _, dropped = cite.resolve(g.text, p.hits)
+            text, attributed = cite.attribute(text, p.hits)
+            _, cited, _ = cite.resolve(text, p.hits)
             abstained = self.templates.abstain.lower() in text.lower() and not cited
             reading = Reading("abstain" if abstained else "generated", "", cited)
         reading = reading or Reading()
@@ -400,6 +403,7 @@ class Answerer:
             span=reading.span,
             citations=reading.citations,
             dropped_citations=dropped,
+            attributed_citations=attributed,
         )
 
 

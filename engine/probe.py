@@ -24,7 +24,9 @@ PASS_MARK = 2 / 3  # of the examples; see bench/answers.py
 
 def writes(engine, templates: P.PromptTemplates, cache: Path | None) -> bool:
     """Whether `engine`'s model should write its rag answers (the probe's verdict, cached)."""
-    key = hashlib.sha256(f"{engine.base_path}|{_stamp(engine.base_path)}|{templates.write_system}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{engine.base_path}|{_stamp(engine.base_path)}|{templates.write_system}|{templates.write_examples}".encode()
+    ).hexdigest()[:16]
     path = cache / f"probe-{key}.json" if cache else None
     if path is not None and path.is_file():
         try:
@@ -49,7 +51,7 @@ def run(engine, templates: P.PromptTemplates) -> float:
     prompts, shown = [], []
     for i, e in enumerate(examples):
         order = hits[i + 1 : i + 2] + hits[i : i + 1] + hits[:i] + hits[i + 2 :]  # its own document second: citing [1] blindly fails
-        messages, used = P.rag_messages(e.question, order, templates, engine.count_tokens, 4096, templates.write_system, False)
+        messages, used = P.rag_messages(e.question, order, templates, engine.count_tokens, 4096, writer=True)
         prompts.append(engine.render(messages))
         shown.append(used)
     greedy = DecodingConfig(0.0, 0, 1.0, 48, 1.0, None, [])

@@ -24,6 +24,7 @@ class Example:
     question: str
     answer: str
     context: str = ""  # for rag examples: the document text
+    documents: tuple[str, ...] = ()  # for a writer's examples: the numbered documents its answer cites
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class PromptTemplates:
     write_system: str = ""  # the rag system prompt for a model that writes, citing the chunks [n]
     order: str = "best_last"
     examples: tuple[Example, ...] = field(default_factory=tuple)
+    write_examples: tuple[Example, ...] = field(default_factory=tuple)  # for a model that writes: cited answers
     abstain: str = "I don't know"
     adapter_examples: bool = False  # shown to the ft modes too (and so in the rows that train them)
 
@@ -56,7 +58,8 @@ def load_templates(name: str) -> PromptTemplates:
         raise ConfigError(f"--prompts {e}") from None
     try:
         examples = tuple(Example(**e) for e in data.pop("examples", None) or [])
-        return PromptTemplates(examples=examples, **data)
+        writes = tuple(Example(**{**e, "documents": tuple(e.get("documents") or ())}) for e in data.pop("write_examples", None) or [])
+        return PromptTemplates(examples=examples, write_examples=writes, **data)
     except TypeError as e:
         raise ConfigError(f"--prompts {path}: {e}") from None
 
@@ -82,11 +85,13 @@ def rag_messages(
     budget: int,
     system: str | None = None,
     examples: bool = True,
+    writer: bool = False,
 ) -> tuple[list[dict], list[Hit]]:
     """The RAG prompt and the hits that fit into `budget` tokens of context.
 
     Hits come best first. The lowest-ranked are dropped until the rest fit; if even the
-    best one alone is too long, its text is cut to fit (never a chunk of nothing).
+    best one alone is too long, its text is cut to fit (never a chunk of nothing). A `writer`
+    gets the writing prompt and the worked examples of cited answers, not the span examples.
     """
     used = list(hits)
     docs = [render_document(t, n, h) for n, h in enumerate(used, 1)]
@@ -96,10 +101,11 @@ def rag_messages(
     if used and sizes[0] > budget:
         docs[0] = _cut_to_budget(t, used[0], count_tokens, budget)
     ordered = docs[::-1] if t.order == "best_last" else docs
-    messages = [{"role": "system", "content": system or t.rag_system}]
-    for ex in t.examples if examples else ():
-        if ex.context:
-            ctx = t.document.format(n=1, source="example", text=escape(ex.context))
+    messages = [{"role": "system", "content": system or (t.write_system if writer else t.rag_system)}]
+    for ex in (t.write_examples if writer else t.examples) if examples else ():
+        texts = ex.documents or ((ex.context,) if ex.context else ())
+        if texts:
+            ctx = "\n\n".join(t.document.format(n=n, source="example", text=escape(d)) for n, d in enumerate(texts, 1))
             messages += [
                 {"role": "user", "content": t.rag_user.format(context=ctx, question=ex.question)},
                 {"role": "assistant", "content": ex.answer},

@@ -291,7 +291,13 @@ def _extras(a: Answer) -> dict:
         "total_tokens": a.prompt_tokens + a.generated_tokens,
     }
     citations = [{k: getattr(c, k) for k in ("n", "chunk_id", "source", "page", "section", "quote")} for c in a.citations]
-    return {"usage": usage, "sources": [asdict(s) for s in a.sources], "citations": citations, "dropped_citations": a.dropped_citations}
+    return {
+        "usage": usage,
+        "sources": [asdict(s) for s in a.sources],
+        "citations": citations,
+        "dropped_citations": a.dropped_citations,
+        "attributed_citations": a.attributed_citations,
+    }
 
 
 async def _sse(reply: _Reply, first: str | Answer, events: AsyncIterator[str | Answer]) -> AsyncIterator[str]:

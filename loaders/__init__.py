@@ -32,6 +32,7 @@ class Loaded:
     documents: list[Document]
     pages: int = 0
     warnings: list[str] = field(default_factory=list)
+    title: str = ""  # the document's own title (PDF metadata, a JSON title field); "" leaves it to the ingest's fallbacks
 
 
 def _structured(path: Path, sha: str) -> Loaded:

@@ -104,3 +104,13 @@ def test_the_ft_modes_and_their_training_rows_go_without_the_examples(t):
     assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
     assert row["messages"][:2] == P.rag_messages(pair.question, [hit(1, c.text)], t, words, 500, examples=False)[0]
     assert [m["role"] for m in closed_book_row(pair, t)["messages"]] == ["system", "user", "assistant"]
+
+
+def test_a_writer_sees_the_writing_prompt_and_cited_examples_over_numbered_documents(t):
+    messages, _ = P.rag_messages("q", [hit(1, "text")], t, words, 5000, writer=True)
+    assert messages[0]["content"] == t.write_system
+    shots = [m["content"] for m in messages[1:-1]]
+    assert len(shots) == 2 * len(t.write_examples) > 0
+    assert '<document id="2"' in shots[0] and "[2]" in shots[1]  # an example answer cites its document
+    assert not any(ex.answer in shots for ex in t.examples)  # span examples would teach a writer spans
+    assert len(P.rag_messages("q", [hit(1, "text")], t, words, 5000, writer=True, examples=False)[0]) == 2

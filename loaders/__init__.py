@@ -41,10 +41,10 @@ def _structured(path: Path, sha: str) -> Loaded:
     return load_structured(path, sha)
 
 
-def _pdf(path: Path, sha: str) -> Loaded:
+def _pdf(path: Path, sha: str, ocr: bool = False) -> Loaded:
     from ragtune.loaders.pdf import load_pdf
 
-    return load_pdf(path, sha)
+    return load_pdf(path, sha, ocr=ocr)
 
 
 def _json(path: Path, sha: str) -> Loaded:
@@ -146,27 +146,87 @@ def check_file(path: Path, max_bytes: int) -> str:
         raise LoadError(path, f"cannot read ({e.strerror})") from None
 
 
+# Byte-order marks, longest first: UTF-32's little-endian mark starts with UTF-16's.
+BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def text_encoding(path: Path) -> str:
+    """The codec that decodes a text file: its byte-order mark's, else UTF-8, else charset-normalizer's guess.
+
+    Raises:
+        LoadError: binary data (no plausible text encoding), or bytes its byte-order mark does not decode.
+    """
+    return _decode(path)[1]
+
+
 def read_text(path: Path) -> str:
-    """UTF-8 (with or without BOM) or BOM-marked UTF-16; anything else is an error, not mojibake."""
+    """A text file's text, decoded with `text_encoding()`; raises LoadError for binary data."""
+    return _decode(path)[0]
+
+
+def encoding_warning(encoding: str) -> str:
+    """What the ingest report says about a file that is not UTF-8 ("" for UTF-8 or ASCII)."""
+    if encoding in ("utf-8", "utf-8-sig", "ascii"):
+        return ""
+    if encoding in ("utf-16", "utf-32"):
+        return f"not UTF-8: decoded as {encoding.upper()} (from its byte-order mark)"
+    return f"not UTF-8: decoded as {encoding} (a guess; re-save the file as UTF-8 if characters look wrong)"
+
+
+def _decode(path: Path) -> tuple[str, str]:
     data = path.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as e:
-            raise LoadError(path, f"not valid UTF-16 ({e.reason} at byte {e.start})") from None
+    for bom, codec in BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec), codec
+            except UnicodeDecodeError as e:
+                raise LoadError(path, f"not valid {codec.upper()} ({e.reason} at byte {e.start})") from None
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise LoadError(path, f"not UTF-8 text (invalid byte 0x{data[e.start]:02x} at offset {e.start}); re-save it as UTF-8") from None
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    codec = _guess(data)
+    if codec is None:
+        raise LoadError(path, "binary data, not text (no plausible text encoding)")
+    return data.decode(codec), codec
 
 
-def load_file(path: Path, max_bytes: int, sha: str | None = None) -> Loaded:
+def _guess(data: bytes) -> str | None:
+    from charset_normalizer import from_bytes
+
+    matches = from_bytes(data, enable_fallback=False)
+    best = matches.best()
+    if best is None:
+        return None
+    # On short Western text charset-normalizer's best guess is often a neighbour (cp1257, cp1250, mac_iceland)
+    # that turns "crème" into "crčme"; cp1252 (Latin-1 plus curly quotes), the legacy default of web browsers,
+    # wins when it is nearly as plausible. Cyrillic, Greek or Czech text rules it out, so their guess stands.
+    western = [m for m in matches if "cp1252" in (m.encoding, *m.could_be_from_charset) and m.chaos <= best.chaos + 0.1]
+    return "cp1252" if western else best.encoding
+
+
+def _wide_unicode(head: bytes) -> bool:
+    # UTF-16/32 (with or without a byte-order mark) has NUL bytes in plain ASCII text; binary data has them too.
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    codec = _guess(head[: len(head) // 4 * 4])  # whole code units, so a cut never splits one
+    return codec is not None and codec.startswith(("utf_16", "utf_32"))
+
+
+def load_file(path: Path, max_bytes: int, sha: str | None = None, ocr: bool = False) -> Loaded:
     """Load one supported file into Documents.
 
     Args:
         path: the file.
         max_bytes: the size limit.
         sha: its sha256 if `check_file()` already ran (saves reading it twice).
+        ocr: read PDF pages that have no text layer with tesseract (`--ocr`).
 
     Raises:
         LoadError: with a one-line reason; unexpected library errors are wrapped too.
@@ -175,10 +235,10 @@ def load_file(path: Path, max_bytes: int, sha: str | None = None) -> Loaded:
     if loader is None:
         raise LoadError(path, f"unsupported file type '{path.suffix or path.name}'")
     sha = sha or check_file(path, max_bytes)
-    if path.suffix.lower() in TEXT_SUFFIXES:
-        read_text(path)  # a wrong encoding is an error, not mojibake; checked before any parser guesses
+    # Decoded once up front so binary data fails here, before any parser, and the guessed encoding is reported.
+    encoding = text_encoding(path) if path.suffix.lower() in TEXT_SUFFIXES else "utf-8"
     try:
-        loaded = loader(path, sha)
+        loaded = loader(path, sha, ocr=ocr) if loader is _pdf else loader(path, sha)
     except LoadError:
         raise
     except Exception as e:  # a parser's own error: keep its first line, name the file

@@ -4,7 +4,8 @@ Not unstructured's PDF path: it needs `unstructured-inference` (timm, torchvisio
 torch) and is far slower (README, "Ingest and search"). Sections come from the PDF's outline
 when it has one, else from each line's look: size, weight, capitals, `PART I` / `Item 7.`
 (SEC filings). Font data is read for one character per line, which keeps the cost near raw
-text extraction.
+text extraction. Tables are found in the same text (loaders/tables.py) and each becomes one
+"Table" Document in place of its lines.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from ragtune.core.records import Document
 from ragtune.loaders import Loaded, LoadError
+from ragtune.loaders.ocr import TESSERACT_INSTALL, ocr_lines, tesseract
+from ragtune.loaders.tables import HEADER_VALUE_RE, Found, Word, find_tables, lines_to_measure, looks_tabular, table_text, tail_tokens
 
 PART_RE = re.compile(r"^part\s+[ivx]+\b", re.I)
 ITEM_RE = re.compile(r"^item\s+\d+[a-z]?\.", re.I)
@@ -33,14 +36,22 @@ class Line:
     bold: bool
     top: float
     bottom: float
+    x0: float = 0.0  # left edge of its first character
     level: int | None = None  # set for a section title: 0 is the outermost
+    words: list[Word] | None = None  # where its words sit, on lines that may belong to a table (tables.lines_to_measure)
+    part: str = ""  # "caption" or "body" of a table: not read as text, and a body line is never a title
+    table: Found | None = None  # on a table's first header or row line: the table, whose Document goes there
+    ocr: bool = False  # read by OCR from a page with no text layer
 
 
-def load_pdf(path: Path, sha: str) -> Loaded:
-    """One PDF's paragraphs and titles as Documents, each with its page and section path.
+def load_pdf(path: Path, sha: str, ocr: bool = False) -> Loaded:
+    """One PDF's paragraphs, titles and tables as Documents, each with its page and section path.
+
+    Args:
+        ocr: read pages with no text layer by OCR (tesseract); their paragraphs get category "OCR".
 
     Raises:
-        LoadError: encrypted, corrupt, or no text layer on any page (a page without one is a warning).
+        LoadError: encrypted, corrupt, or no text on any page (a page without any is a warning).
     """
     import pypdfium2 as pdfium
 
@@ -52,21 +63,60 @@ def load_pdf(path: Path, sha: str) -> Loaded:
             raise LoadError(path, "encrypted PDF (password required)") from None
         raise LoadError(path, f"corrupt or unreadable PDF ({str(e).strip()})") from None
     try:
+        metadata = pdf.get_metadata_dict()
         pages = [_read_page(pdf[i], i + 1) for i in range(len(pdf))]
+        empty = [i + 1 for i, lines in enumerate(pages) if not lines]
+        exe = tesseract() if ocr and empty else None
+        if exe:
+            for n in empty:
+                pages[n - 1] = _ocr_page(pdf[n - 1], n, exe, path)
         outline = [
             (" ".join(item.get_title().split()), item.get_dest().get_index() if item.get_dest() else None, item.level)
             for item in pdf.get_toc()
         ]
     finally:
         pdf.close()
-    n_pages = len(pages)
-    empty = [i + 1 for i, lines in enumerate(pages) if not lines]
-    if n_pages and len(empty) == n_pages:
-        raise LoadError(path, f"no text layer on any of its {n_pages} pages (scanned or image-only PDF; OCR it first)")
-    warnings = [f"no text layer on page(s) {_ranges(empty)}"] if empty else []
+    warnings = _text_layer_warnings(path, len(pages), empty, pages, ocr, exe)
     _drop_running_lines(pages)
+    _mark_tables(pages)
     docs = list(_paragraphs(pages, outline, path, sha))
-    return Loaded(docs, pages=n_pages, warnings=warnings)
+    return Loaded(docs, pages=len(pages), warnings=warnings, title=_title(metadata))
+
+
+def _text_layer_warnings(path: Path, n_pages: int, empty: list[int], pages: list[list[Line]], ocr: bool, exe: str | None) -> list[str]:
+    """What the user should know about pages with no text layer; raises when no page has text."""
+    if not empty:
+        return []
+    if not exe:
+        how = "pass --ocr to read them with tesseract"
+        if ocr:
+            how = f"--ocr needs the tesseract binary, which is not on PATH: {TESSERACT_INSTALL}"
+        if len(empty) == n_pages:
+            raise LoadError(path, f"no text layer on any of its {n_pages} pages (a scan or image-only PDF); {how}")
+        return [f"no text layer on page(s) {_ranges(empty)}; {how}"]
+    read = [n for n in empty if pages[n - 1]]
+    unread = [n for n in empty if not pages[n - 1]]
+    if len(unread) == n_pages:
+        raise LoadError(path, f"no text layer on any of its {n_pages} pages, and OCR found no text on them")
+    warnings = [f"read page(s) {_ranges(read)} by OCR (tesseract)"] if read else []
+    return warnings + ([f"no text on page(s) {_ranges(unread)}, even by OCR"] if unread else [])
+
+
+def _ocr_page(page, number: int, exe: str, path: Path) -> list[Line]:
+    """A scanned page's lines, read by tesseract, with their words' positions for tables."""
+    try:
+        found = ocr_lines(page, exe)
+    except RuntimeError as e:
+        raise LoadError(path, f"page {number}: {e}") from None
+    finally:
+        page.close()
+    # A tesseract line box spans the ink, about an em; pdfium's loose box, by which body text and
+    # paragraph gaps are sized, spans the font's ascent to descent, about 1.2 em.
+    lines = [Line(text, number, round(1.2 * (top - bottom), 1), False, top, bottom, left, ocr=True) for text, left, top, bottom, _ in found]
+    if looks_tabular(lines):
+        for ln, (*_, words) in zip(lines, found, strict=True):
+            ln.words = words
+    return lines
 
 
 def _read_page(page, number: int) -> list[Line]:
@@ -76,7 +126,7 @@ def _read_page(page, number: int) -> list[Line]:
     try:
         text = tp.get_text_range()
         count = tp.count_chars()
-        lines, pos = [], 0
+        lines, spans, pos = [], [], 0
         for raw_line in re.split(r"(\r\n|\n|\r)", text):
             if raw_line in ("\r\n", "\n", "\r"):
                 pos += len(raw_line)
@@ -86,12 +136,33 @@ def _read_page(page, number: int) -> list[Line]:
                 j = min(pos + len(raw_line) - len(raw_line.lstrip()), count - 1)
                 left, bottom, right, top = tp.get_charbox(j, loose=True)
                 weight = raw.FPDFText_GetFontWeight(tp, j)
-                lines.append(Line(stripped, number, round(top - bottom, 1), weight >= 600, top, bottom))
+                lines.append(Line(stripped, number, round(top - bottom, 1), weight >= 600, top, bottom, left))
+                spans.append((pos, raw_line))
             pos += len(raw_line)
+        if looks_tabular(lines):
+            for i in lines_to_measure(lines):
+                lines[i].words = _words(tp, *spans[i], count)
         return lines
     finally:
         tp.close()
         page.close()
+
+
+def _words(tp, pos: int, raw_line: str, count: int) -> list[Word]:
+    """Where a line's words sit, as far as tables.find_tables reads them, two character boxes a
+    word: a row's label is one Word before its figures, and so is a long line of text."""
+    dirty = any(c in raw_line for c in "\x00\x02\ufffe")
+    tokens = [(pos + m.start(), pos + m.end() - 1, _clean(m.group()) if dirty else m.group()) for m in re.finditer(r"\S+", raw_line)]
+    tokens = [t for t in tokens if t[2] and t[1] < count]
+    tail = tail_tokens([w for _, _, w in tokens])
+    if all(HEADER_VALUE_RE.fullmatch(w) for _, _, w in tokens[len(tokens) - tail :]):
+        tail = 0  # years or dates: maybe a header line, whose every phrase counts
+    if not tail and len(raw_line) > 100:
+        tokens = [(tokens[0][0], tokens[-1][1], " ".join(w for _, _, w in tokens))] if tokens else []
+    elif tail and len(tokens) > tail:
+        label = tokens[:-tail]
+        tokens = [(label[0][0], label[-1][1], " ".join(w for _, _, w in label)), *tokens[-tail:]]
+    return [Word(w, tp.get_charbox(a)[0], tp.get_charbox(b)[2]) for a, b, w in tokens]
 
 
 def _clean(s: str) -> str:
@@ -116,6 +187,21 @@ def _drop_running_lines(pages: list[list[Line]]) -> None:
         lines[:] = keep
 
 
+def _mark_tables(pages: list[list[Line]]) -> None:
+    """Find each page's tables and mark the lines they take (after running lines are gone, so
+    a page number is never a row)."""
+    body = _body_size(pages)
+    for lines in pages:
+        if not any(ln.words for ln in lines):
+            continue
+        for found in find_tables(lines, body):
+            for i in found.caption:
+                lines[i].part = "caption"
+            for i in found.body:
+                lines[i].part = "body"
+            lines[found.body.start].table = found
+
+
 def _paragraphs(pages: list[list[Line]], outline: list[tuple], path: Path, sha: str):
     if outline:
         page_top = _mark_outline_titles(pages, outline)
@@ -128,7 +214,7 @@ def _paragraphs(pages: list[list[Line]], outline: list[tuple], path: Path, sha: 
     def flush():
         if para:
             text = _join(para)
-            category = "ListItem" if BULLET_RE.match(para[0].text) else "NarrativeText"
+            category = "OCR" if para[0].ocr else "ListItem" if BULLET_RE.match(para[0].text) else "NarrativeText"
             yield Document(
                 text=text, source=str(path), sha256=sha, category=category, section=" > ".join(t for _, t in stack), page=para[0].page
             )
@@ -141,6 +227,19 @@ def _paragraphs(pages: list[list[Line]], outline: list[tuple], path: Path, sha: 
             _push(stack, level, title)
         prev = None
         for ln in lines:
+            if ln.part and ln.level is None:
+                if ln.table is not None:  # a table, in place of its lines
+                    yield from flush()
+                    yield Document(
+                        text=table_text(ln.table.table),
+                        source=str(path),
+                        sha256=sha,
+                        category="Table",
+                        section=" > ".join(t for _, t in stack),
+                        page=ln.page,
+                    )
+                prev = None
+                continue
             if ln.level is not None:
                 yield from flush()
                 _push(stack, ln.level, ln.text)
@@ -182,7 +281,7 @@ def _mark_outline_titles(pages: list[list[Line]], outline: list[tuple]) -> dict[
         if index is None or index >= len(pages):
             continue
         key = title.lower()
-        match = next((ln for ln in pages[index] if ln.text.lower() == key and ln.level is None), None)
+        match = next((ln for ln in pages[index] if ln.text.lower() == key and ln.level is None and ln.part != "body"), None)
         if match is not None:
             match.level = level
         else:
@@ -193,7 +292,7 @@ def _mark_outline_titles(pages: list[list[Line]], outline: list[tuple]) -> dict[
 def _mark_heuristic_titles(pages: list[list[Line]]) -> None:
     """Mark title lines by their look: type size, weight, capitals, SEC headings."""
     body = _body_size(pages)
-    candidates = [ln for lines in pages for ln in lines if _looks_like_title(ln, body)]
+    candidates = [ln for lines in pages for ln in lines if ln.part != "body" and _looks_like_title(ln, body)]
     # PART > Item > larger type (bigger first) > body-size bold or capitals.
     sizes = sorted({ln.size for ln in candidates if ln.size >= body * 1.15}, reverse=True)
     rank = {s: i for i, s in enumerate(sizes)}
@@ -228,6 +327,17 @@ def _looks_like_title(ln: Line, body: float) -> bool:
     letters = [c for c in t if c.isalpha()]
     caps = sum(c.isupper() for c in letters) / len(letters) > 0.9 and len(letters) >= 4
     return ln.size >= body * 1.15 or ln.bold or caps
+
+
+def _title(metadata: dict) -> str:
+    """The metadata title if it names the document: not empty, not a file name ("Microsoft
+    Word - report.docx"), not an id ("0001065280-18-000069")."""
+    title = " ".join(str(metadata.get("Title") or "").split())
+    if re.match(r"^microsoft\s+\w+\s+-\s+", title, re.I) or re.search(r"\.(docx?|pdf|pptx?|xlsx?|odt|rtf|txt|html?)$", title, re.I):
+        return ""
+    if title.lower() in ("untitled", "title", "document") or len(re.findall(r"[^\W\d_]{2,}", title)) < 1:
+        return ""
+    return title
 
 
 def _ranges(pages: list[int]) -> str:

@@ -2,6 +2,8 @@
 
 unstructured gives elements (Title, NarrativeText, ListItem, Table, ...) linked by
 `parent_id`; we follow those links up through the titles to get each element's section path.
+A table is rewritten from its HTML (`text_as_html`) as rows that name their columns
+(loaders/tables.py), under the line before it when that line reads as its caption.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from pathlib import Path
 
 from ragtune.core import offline
 from ragtune.core.records import Document
-from ragtune.loaders import TEXT_SUFFIXES, Loaded
+from ragtune.loaders import TEXT_SUFFIXES, Loaded, text_encoding
+from ragtune.loaders.tables import table_from_html, table_text
 
 
 def load_structured(path: Path, sha: str) -> Loaded:
@@ -18,12 +21,8 @@ def load_structured(path: Path, sha: str) -> Loaded:
     offline.use_packaged_spacy_model()
     from langchain_unstructured import UnstructuredLoader
 
-    kwargs = {}
-    if path.suffix.lower() in TEXT_SUFFIXES:
-        with open(path, "rb") as f:
-            utf16 = f.read(2) in (b"\xff\xfe", b"\xfe\xff")
-        # check_file() has already proved the encoding; say it, so unstructured does not guess.
-        kwargs = {} if utf16 else {"encoding": "utf-8-sig"}
+    # load_file() has already chosen the encoding (and reports a guess); say it, so unstructured does not guess again.
+    kwargs = {"encoding": text_encoding(path)} if path.suffix.lower() in TEXT_SUFFIXES else {}
     elements = list(UnstructuredLoader(str(path), **kwargs).lazy_load())
     titles: dict[str, tuple[str, str | None]] = {}
     docs = []
@@ -38,6 +37,13 @@ def load_structured(path: Path, sha: str) -> Loaded:
         if category == "Title":
             titles[meta["element_id"]] = (text, parent)
             path_parts.append(text)
+        if category == "Table" and meta.get("text_as_html"):
+            caption = docs[-1] if docs and _is_caption(docs[-1].text) and docs[-1].section == " > ".join(path_parts) else None
+            table = table_from_html(meta["text_as_html"], caption.text if caption else "")
+            if table is not None and table.rows:
+                text = table_text(table)
+                if caption is not None and caption.category != "Title":
+                    docs.pop()  # read into the table's heading
         docs.append(
             Document(
                 text=text,
@@ -48,6 +54,11 @@ def load_structured(path: Path, sha: str) -> Loaded:
             )
         )
     return Loaded(docs)
+
+
+def _is_caption(text: str) -> bool:
+    """A short line that names the table below it, not a sentence ("Table 2: Costs (in millions)")."""
+    return len(text) <= 120 and (not text.endswith(".") or text.lower().startswith("table"))
 
 
 def _title_path(parent: str | None, titles: dict[str, tuple[str, str | None]]) -> list[str]:

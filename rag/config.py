@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 
 from ragtune.core.config import ConfigError, check_settings, resolve_workdir, setting
+from ragtune.loaders.ocr import TESSERACT_INSTALL
 
 
 @dataclass
@@ -43,6 +45,7 @@ class IngestConfig:
     include: list[str] = setting("glob of files to take inside folders, on the path below each folder (repeatable)", repeat=True)
     exclude: list[str] = setting("glob of files to leave out; the default leaves out hidden files and folders (repeatable)", repeat=True)
     max_file_mb: float = setting("bigger files are refused with a reason, and the rest go on")
+    ocr: bool = setting("read PDF pages that have no text layer (scans) with the tesseract binary (apt-get install tesseract-ocr)")
     chunk_size: int = setting("chunk size in embedding tokens; MiniLM reads at most 256 (bench/retrieval.py)")
     chunk_overlap: int = setting("tokens shared with the previous chunk of the same section")
     prune: bool = setting("remove the chunks of files gone from the folders given")
@@ -57,6 +60,8 @@ class IngestConfig:
             raise ConfigError(f"--chunk-overlap must be between 0 and --chunk-size ({self.chunk_size}), got {self.chunk_overlap}")
         if self.max_file_mb <= 0:
             raise ConfigError(f"--max-file-mb must be positive, got {self.max_file_mb}")
+        if self.ocr and shutil.which("tesseract") is None:
+            raise ConfigError(f"--ocr needs the tesseract binary, which is not on PATH: {TESSERACT_INSTALL}")
 
 
 @dataclass

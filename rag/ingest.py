@@ -95,16 +95,27 @@ class _Pipeline:
         return make_chunker(self.embedder.tokenizer, self.cfg.chunk_size, self.cfg.chunk_overlap)
 
 
+def _unread_pages(known: dict) -> bool:
+    """A file ingested with pages that had no text layer and were not OCR'd: `--ocr` reads it again."""
+    return any(w.startswith("no text layer") for w in known.get("warnings", []))
+
+
 def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pipe: _Pipeline) -> FileReport:
     source = str(path)
     max_bytes = int(cfg.max_file_mb * 1e6)
     try:
         sha = check_file(path, max_bytes)
         known = manifest["files"].get(source)
-        if known and known["sha256"] == sha:
-            return FileReport(source, "unchanged", pages=known["pages"], chunks_unchanged=known["chunks"])
-        loaded = load_file(path, max_bytes, sha=sha)
-        chunks = chunk_documents(loaded.documents, pipe.chunker)
+        if known and known["sha256"] == sha and not (cfg.ocr and _unread_pages(known)):
+            # the warnings of the run that loaded it: still true of the same bytes
+            return FileReport(
+                source, "unchanged", warnings=known.get("warnings", []), pages=known["pages"], chunks_unchanged=known["chunks"]
+            )
+        loaded = load_file(path, max_bytes, sha=sha, ocr=cfg.ocr)
+        title = document_title(loaded.documents, path, loaded.title)
+        chunks = [
+            replace(c, title=title, boilerplate=is_boilerplate(c.text, c.section)) for c in chunk_documents(loaded.documents, pipe.chunker)
+        ]
         if not chunks:
             raise LoadError(path, "no text to index after chunking")
     except LoadError as e:

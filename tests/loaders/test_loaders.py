@@ -73,7 +73,7 @@ def test_pdf_with_some_pages_lacking_text_warns_and_keeps_the_rest(tmp_path):
     pdf.rect(20, 20, 100, 100, style="F")  # a scanned page: a picture, no text
     pdf.output(str(tmp_path / "half.pdf"))
     loaded = load_file(tmp_path / "half.pdf", MB)
-    assert loaded.warnings == ["no text layer on page(s) 2"]
+    assert loaded.warnings == ["no text layer on page(s) 2; pass --ocr to read them with tesseract"]
     assert [d.page for d in loaded.documents] == [1]
 
 
@@ -108,7 +108,7 @@ def bad_inputs(tmp):
     cases["junk.html"] = (b"\x00\x01\x02binary\x00" * 100, "binary data")
     cases["bad.json"] = (b'{"title": "x", "text": ', "malformed JSON")
     cases["bad.jsonl"] = (b'{"a": 1\nnot json\n', "malformed JSONL")
-    cases["latin1.txt"] = ("Caf\u00e9 cr\u00e8me".encode("latin-1"), "not UTF-8")
+    cases["image.txt"] = (bytes(range(1, 256)) * 20, "binary data")  # no NUL bytes, yet no text encoding fits
     cases["big.txt"] = (b"word " * 300_000, "size limit")
     cases["notes.xyz"] = (b"hello", "unsupported file type")
     for name, (data, _) in cases.items():

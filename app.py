@@ -151,13 +151,19 @@ def _bench() -> Workbench:
 
 
 def side_by_side(
-    question: str, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None, max_new_tokens: int | None = None
+    question: str,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    max_new_tokens: int | None = None,
+    source: list[str] | None = None,
 ) -> Iterator[tuple[str, str, str, str, str, str]]:
     """One question, the four modes' answers as they grow, then the rag modes' sources.
 
     Yields (base, rag, ft, ft-rag, rag sources, ft-rag sources), Markdown each. A mode that
     cannot answer (no adapter yet, an empty index) shows why instead. A decoding setting left
-    None is the app's (configs/decoding.yaml, under app.yaml and the flags).
+    None is the app's (configs/decoding.yaml, under app.yaml and the flags); `source`, the
+    documents the rag modes read (indexed paths or globs; [] is all, None the app's --source).
     """
     if not (question or "").strip():
         raise ValueError("the question is empty")
@@ -174,7 +180,7 @@ def side_by_side(
     modes = [m for m in MODES if m not in blocked]
     if not modes:
         return
-    stream = answerer.stream_modes(question, modes, decoding)
+    stream = answerer.stream_modes(question, modes, decoding, source=source)
     try:
         while True:
             mode, piece = next(stream)
@@ -198,10 +204,11 @@ def chat(
     top_k: int | None = None,
     top_p: float | None = None,
     max_new_tokens: int | None = None,
+    source: list[str] | None = None,
 ) -> Iterator[list[dict]]:
     """One mode, with the conversation so far: yields the history with the answer growing at its end.
 
-    A setting left None (the mode, decoding) is the app's, as in `side_by_side`.
+    A setting left None (the mode, decoding, the documents) is the app's, as in `side_by_side`.
     """
     if not (message or "").strip():
         raise ValueError("the message is empty")
@@ -218,7 +225,7 @@ def chat(
         if t.get("role") in ("user", "assistant")
     ]
     out = turns + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-    stream = answerer.stream(message, mode, _decoding(answerer, temperature, top_k, top_p, max_new_tokens), history=turns)
+    stream = answerer.stream(message, mode, _decoding(answerer, temperature, top_k, top_p, max_new_tokens), history=turns, source=source)
     try:
         while True:
             out[-1]["content"] += next(stream)
@@ -268,7 +275,7 @@ def format_sources(sources, key: str = "") -> str:
         where = present.where(s.page, s.section)
         anchor = f'<a id="{_anchor(key, n)}"></a>' if key else ""
         blocks.append(
-            f"<details><summary><b>[{n}] {escape(Path(s.source).name)}</b>{escape(f' · {where}') if where else ''} · score {s.score:.3f}"
+            f"<details><summary><b>[{n}] {escape(present.titled(s.title, Path(s.source).name))}</b>{escape(f' · {where}') if where else ''} · score {s.score:.3f}"
             f"<br>{escape(present.snippet(s.text, 160))}</summary>{anchor}\n\n{_md(s.text.strip())}\n\n</details>"
         )
     return "\n\n".join(blocks)
@@ -383,6 +390,17 @@ def corpus_files() -> list[list]:
     return rows
 
 
+def document_choices():
+    """The document picker with the index's files as its choices, each shown by its title and name."""
+    import gradio as gr
+
+    from ragtune.rag.index import Index
+
+    bench = _bench()
+    files = Index(bench.cfg.ask.search.index, bench.workdir).load_manifest().get("files", {})
+    return gr.Dropdown(choices=[(present.titled(e.get("title", ""), Path(p).name), p) for p, e in sorted(files.items())])
+
+
 def search(query: str, k: int | None = None) -> list[list]:
     """The chunks that best match a query: [rank, score, file, page or section, snippet]; k None = the app's search k."""
     if not (query or "").strip():
@@ -394,7 +412,7 @@ def search(query: str, k: int | None = None) -> list[list]:
         [
             h.rank,
             round(h.score, 4),
-            Path(h.chunk.source).name,
+            present.titled(h.chunk.title, Path(h.chunk.source).name),
             present.where(h.chunk.page, h.chunk.section),
             present.snippet(h.chunk.text, 300),
         ]
@@ -644,7 +662,7 @@ def build(cfg: AppConfig):
         )
         job_line = gr.Markdown(elem_id="job-line")
         with gr.Tab("Chat"):
-            _chat_tab(cfg)
+            documents = _chat_tab(cfg)
         with gr.Tab("Corpus"):
             files = _corpus_tab(cfg)
         with gr.Tab("Dataset"):
@@ -655,16 +673,19 @@ def build(cfg: AppConfig):
             _evaluate_tab()
         _follow_jobs(job_line, train_status, loss_plot)
         app.load(corpus_files, None, files, api_name=False, **QUICK)
+        files.change(document_choices, None, documents, api_name=False, **QUICK)  # the index's files, after each ingest
         app.load(lambda: dataset_preview(), None, [pairs, download], api_name=False, **QUICK)
     app.queue(max_size=cfg.max_queue, default_concurrency_limit=2)
     return app
 
 
-def _chat_tab(cfg: AppConfig) -> None:
-    """The four modes side by side, then a one-mode chat; both under the decoding sliders."""
+def _chat_tab(cfg: AppConfig):
+    """The four modes side by side, then a one-mode chat; both under the decoding sliders and the
+    document picker, which it returns (its choices follow the index: `document_choices`)."""
     import gradio as gr
 
     from ragtune.engine.config import AskConfig, DecodingConfig
+    from ragtune.rag.config import SearchConfig
 
     with gr.Row():
         question = gr.Textbox(label="Question", placeholder="Ask your documents something", scale=5, elem_id="question")
@@ -676,6 +697,10 @@ def _chat_tab(cfg: AppConfig) -> None:
             top_k = _slider(DecodingConfig, "top_k", d.top_k)
             top_p = _slider(DecodingConfig, "top_p", d.top_p)
             max_new = _slider(DecodingConfig, "max_new_tokens", d.max_new_tokens)
+    # The indexed files to pick from, or a typed glob; none picked: every document.
+    documents = gr.Dropdown(
+        [], value=list(cfg.ask.search.source), multiselect=True, allow_custom_value=True, **_about(SearchConfig, "source")
+    )
     panels, source_panels = {}, {}
     with gr.Row(equal_height=True):
         for m in MODES:
@@ -688,7 +713,11 @@ def _chat_tab(cfg: AppConfig) -> None:
     decoding = [temperature, top_k, top_p, max_new]
     for trigger in (ask.click, question.submit):
         trigger(
-            _labelled(side_by_side), [question, *decoding], outputs, api_name="side_by_side" if trigger == ask.click else False, **MODEL
+            _labelled(side_by_side),
+            [question, *decoding, documents],
+            outputs,
+            api_name="side_by_side" if trigger == ask.click else False,
+            **MODEL,
         )
 
     gr.Markdown("### Chat with one mode")
@@ -698,9 +727,10 @@ def _chat_tab(cfg: AppConfig) -> None:
         with gr.Column(scale=4):
             history = gr.Chatbot(label="conversation", height=320)
             message = gr.Textbox(label="Message", placeholder="Follow-up questions keep the conversation")
-    message.submit(chat, [message, history, mode, *decoding], history, api_name="chat", **MODEL).then(
+    message.submit(chat, [message, history, mode, *decoding, documents], history, api_name="chat", **MODEL).then(
         lambda: "", None, message, queue=False
     )
+    return documents
 
 
 def _corpus_tab(cfg: AppConfig):

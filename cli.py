@@ -1,7 +1,7 @@
 """The `ragtune` command: parse flags, call a stage's pure function, show its result.
 
     ragtune ingest docs/ [--prune] [--json]
-    ragtune search "how do I prune deleted files?" -k 5
+    ragtune search "how do I prune deleted files?" -k 5 [--source "*guide*"]
     ragtune ask "how do I prune deleted files?" --mode rag [--json]
     ragtune serve --port 8000
     ragtune synth [--generator extractive|local|openai] [--json]
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragtune.core import present
+from ragtune.core.workdir import existing_workdir  # light: the commands that only read a work dir check it first
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,10 +90,12 @@ def _answering_flags(llm_names: dict | None = None) -> argparse.ArgumentParser:
     """
     from ragtune.core.config import add_flags
     from ragtune.engine.config import AskConfig, LLMConfig, ModelConfig
+    from ragtune.rag.config import SearchConfig
 
     answering = argparse.ArgumentParser(add_help=False)
     add_flags(answering, ModelConfig, skip=("threads",))  # threads: train's flag
     add_flags(answering, AskConfig, skip=("mode",))  # only ask and chat answer in one mode
+    add_flags(answering, SearchConfig, only=("source",), section="search")  # the documents the rag modes read
     add_flags(answering, LLMConfig, section="llm", names=llm_names)  # `llm_model` apart from ModelConfig's `model`
     return answering
 
@@ -225,7 +228,7 @@ def cmd_ingest(args) -> int:
         args.config,
     )
     bar = _Progress(disable=args.json)
-    report = ingest(cfg, on_file=bar.update)
+    report = ingest(cfg, on_file=bar.update, on_status=_status("ingest", quiet=args.json))
     bar.close()
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
@@ -244,9 +247,11 @@ def cmd_ingest(args) -> int:
 def cmd_search(args) -> int:
     from ragtune.core.config import flag_values, load_config
     from ragtune.rag.config import SearchConfig
-    from ragtune.rag.retrieve import Retriever
 
     cfg = load_config(SearchConfig, {"workdir": args.workdir, **flag_values(args, SearchConfig), **_index_overrides(args)}, args.config)
+    existing_workdir(cfg.workdir)  # before the index opens: Chroma would create a misspelt work dir
+    from ragtune.rag.retrieve import Retriever  # seconds of imports, after the checks
+
     retriever = Retriever(cfg)
     if retriever.size == 0:
         print(f"ragtune: collection '{cfg.index.collection}' is empty: run `ragtune ingest PATH` first", file=sys.stderr)
@@ -256,13 +261,15 @@ def cmd_search(args) -> int:
         print(json.dumps({"query": args.query, "hits": [h.to_json() for h in hits]}, indent=2))
         return 0
     for h in hits:
-        print("\n".join(present.hit_lines(h.rank, h.score, h.chunk.source, h.chunk.page, h.chunk.section, h.chunk.text, 240)))
+        c = h.chunk
+        print("\n".join(present.hit_lines(h.rank, h.score, c.source, c.page, c.section, c.text, 240, c.title)))
     return 0
 
 
 def _ask_overrides(args) -> dict:
     from ragtune.core.config import flag_values
     from ragtune.engine.config import AskConfig, DecodingConfig, LLMConfig, ModelConfig
+    from ragtune.rag.config import SearchConfig
 
     llm = flag_values(args, LLMConfig, section="llm")
     if llm["llm.base_url"] and not llm["llm.kind"]:  # --base-url alone means the endpoint: the local model answering would hide the slip
@@ -272,6 +279,7 @@ def _ask_overrides(args) -> dict:
         **flag_values(args, AskConfig),
         **flag_values(args, ModelConfig, prefix="model."),
         **llm,
+        **flag_values(args, SearchConfig, section="search"),
         **{f"search.{k}": v for k, v in _index_overrides(args).items()},
     }
     out.update(
@@ -291,6 +299,7 @@ def cmd_ask(args) -> int:
     from ragtune.engine.config import AskConfig
 
     cfg = load_config(AskConfig, _ask_overrides(args), args.config)
+    existing_workdir(cfg.workdir)
     answerer = _answerer(cfg)
     why = answerer.unavailable([cfg.mode]).get(cfg.mode)  # the adapter, index and sentence splitter load now: latency_s is the answer's
     if why:
@@ -330,6 +339,7 @@ def cmd_chat(args) -> int:
     from ragtune.engine.config import AskConfig
 
     cfg = load_config(AskConfig, _ask_overrides(args), args.config)
+    existing_workdir(cfg.workdir)
     answerer = _answerer(cfg)
     mode, k, last, answered = cfg.mode, cfg.k, None, 0
     why = answerer.unavailable([mode]).get(mode)  # loads the adapter and opens the index now, not at the first question
@@ -460,13 +470,14 @@ def _chat_sources(answer) -> None:
 
     width = max(shutil.get_terminal_size((100, 20)).columns - 4, 40)
     for s in answer.sources:
-        print("\n".join(present.hit_lines(s.rank, s.score, s.source, s.page, s.section, s.text, width)))
+        print("\n".join(present.hit_lines(s.rank, s.score, s.source, s.page, s.section, s.text, width, s.title)))
 
 
 def cmd_eval(args) -> int:
     from ragtune.core.config import flag_values, load_config
     from ragtune.evals import report as R
     from ragtune.evals.config import EvalConfig
+    from ragtune.evals.questions import skipped_lines
     from ragtune.evals.run import evaluate_report
 
     if args.compare:
@@ -478,6 +489,7 @@ def cmd_eval(args) -> int:
         {"workdir": args.workdir, **flag_values(args, EvalConfig), **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}},
         args.config,
     )
+    existing_workdir(cfg.workdir)
     bars = _StageBars(disable=args.json, unit="question")
     try:
         report = evaluate_report(cfg, progress=bars.update)
@@ -504,8 +516,8 @@ def cmd_eval(args) -> int:
     q = report.questions
     if cfg.limit > q["read"]:
         print(f"--limit {cfg.limit}: the questions hold only {q['read']}; all are asked", file=sys.stderr)
-    if q["skipped"]:
-        print(f"{len(q['skipped'])} question lines skipped; first: {q['skipped'][0]}", file=sys.stderr)
+    for line in skipped_lines(q["skipped"]):
+        print(line, file=sys.stderr)
     for mode, why in report.skipped_modes.items():
         print(f"mode {mode} skipped: {why}", file=sys.stderr)
     _print_scores(report, out)
@@ -531,10 +543,12 @@ def _print_scores(report, out) -> None:
 def cmd_serve(args) -> int:
     from ragtune.core.config import flag_values, load_config
     from ragtune.engine.config import ServeConfig
-    from ragtune.engine.server import serve
 
     overrides = {f"ask.{k}": v for k, v in _ask_overrides(args).items()}
     cfg = load_config(ServeConfig, {**flag_values(args, ServeConfig), **overrides}, args.config)
+    existing_workdir(cfg.ask.workdir)
+    from ragtune.engine.server import serve
+
     serve(cfg)
     return 0
 
@@ -572,16 +586,19 @@ def cmd_train(args) -> int:
     from ragtune.core.config import flag_values, load_config
     from ragtune.engine.config import ModelConfig
     from ragtune.train.config import TrainConfig
-    from ragtune.train.run import train
 
     cfg = load_config(
         TrainConfig,
         {"workdir": args.workdir, **flag_values(args, ModelConfig, prefix="model."), **flag_values(args, TrainConfig)},
         args.config,
     )
+    status = _status("train", quiet=args.json)
+    status("starting (importing torch and transformers) ...")
+    from ragtune.train.run import train
+
     bar = _TrainBar(disable=args.json)
     try:
-        report = train(cfg, progress=bar.update)
+        report = train(cfg, progress=bar.update, on_status=status)
     finally:
         bar.close()
     if args.json:
@@ -611,7 +628,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_app(args) -> int:
-    from ragtune.app import launch
     from ragtune.core.config import flag_values, load_config
     from ragtune.engine.config import AppConfig
 
@@ -620,6 +636,9 @@ def cmd_app(args) -> int:
         {"workdir": args.workdir, **flag_values(args, AppConfig), **{f"ask.{k}": v for k, v in _ask_overrides(args).items()}},
         args.config,
     )
+    existing_workdir(cfg.workdir)
+    from ragtune.app import launch  # gradio: seconds of imports, after the checks
+
     print(f"ragtune app: http://{cfg.host}:{cfg.port} (work dir {present.short_path(str(cfg.workdir))}); Ctrl-C stops it", file=sys.stderr)
     launch(cfg)
     return 0
@@ -661,6 +680,18 @@ def _demo_bars(stage: str):
         yield bar.update
     finally:
         bar.close()
+
+
+def _status(command: str, quiet: bool = False):
+    """A callback printing a slow phase's line (`ragtune ingest: loading embedding model ...`) to stderr, above any bar."""
+
+    def show(line: str) -> None:
+        if not quiet:
+            from tqdm import tqdm
+
+            tqdm.write(f"ragtune {command}: {line}", file=sys.stderr)
+
+    return show
 
 
 class _TrainBar:

@@ -135,7 +135,7 @@ def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) ->
     hits = {name: [retriever.search(q["question"], args.k) for q in qs] for name, qs in sets.items()}
     print(
         f"\n{'run':<24} {'set':<8} {'n':>4} {'F1':>6} {'keys':>6} {'tokF1':>6} {'tokRec':>6} {'cited':>6} {'prec':>5} "
-        f"{'words':>6} {'<=3w':>5} {'p50 s':>6}"
+        f"{'keycit':>7} {'words':>6} {'<=3w':>5} {'p50 s':>6}"
     )
     for name, qs in sets.items():
         _print_row("baseline", name, [_baseline(q, h) for q, h in zip(qs, hits[name])], qs)
@@ -221,7 +221,7 @@ def _best_sentences(q: dict, hits, cfg) -> tuple:
 def _print_row(run: str, name: str, answers: list, qs: list[dict]) -> None:
     from ragtune.evals import metrics as M
 
-    f1, keys, tf, tr, cited, prec, words, short, lat = [], [], [], [], [], [], [], [], []
+    f1, keys, tf, tr, cited, prec, keycited, words, short, lat = [], [], [], [], [], [], [], [], [], []
     for (a, seconds), q in zip(answers, qs):
         text = _strip(a.text)
         golds = q.get("short", q["answers"])
@@ -236,13 +236,14 @@ def _print_row(run: str, name: str, answers: list, qs: list[dict]) -> None:
         p = M.citation_precision(chunks, [list(k) for k in q.get("keys", [])], golds) if chunks else None
         if p is not None:
             prec.append(p)
+        keycited.append(bool(p))  # cites at least one chunk that holds a key fact or the gold answer
         words.append(M.words(a.text))
         short.append(M.words(a.text) <= 3 and "know" not in a.text.lower())
         lat.append(seconds)
     mean = lambda xs: f"{statistics.mean(xs):6.1f}" if xs else f"{'-':>6}"
     print(
         f"{run:<24} {name:<8} {len(qs):>4} {mean(f1)} {mean(keys)} {mean(tf)} {mean(tr)} {100 * statistics.mean(cited):5.0f}% "
-        f"{(statistics.mean(prec) / 100 if prec else 0):5.2f} {statistics.median(words):6.0f} {sum(short):>5} {statistics.median(lat):6.2f}",
+        f"{(statistics.mean(prec) / 100 if prec else 0):5.2f} {100 * statistics.mean(keycited):6.0f}% {statistics.median(words):6.0f} {sum(short):>5} {statistics.median(lat):6.2f}",
         flush=True,
     )
 

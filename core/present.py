@@ -49,14 +49,27 @@ def snippet(text: str, width: int) -> str:
     return flat[:width] + ("…" if len(flat) > width else "")
 
 
+def titled(title: str | None, name: str) -> str:
+    """`Netflix 2017 10-K — NETFLIX_2017_10K.pdf`: a file as a source line names it, after its document's
+    title unless the title only repeats the file's name (the fallback title of rag/ingest.py)."""
+    return f"{title} — {name}" if title and _words(title) != _words(Path(name).stem) else name
+
+
+def _words(text: str) -> str:
+    return " ".join(text.lower().replace("_", " ").replace("-", " ").split())
+
+
 def source_line(n: int, source: Any, cited: bool = False) -> str:
-    """`[2] docs/guide.pdf p.3 § Install  (cited)`: the n-th chunk an answer was given (a core.records.Source)."""
-    return f"[{n}] {short_path(source.source)} {place(source.page, source.section)}".rstrip() + ("  (cited)" if cited else "")
+    """`[2] Guide — docs/guide.pdf p.3 § Install  (cited)`: the n-th chunk an answer was given (a core.records.Source)."""
+    name = titled(getattr(source, "title", ""), short_path(source.source))
+    return f"[{n}] {name} {place(source.page, source.section)}".rstrip() + ("  (cited)" if cited else "")
 
 
-def hit_lines(rank: int, score: float, source: str, page: int | None, section: str | None, text: str, width: int) -> list[str]:
-    """A retrieved chunk in two lines: `1. [0.0312] docs/guide.pdf p.3 § Install`, then its snippet, indented."""
-    return [f"{rank}. [{score:.4f}] {short_path(source)} {place(page, section)}".rstrip(), f"   {snippet(text, width)}"]
+def hit_lines(
+    rank: int, score: float, source: str, page: int | None, section: str | None, text: str, width: int, title: str = ""
+) -> list[str]:
+    """A retrieved chunk in two lines: `1. [0.0312] Guide — docs/guide.pdf p.3 § Install`, then its snippet, indented."""
+    return [f"{rank}. [{score:.4f}] {titled(title, short_path(source))} {place(page, section)}".rstrip(), f"   {snippet(text, width)}"]
 
 
 def dropped_citations(n: int) -> str:

@@ -36,10 +36,17 @@ class Chunk:
     page: int | None = None  # first page the chunk covers
     page_end: int | None = None  # last page the chunk covers
     category: str = "NarrativeText"  # the category of its first element
+    title: str = ""  # its document's title (rag/ingest.py): which filing, which report a chunk is from
+    boilerplate: bool = False  # cover pages, certifications, legal notices (rag/boilerplate.py): ranked low, never synthesized from
 
     def embed_text(self) -> str:
-        """What gets embedded and BM25-indexed: the section path gives a chunk its context."""
-        return f"{self.section}\n{self.text}" if self.section else self.text
+        """What gets embedded and BM25-indexed: the title and section path give a chunk its context.
+
+        The title is left out when the section path already starts with it (a file's first
+        heading is both), so it is not counted twice.
+        """
+        title = "" if self.section.startswith(self.title) else self.title
+        return "\n".join(x for x in (title, self.section, self.text) if x)
 
     def metadata(self) -> dict:
         """Chroma metadata: flat scalars only, None left out."""
@@ -47,8 +54,9 @@ class Chunk:
 
     @classmethod
     def from_store(cls, id: str, text: str, meta: dict) -> Chunk:
-        known = {k: meta[k] for k in ("source", "sha256", "section", "index", "n_tokens", "page", "page_end", "category") if k in meta}
-        return cls(id=id, text=text, **known)
+        """A chunk as Chroma holds it; an index written before a field existed gets its default."""
+        names = ("source", "sha256", "section", "index", "n_tokens", "page", "page_end", "category", "title", "boilerplate")
+        return cls(id=id, text=text, **{k: meta[k] for k in names if k in meta})
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ class Hit:
             "source": c.source,
             "page": c.page,
             "section": c.section,
+            "title": c.title,
             "text": c.text,
             "dense_rank": self.dense_rank,
             "lexical_rank": self.lexical_rank,
@@ -145,11 +154,12 @@ class Source:
     score: float
     rank: int
     text: str
+    title: str = ""  # its document's title; "" for a chunk indexed before titles were
 
     @classmethod
     def from_hit(cls, hit: Hit) -> Source:
         c = hit.chunk
-        return cls(c.id, c.source, c.page, c.section, round(hit.score, 6), hit.rank, c.text)
+        return cls(c.id, c.source, c.page, c.section, round(hit.score, 6), hit.rank, c.text, c.title)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,21 @@ def make_workdir(workdir: PathLike) -> Path:
     return path
 
 
+class MissingWorkdir(RuntimeError):
+    """A command that only reads the work dir was given one that does not exist."""
+
+
+def existing_workdir(workdir: PathLike) -> Path:
+    """The work dir of a command that only reads it (search, ask, eval, ...), never created here:
+    a misspelt --workdir is a one-line MissingWorkdir, not a new empty work dir."""
+    path = Path(workdir)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ConfigError(f"--workdir {path}: exists and is not a directory")
+    raise MissingWorkdir(f"work dir {path} does not exist (ingest into it first: ragtune ingest DOCS --workdir {path})")
+
+
 # The folders -------------------------------------------------------------------------------------
 
 

@@ -120,11 +120,12 @@ class Answerer:
         """The next question opens the index afresh (after an ingest added chunks)."""
         self._retriever = None
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
-        """The question's top chunks; an empty index is an error that says what to run."""
+    def retrieve(self, question: str, k: int | None = None, source: list[str] | None = None) -> list[Hit]:
+        """The question's top chunks, from the documents `source` globs (default: the config's `--source`);
+        an empty index is an error that says what to run."""
         if self.retriever.size == 0:
             raise RuntimeError(self._empty_index())
-        return self.retriever.search(question, k or self.cfg.k)
+        return self.retriever.search(question, k or self.cfg.k, source)
 
     def _empty_index(self) -> str:
         return f"collection '{self.cfg.search.index.collection}' is empty: run `ragtune ingest PATH` first"
@@ -227,10 +228,11 @@ class Answerer:
         k: int | None = None,
         history: list[dict] | None = None,
         system: str | None = None,
+        source: list[str] | None = None,
     ) -> Iterator[str]:
         """Yield the answer's text as it comes; the generator's return value is the `Answer`."""
         mode = mode or self.cfg.mode
-        return (yield from one_of(self.stream_modes(question, [mode], decoding, k, history, system), mode))
+        return (yield from one_of(self.stream_modes(question, [mode], decoding, k, history, system, source), mode))
 
     def stream_modes(
         self,
@@ -240,20 +242,21 @@ class Answerer:
         k: int | None = None,
         history: list[dict] | None = None,
         system: str | None = None,
+        source: list[str] | None = None,
     ) -> Iterator[tuple[str, str]]:
         """Yield `(mode, text)` as several modes' answers grow; the return value maps mode -> `Answer`.
 
         The side-by-side chat: one retrieval serves the rag modes. Span answers (a small
         model's rag modes) are chosen whole and come first; the generated modes then stream
         together, one batch, so they grow in parallel. Latencies count from the question.
-        `history` holds earlier turns of a chat.
+        `history` holds earlier turns of a chat; `source`, globs of the documents to retrieve from.
         """
         if not question.strip():  # before retrieval, which would search for nothing
             raise ValueError("the question is empty")
         decoding = decoding or self.cfg.decoding
         t0 = time.perf_counter()
         adapters = {m: self.adapter_for(m) for m in modes}
-        hits = self.retrieve(question, k) if any(m in RAG_MODES for m in modes) else None
+        hits = self.retrieve(question, k, source) if any(m in RAG_MODES for m in modes) else None
         prepared = {m: self.prepare(question, m, k, history, system, hits if m in RAG_MODES else None) for m in modes}
         answers = {}
         for m in (m for m in modes if self.picks_span(m)):

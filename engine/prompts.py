@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragtune.core.config import CONFIG_DIR, ConfigError, read_yaml
+from ragtune.core.present import titled
 from ragtune.core.records import Hit
 
 
@@ -126,9 +127,9 @@ def render_document(t: PromptTemplates, n: int, hit: Hit, text: str | None = Non
 
 
 def source_marker(hit: Hit) -> str:
-    """`guide.pdf p.3 § Install` : the file name, page and section a chunk came from."""
+    """`Netflix 2017 10-K — NETFLIX_2017_10K.pdf p.3 § Item 7`: the document, page and section a chunk came from."""
     c = hit.chunk
-    out = Path(c.source).name
+    out = titled(c.title, Path(c.source).name)  # which company's filing: chunks of several read alike
     if c.page:
         out += f" p.{c.page}"
     if c.section:

@@ -6,8 +6,8 @@
 
 Any OpenAI client works: `OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="-")`. Decoding
 parameters the request leaves out come from configs/decoding.yaml (greedy by default, not
-OpenAI's temperature 1). Beyond OpenAI's, a request may send `top_k`, `repetition_penalty` and
-`k` (chunks retrieved), and a rag answer carries the chunks it read in a top-level `sources`,
+OpenAI's temperature 1). Beyond OpenAI's, a request may send `top_k`, `repetition_penalty`,
+`k` (chunks retrieved) and `source` (globs of the documents to read, as `--source`), and a rag answer carries the chunks it read in a top-level `sources`,
 what its `[n]` cite in `citations` (`sources[n - 1]`), and `dropped_citations`: the `[n]` it
 wrote for no chunk, removed from the text.
 """
@@ -36,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ragtune.core.records import Answer
-from ragtune.engine.answer import Answerer
+from ragtune.engine.answer import RAG_MODES, Answerer
 from ragtune.engine.config import MODES, DecodingConfig, ServeConfig
 from ragtune.engine.generate import with_overrides
 
@@ -75,10 +75,11 @@ class ChatRequest(BaseModel):
     top_k: int | None = None
     repetition_penalty: float | None = None
     k: int | None = Field(None, ge=1)
+    source: list[str] | None = None  # globs of the documents the rag modes read (`--source`); a string is a list of one
 
-    @field_validator("stop", mode="before")
+    @field_validator("stop", "source", mode="before")
     @classmethod
-    def _one_stop(cls, value):
+    def _a_list(cls, value):
         return [value] if isinstance(value, str) else value
 
 
@@ -122,7 +123,12 @@ def build_app(answerer: Answerer, cfg: ServeConfig) -> FastAPI:
         reason = (await run_in_threadpool(answerer.unavailable)).get(req.model)
         if reason:
             raise ApiError(400, reason, "model", "model_unavailable")
-        events = worker.submit(answerer.stream(question, req.model, decoding, req.k, history, system))
+        if req.source and req.model in RAG_MODES:
+            try:
+                answerer.retriever.scope(req.source)  # a glob that matches nothing is the request's error, before any work
+            except ValueError as e:
+                raise ApiError(400, str(e).replace("--source ", "source "), "source") from None
+        events = worker.submit(answerer.stream(question, req.model, decoding, req.k, history, system, req.source))
         reply = _Reply(req.model)
         if req.stream:
             # Wait for the first piece before the headers, so an error before it keeps its status code.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TYPES = ("factoid", "open")
+SHOW_SKIPPED = 10  # skipped lines named to the user; a file broken throughout needs no thousand lines to say so
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,22 @@ def read_questions(path: str | Path, unanswerable: bool = False) -> QuestionSet:
         )
     out.total = len(out.questions)
     if not out.questions:
-        raise ValueError(f"--questions {path}: no usable questions ({len(out.skipped)} lines skipped)")
+        shown = "; ".join(out.skipped[:SHOW_SKIPPED])
+        more = f"; and {len(out.skipped) - SHOW_SKIPPED} more" if len(out.skipped) > SHOW_SKIPPED else ""
+        raise ValueError(f"--questions {path}: no usable questions; {_count(out.skipped)}: {shown}{more}")
     return out
+
+
+def skipped_lines(skipped: list[str]) -> list[str]:
+    """What to tell the user about skipped lines: a count, then the first few, each with its line number and reason."""
+    if not skipped:
+        return []
+    more = [f"  ... and {len(skipped) - SHOW_SKIPPED} more"] if len(skipped) > SHOW_SKIPPED else []
+    return [f"{_count(skipped)}:", *(f"  {line}" for line in skipped[:SHOW_SKIPPED]), *more]
+
+
+def _count(skipped: list[str]) -> str:
+    return f"{len(skipped)} question line{'s' * (len(skipped) != 1)} skipped"
 
 
 def _why_not(row, unanswerable: bool) -> str:

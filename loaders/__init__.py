@@ -1,7 +1,7 @@
 """Loaders: from files and folders to `Document` records.
 
 `walk()` expands the user's paths with include and exclude globs; `load_file()` guards the
-edges (missing, unreadable, empty, too big, wrong magic bytes, wrong encoding) and then
+edges (missing, unreadable, empty, too big, wrong magic bytes, binary data posing as text) and then
 dispatches on the suffix through `LOADERS`. Every failure is a `LoadError` whose message is
 one line naming the file and the reason, so a batch can record it and go on.
 """
@@ -138,7 +138,7 @@ def check_file(path: Path, max_bytes: int) -> str:
         raise LoadError(path, "not a PDF (no %PDF- header)")
     if suffix == ".docx" and not head.startswith(b"PK\x03\x04"):
         raise LoadError(path, "not a DOCX (not a zip archive)")
-    if suffix in TEXT_SUFFIXES and b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if suffix in TEXT_SUFFIXES and b"\x00" in head and not _wide_unicode(head):
         raise LoadError(path, "binary data, not text (NUL bytes)")
     try:
         return file_sha256(path)
@@ -246,4 +246,6 @@ def load_file(path: Path, max_bytes: int, sha: str | None = None, ocr: bool = Fa
         raise LoadError(path, f"could not parse {path.suffix.lower()[1:].upper()} ({type(e).__name__}: {first})") from e
     if not any(d.text.strip() for d in loaded.documents):
         raise LoadError(path, "no text found")
+    if warning := encoding_warning(encoding):
+        loaded.warnings.insert(0, warning)
     return loaded

@@ -4,7 +4,8 @@ An object's title-like field (`title`, `heading`, `section`, `name`) labels its 
 single prose field (`text`, `content`, `body`, ...) becomes the text as it is, otherwise the
 scalar fields become `key: value` lines. Nested objects and lists recurse, extending the
 section path, so `{"title": "Guide", "sections": [{"heading": "Install", "text": ...}]}` gives
-a Document in section `Guide > Install`.
+a Document in section `Guide > Install`. The top-level object's `title` is the file's title
+(`Loaded.title`); in JSONL, the title every record shares.
 """
 
 from __future__ import annotations
@@ -27,23 +28,27 @@ def load_json(path: Path, sha: str) -> Loaded:
         data = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise LoadError(path, f"malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    return Loaded(list(_flatten(data, [], path, sha)))
+    return Loaded(list(_flatten(data, [], path, sha)), title=_title(data))
 
 
 def load_jsonl(path: Path, sha: str) -> Loaded:
     """A JSONL file's Documents; malformed lines are skipped with a warning, a LoadError if none is valid."""
-    docs, bad = [], []
+    docs, bad, titles = [], [], set()
     for n, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
-            docs.extend(_flatten(json.loads(line), [], path, sha))
+            record = json.loads(line)
         except json.JSONDecodeError as e:
             bad.append(f"line {n}: {e.msg}")
+            continue
+        docs.extend(_flatten(record, [], path, sha))
+        titles.add(_title(record))
     if bad and not docs:
         raise LoadError(path, f"malformed JSONL ({bad[0]}; {len(bad)} bad line(s), none valid)")
     warnings = [f"skipped {len(bad)} malformed line(s) ({bad[0]})"] if bad else []
-    return Loaded(docs, warnings=warnings)
+    # A title every record shares is the file's; records with titles of their own are documents apiece.
+    return Loaded(docs, warnings=warnings, title=titles.pop() if len(titles) == 1 else "")
 
 
 def _flatten(value: Any, section: list[str], path: Path, sha: str, key: str = "") -> Iterator[Document]:
@@ -73,6 +78,12 @@ def _flatten(value: Any, section: list[str], path: Path, sha: str, key: str = ""
     for k, v in value.items():
         if not (_is_scalar(v) or _scalar_list(v)):
             yield from _flatten(v, here, path, sha, k)
+
+
+def _title(data: Any) -> str:
+    """A top-level object's `title` field: the document's title."""
+    title = data.get("title") if isinstance(data, dict) else None
+    return " ".join(title.split()) if isinstance(title, str) else ""
 
 
 def _is_scalar(v: Any) -> bool:

@@ -71,12 +71,21 @@ class SearchConfig:
     config_file = "search.yaml"
     workdir: str | None = setting("work directory; unset: $RAGTUNE_WORKDIR, else ./.ragtune", cli=False)
     k: int = setting("number of hits", names=("-k",), low=1, step=1, widget_high=20)
+    source: list[str] = setting(
+        "only the documents whose file name or path matches this glob, case aside (repeatable); unset: all",
+        metavar="GLOB",
+        repeat=True,
+        label="documents",
+    )
     retrieval: str = setting(
         "hybrid: dense (MiniLM in Chroma) and BM25, fused by reciprocal rank; or dense, lexical", choices=("hybrid", "dense", "lexical")
     )
     candidates: int = setting("hits taken from each retriever before fusion", cli=False)
     rrf_k: int = setting("the reciprocal-rank-fusion constant: score = sum of weight / (rrf_k + rank)", cli=False)
     lexical_weight: float = setting("BM25's vote relative to the dense one", cli=False)
+    boilerplate_weight: float = setting(
+        "boilerplate chunks' scores are multiplied by this unless the query asks for them (rag/boilerplate.py)", cli=False, low=0, high=1
+    )
     query_encoder: str = setting("onnx: the query embedded by ONNX Runtime, faster than torch, which it falls back to; or torch", cli=False)
     index: IndexConfig = field(default=None)  # overrides of configs/index.yaml
 

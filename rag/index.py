@@ -84,11 +84,16 @@ class Index:
     def count(self) -> int:
         return self.collection.count()
 
-    def query(self, vector: np.ndarray, n: int) -> list[tuple[Chunk, float]]:
-        """Nearest chunks by cosine similarity, best first; `n` must not exceed `count()`."""
-        if n <= 0:
+    def query(self, vector: np.ndarray, n: int, sources: list[str] | None = None) -> list[tuple[Chunk, float]]:
+        """Nearest chunks by cosine similarity, best first; `n` must not exceed `count()`.
+
+        `sources`: only the chunks of these files (their absolute paths), filtered inside the
+        search, so `n` of theirs come back, not `n` of all cut down.
+        """
+        if n <= 0 or sources == []:
             return []
-        res = self.collection.query(query_embeddings=[vector], n_results=n, include=["documents", "metadatas", "distances"])
+        where = {"source": {"$in": list(sources)}} if sources is not None else None
+        res = self.collection.query(query_embeddings=[vector], n_results=n, where=where, include=["documents", "metadatas", "distances"])
         return [
             (Chunk.from_store(i, d, m), 1.0 - dist)
             for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])

@@ -1,7 +1,8 @@
 """`ingest(cfg) -> IngestReport`: files and folders into the index, safe to re-run and to kill.
 
 Per file: check it and hash it; skip it if the manifest has the same sha256; otherwise load,
-chunk, embed and upsert it, delete its chunks that are no longer produced (found by `source`
+chunk (each chunk with its document's title, rag/titles.py, and boilerplate mark,
+rag/boilerplate.py), embed and upsert it, delete its chunks that are no longer produced (found by `source`
 in Chroma itself), then record it in the manifest. The manifest is saved at most once a
 second (rewriting it after every file is quadratic on a big folder): a killed run redoes the
 files it had not recorded, to the same ids, so a re-run ends with exactly the chunks of an
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -21,20 +23,25 @@ from ragtune.core.records import FileReport, IngestReport
 from ragtune.core.workdir import make_workdir
 from ragtune.loaders import LoadError, check_file, load_file, supported, walk
 from ragtune.rag import lexical
+from ragtune.rag.boilerplate import is_boilerplate
 from ragtune.rag.chunking import chunk_documents, make_chunker
 from ragtune.rag.config import IngestConfig
 from ragtune.rag.embed import load_embedder
 from ragtune.rag.index import Index
+from ragtune.rag.titles import document_title
 
 MANIFEST_EVERY_S = 1.0
 
 
-def ingest(cfg: IngestConfig, on_file: Callable[[FileReport, int, int], None] | None = None) -> IngestReport:
+def ingest(
+    cfg: IngestConfig, on_file: Callable[[FileReport, int, int], None] | None = None, on_status: Callable[[str], None] | None = None
+) -> IngestReport:
     """Ingest `cfg.paths` into the collection.
 
     Args:
         cfg: the ingest config.
         on_file: called after each file with its report, the files done and the total, for progress.
+        on_status: called with a line as a slow phase between files starts (the embedding model's load, the BM25 rebuild).
     Returns:
         the report: every file's status and reason, chunk counts and the elapsed time.
     """
@@ -48,7 +55,9 @@ def ingest(cfg: IngestConfig, on_file: Callable[[FileReport, int, int], None] | 
         entries = list(walk(cfg.paths, cfg.include, cfg.exclude))
         files = [e for e in entries if isinstance(e, Path)]
         report.files += [FileReport(e.path, "failed", e.reason) for e in entries if isinstance(e, LoadError)]
-        pipeline = _Pipeline(cfg)
+        if on_status and files:  # the first file's parser import and the model's load take seconds before any bar
+            on_status(f"{len(files)} file{'s' * (len(files) != 1)} to check against collection '{cfg.index.collection}' ...")
+        pipeline = _Pipeline(cfg, on_status)
         saved_at, dirty = time.monotonic(), False
         try:
             for n, path in enumerate(files, 1):
@@ -72,6 +81,8 @@ def ingest(cfg: IngestConfig, on_file: Callable[[FileReport, int, int], None] | 
                 index.save_manifest(manifest)
         # The lexical index follows the manifest version; rebuild it if it is stale for any reason.
         if not lexical.is_fresh(index, manifest["version"]):
+            if on_status:
+                on_status(f"rebuilding the keyword (BM25) index over {index.count()} chunks ...")
             lexical.build(index, manifest["version"])
         report.total_chunks = index.count()
     report.elapsed_s = time.perf_counter() - t0
@@ -82,12 +93,14 @@ class _Pipeline:
     """The embedder and chunker, loaded on first use: a re-ingest of unchanged files needs
     neither, and loading them (sentence-transformers' import alone) costs ~4.5 s."""
 
-    def __init__(self, cfg: IngestConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: IngestConfig, on_status: Callable[[str], None] | None = None):
+        self.cfg, self.on_status = cfg, on_status
 
     @cached_property
     def embedder(self):
         idx = self.cfg.index
+        if self.on_status:
+            self.on_status(f"loading embedding model {idx.embedding_model} ...")
         return load_embedder(idx.embedding_model, idx.embed_precision, idx.embed_batch_size)
 
     @cached_property
@@ -126,7 +139,8 @@ def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pi
     index.upsert(fresh, pipe.embedder.embed([c.embed_text() for c in fresh]))
     stale = before - new_ids
     index.delete(stale)
-    manifest["files"][source] = {"sha256": sha, "chunks": len(new_ids), "pages": loaded.pages, "ingested_at": time.time()}
+    manifest["files"][source] = {"sha256": sha, "chunks": len(new_ids), "pages": loaded.pages, "title": title, "ingested_at": time.time()}
+    manifest["files"][source]["warnings"] = loaded.warnings  # reported again while the file is unchanged
     return FileReport(
         source,
         "ok",

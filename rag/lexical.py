@@ -12,7 +12,10 @@ import logging
 import os
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ragtune.rag.index import Index
 
@@ -30,14 +33,21 @@ def tokenize(text: str) -> list[str]:
     return [t for t in TOKEN_RE.findall(text.lower()) if t not in STOPWORDS]
 
 
+@dataclass
 class Lexical:
-    """A BM25 index and the chunk id of each of its documents."""
+    """A BM25 index, and the chunk id, file and boilerplate flag of each of its documents."""
 
-    def __init__(self, retriever, ids: list[str]):
-        self.retriever, self.ids = retriever, ids
+    retriever: object  # a bm25s.BM25
+    ids: list[str]
+    files: list[str] = field(default_factory=list)  # the source files, each once
+    file_of: list[int] = field(default_factory=list)  # per document: its file's place in `files`
+    boilerplate: set[str] = field(default_factory=set)  # the ids of boilerplate chunks
 
-    def search(self, query: str, n: int) -> list[tuple[str, float]]:
-        """Up to `n` (chunk id, BM25 score) pairs, best first; chunks sharing no word are left out."""
+    def search(self, query: str, n: int, sources: list[str] | None = None) -> list[tuple[str, float]]:
+        """Up to `n` (chunk id, BM25 score) pairs, best first; chunks sharing no word are left out.
+
+        `sources`: only the chunks of these files, masked before ranking, so `n` of theirs come back.
+        """
         tokens = tokenize(query)
         if not tokens or not self.ids:
             return []
@@ -45,7 +55,12 @@ class Lexical:
         q = [[t for t in tokens if t in vocab]]
         if not q[0]:
             return []
-        docs, scores = self.retriever.retrieve(q, k=min(n, len(self.ids)), show_progress=False, n_threads=1)
+        mask = None
+        if sources is not None:
+            chosen = set(sources)
+            wanted = [i for i, f in enumerate(self.files) if f in chosen]
+            mask = np.isin(np.asarray(self.file_of), wanted).astype(np.float32)  # a score times 0 is not a hit
+        docs, scores = self.retriever.retrieve(q, k=min(n, len(self.ids)), show_progress=False, n_threads=1, weight_mask=mask)
         return [(self.ids[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 
 
@@ -62,6 +77,10 @@ def build(index: Index, version: str) -> Lexical:
 
     chunks = list(index.all_chunks())
     ids = [c.id for c in chunks]
+    files = sorted({c.source for c in chunks})
+    place = {f: i for i, f in enumerate(files)}
+    file_of = [place[c.source] for c in chunks]
+    boilerplate = [c.id for c in chunks if c.boilerplate]
     retriever = bm25s.BM25()
     if chunks:
         retriever.index([tokenize(c.embed_text()) for c in chunks], show_progress=False)
@@ -71,19 +90,23 @@ def build(index: Index, version: str) -> Lexical:
     tmp.mkdir(parents=True)
     if chunks:
         retriever.save(str(tmp))
-    (tmp / "ids.json").write_text(json.dumps({"version": version, "ids": ids}))
+    (tmp / "ids.json").write_text(
+        json.dumps({"version": version, "ids": ids, "files": files, "file_of": file_of, "boilerplate": boilerplate})
+    )
     shutil.rmtree(out, ignore_errors=True)
     try:
         tmp.rename(out)
     except OSError:  # another process put its (equally fresh) build there first
         shutil.rmtree(tmp, ignore_errors=True)
-    return Lexical(retriever, ids)
+    return Lexical(retriever, ids, files, file_of, set(boilerplate))
 
 
 def is_fresh(index: Index, version: str) -> bool:
-    """Whether the saved BM25 index was built from this manifest version (reads only its stamp)."""
+    """Whether the saved BM25 index was built from this manifest version, with each chunk's file
+    (one saved before it had them is stale); reads only its stamp."""
     try:
-        return json.loads((Path(index.lexical_dir) / "ids.json").read_text())["version"] == version
+        saved = json.loads((Path(index.lexical_dir) / "ids.json").read_text())
+        return saved["version"] == version and "file_of" in saved
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return False
 
@@ -94,8 +117,10 @@ def load(index: Index, version: str) -> Lexical:
 
     if is_fresh(index, version):
         try:
-            ids = json.loads((Path(index.lexical_dir) / "ids.json").read_text())["ids"]
-            return Lexical(bm25s.BM25.load(str(index.lexical_dir)) if ids else bm25s.BM25(), ids)
+            saved = json.loads((Path(index.lexical_dir) / "ids.json").read_text())
+            ids = saved["ids"]
+            retriever = bm25s.BM25.load(str(index.lexical_dir)) if ids else bm25s.BM25()
+            return Lexical(retriever, ids, saved["files"], saved["file_of"], set(saved["boilerplate"]))
         except (FileNotFoundError, KeyError, ValueError, OSError):
             pass  # removed or damaged between the two reads: rebuild
     return build(index, version)

@@ -61,15 +61,18 @@ def synthesize_card(cfg: SynthConfig, progress: Callable[[str, int, int], None] 
     workdir = make_workdir(cfg.workdir)
     index = Index(cfg.search.index, workdir)
     version = index.load_manifest().get("version", "")
-    chunks = sorted(index.all_chunks(), key=lambda c: (c.source, c.index, c.id))
-    if not chunks:
+    every = sorted(index.all_chunks(), key=lambda c: (c.source, c.index, c.id))
+    if not every:
         raise RuntimeError(f"the index in {workdir} (collection '{cfg.search.index.collection}') is empty: run `ragtune ingest PATH` first")
+    chunks = [c for c in every if not c.boilerplate]  # cover pages, certifications: nothing worth asking (rag/boilerplate.py)
+    if not chunks:
+        raise RuntimeError(f"the index in {workdir} holds only boilerplate (cover pages, certifications, notices): nothing to ask about")
     out = dataset_dir(cfg, version)
     out.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out / ".lock")):
         _claim(out, cfg, version)
         drafts, settings = _generate(out, cfg, chunks, progress)
-        card = _build(out, cfg, chunks, drafts, settings, progress)
+        card = _build(out, cfg, chunks, drafts, settings, progress, every)
     elapsed = round(time.perf_counter() - t0, 2)
     card = replace(
         card,
@@ -266,15 +269,21 @@ class _Kept:
     grounding_rate: float  # of the parseable drafts, before any filter
 
 
-def _build(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], gen: dict, progress) -> DatasetCard:
-    """Filter, split, add distractors and noise, write pairs and rows; return the card."""
-    by_id = {c.id: c for c in chunks}
+def _build(
+    out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], gen: dict, progress, every: list[Chunk] | None = None
+) -> DatasetCard:
+    """Filter, split, add distractors and noise, write pairs and rows; return the card.
+
+    `chunks` are those asked about; `every` chunk of the index (boilerplate too) may be a distractor.
+    """
+    by_id = {c.id: c for c in every or chunks}
     kept = _filter(out, cfg, chunks, drafts, by_id)
     splits = _splits(cfg, chunks)
     pairs = _pairs(cfg, kept.keyed, by_id, splits, gen, progress)
     out_rows = _rows(cfg, pairs, by_id)
     _write_dataset(out, cfg, pairs, out_rows)
-    return _card(cfg, chunks, drafts, gen, kept, splits, pairs, out_rows)
+    card = _card(cfg, chunks, drafts, gen, kept, splits, pairs, out_rows)
+    return replace(card, chunks={**card.chunks, "boilerplate": len(every or chunks) - len(chunks)})
 
 
 def _filter(out: Path, cfg: SynthConfig, chunks: list[Chunk], drafts: dict[str, list[Draft]], by_id: dict[str, Chunk]) -> _Kept:

@@ -73,6 +73,20 @@ def test_four_answers_side_by_side_with_sources(client):
         assert "score" in sources
 
 
+def test_the_document_picker_lists_the_index_by_title_and_scopes_the_rag_modes(client):
+    from ragtune import app as A
+
+    labels = [label for label, _ in A.document_choices().choices]
+    assert labels == ["ragtune user guide: overview — 01-overview.md", "Fine-tuning with LoRA — 05-training.txt"]
+    *_, rag_sources, ft_rag_sources = client.predict(
+        "What does ragtune train use?", 0.0, 50, 1.0, 4, ["*overview*"], api_name="/side_by_side"
+    )
+    for sources in (rag_sources, ft_rag_sources):
+        assert "01-overview.md" in sources and "05-training.txt" not in sources, sources
+    with pytest.raises(Exception, match="matches no indexed document"):
+        client.predict("What does ragtune train use?", [], "rag", 0.0, 50, 1.0, 4, ["*nothing*"], api_name="/chat")
+
+
 def test_one_mode_chat_keeps_the_conversation(client):
     def text(turn):
         c = turn["content"]

@@ -125,8 +125,9 @@ def test_the_pages_defaults_are_the_configs(other, client):
     yaml = load_config(DecodingConfig)
     d = cfg.ask.decoding  # configs/decoding.yaml, under configs/app.yaml's `ask.decoding`
     assert (d.temperature, d.top_k, d.top_p) == (yaml.temperature, yaml.top_k, yaml.top_p)
-    assert _page_defaults(client, "/side_by_side")[1:] == [d.temperature, d.top_k, d.top_p, d.max_new_tokens]
-    assert _page_defaults(client, "/chat")[2:] == [cfg.ask.mode, d.temperature, d.top_k, d.top_p, d.max_new_tokens]
+    docs = list(cfg.ask.search.source)  # the document picker: every document unless --source says otherwise
+    assert _page_defaults(client, "/side_by_side")[1:] == [d.temperature, d.top_k, d.top_p, d.max_new_tokens, docs]
+    assert _page_defaults(client, "/chat")[2:] == [cfg.ask.mode, d.temperature, d.top_k, d.top_p, d.max_new_tokens, docs]
     t = load_config(TrainConfig, {})
     assert _page_defaults(client, "/train") == [t.max_steps, t.epochs, t.lr, t.lora_r]
 

@@ -106,7 +106,7 @@ def test_a_session_switches_mode_and_k_lists_sources_and_survives_errors(workdir
         ("What does ingest do?", "base", 3),
     ]
     out_lines = out.splitlines()
-    first_sources = [line for line in out_lines if re.match(r"[12]\. \[\d\.\d{4}\] \S*0[15]-\w+\.(md|txt)", line)]
+    first_sources = [line for line in out_lines if re.match(r"[12]\. \[\d\.\d{4}\] .*0[15]-\w+\.(md|txt)", line)]
     assert len(first_sources) == 2, out
     assert "mode base" in out_lines and "k 3" in out_lines and "mode base, k 3" in out_lines
     assert "the last answer (base) read no sources" in out_lines

@@ -62,13 +62,19 @@ class TrainReport:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = None, stop: threading.Event | None = None) -> TrainReport:
+def train(
+    cfg: TrainConfig,
+    progress: Callable[[int, int, dict], None] | None = None,
+    stop: threading.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> TrainReport:
     """Train a LoRA adapter on `cfg.data`, write it to `cfg.out` (or a new adapters/ folder).
 
     Args:
         cfg: the resolved config.
         progress: called after each optimizer step with (step, max_steps, {loss, tokens_per_s}).
         stop: set from another thread (the app's Stop button) to stop as Ctrl-C does.
+        on_status: called with a line as each slow phase before the first step starts (model load, tokenizing, trainer setup).
     Returns:
         The report; `interrupted` if Ctrl-C or `stop` stopped it (a checkpoint is then saved in `out`).
     Raises:
@@ -81,9 +87,11 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
 
     offline.setup()
     keep_freed_memory()
+    status = on_status or (lambda line: None)
     t_start = time.perf_counter()
     out = _resolve_out(cfg)  # None: a new folder under adapters/, made once the run starts
     data = _resolve_data(cfg, out)
+    status(f"loading model {cfg.model.model} ...")  # the packaged GGUF is converted to a model folder on first use
     model_path = model_lib.resolve(cfg.model)
     checkpoint = _last_checkpoint(out) if cfg.resume else None
     if cfg.resume:
@@ -107,6 +115,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
         tokenizer.pad_token = tokenizer.eos_token
     if tokenizer.chat_template is None:
         raise RuntimeError(f"--model {cfg.model.model}: has no chat template; ragtune trains chat models")
+    status(f"tokenizing {data} ...")
     train_rows, eval_rows = load_splits(data, tokenizer, cfg.max_length)
     if cfg.eval_rows:  # eval loss is a check, not the product: a fixed sample keeps each eval short
         eval_rows.input_ids, eval_rows.labels = eval_rows.input_ids[: cfg.eval_rows], eval_rows.labels[: cfg.eval_rows]
@@ -134,6 +143,9 @@ def train(cfg: TrainConfig, progress: Callable[[int, int, dict], None] | None = 
     write_json(out / "train_config.json", _run_record(cfg, data, out, model_path), indent=2)
 
     # Train
+    status(
+        f"training on {len(train_rows.input_ids)} rows{' (packing them first)' if cfg.packing else ''}; the bar appears after the first step ..."
+    )
     from trl import SFTConfig, SFTTrainer
 
     has_eval = bool(eval_rows.input_ids)

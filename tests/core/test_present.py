@@ -175,6 +175,19 @@ def test_source_and_hit_lines_name_the_file_relative_to_here(tmp_path, monkeypat
     ]
 
 
+def test_a_source_line_leads_with_its_documents_title_unless_it_repeats_the_file_name():
+    filing = "/filings/NETFLIX_2017_10K.pdf"
+    source = Source("c1", filing, 3, "PART II > Item 7", 0.5, 1, "text", title="Netflix, Inc. Form 10-K")
+    assert present.source_line(1, source) == f"[1] Netflix, Inc. Form 10-K — {filing} p.3 § PART II > Item 7"
+    assert (
+        present.hit_lines(2, 0.5, filing, 3, "", "t", 10, title="Netflix, Inc. Form 10-K")[0]
+        == f"2. [0.5000] Netflix, Inc. Form 10-K — {filing} p.3"
+    )
+    assert present.titled("NETFLIX 2017 10K", "NETFLIX_2017_10K.pdf") == "NETFLIX_2017_10K.pdf"  # the fallback title says nothing more
+    assert present.titled("07 app and faq", "docs/07-app-and-faq.jsonl") == "docs/07-app-and-faq.jsonl"
+    assert present.titled("", "a.md") == "a.md"
+
+
 def test_dropped_citations_counts_in_words():
     assert present.dropped_citations(1) == "1 citation to no retrieved chunk removed"
     assert present.dropped_citations(2) == "2 citations to no retrieved chunk removed"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ragtune.core.records import DatasetCard, EvalReport, Pair
+from ragtune.core.records import Chunk, DatasetCard, EvalReport, Hit, Pair, Source
 
 PAIR = Pair(
     "p1",
@@ -72,3 +72,14 @@ def test_a_report_written_before_question_types_reads_with_no_by_type():
     report = EvalReport({"asked": 1}, ["base"], {}, {}, {}, {"base": {}}, {}, None, [], {}, 0, [], "V.", 1.0)
     old = {k: v for k, v in report.to_json().items() if k != "by_type"}
     assert EvalReport.from_json(old) == report and list(report.to_json())[-2:] == ["verdict", "elapsed_s"]
+
+
+def test_a_chunk_keeps_its_title_and_mark_in_chroma_and_an_older_index_reads_without_them():
+    chunk = Chunk("c1", "Net sales rose.", "/d/a.pdf", "h", "Item 7", 3, 4, page=2, title="Acme Form 10-K", boilerplate=True)
+    meta = chunk.metadata()
+    assert meta["title"] == "Acme Form 10-K" and meta["boilerplate"] is True and "page_end" not in meta
+    assert Chunk.from_store("c1", "Net sales rose.", meta) == chunk
+    old = {k: v for k, v in meta.items() if k not in ("title", "boilerplate")}  # as ingest wrote it before titles
+    assert Chunk.from_store("c1", "Net sales rose.", old) == Chunk("c1", "Net sales rose.", "/d/a.pdf", "h", "Item 7", 3, 4, page=2)
+    hit = Hit(chunk, 0.5, 1)
+    assert Source.from_hit(hit).title == "Acme Form 10-K" and hit.to_json()["title"] == "Acme Form 10-K"

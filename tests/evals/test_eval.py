@@ -107,6 +107,20 @@ def test_bad_question_lines_are_skipped_with_their_line_numbers(tmp_path):
     assert read_questions(path, unanswerable=True).questions[-1].answers == ()
 
 
+def test_skipped_lines_are_named_up_to_ten(tmp_path):
+    from ragtune.evals.questions import read_questions, skipped_lines
+
+    path = write_questions(tmp_path / "q.jsonl", QUESTIONS[:1], ["{oops"] * 12)
+    shown = skipped_lines(read_questions(path).skipped)
+    assert shown[0] == "12 question lines skipped:"
+    assert shown[1:3] == ["  q.jsonl:2: not JSON (Expecting property name enclosed in double quotes)"] + [
+        "  q.jsonl:3: not JSON (Expecting property name enclosed in double quotes)"
+    ]
+    assert shown[10] == "  q.jsonl:11: not JSON (Expecting property name enclosed in double quotes)"
+    assert shown[-1] == "  ... and 2 more" and len(shown) == 12
+    assert skipped_lines([]) == [] and skipped_lines(["q.jsonl:4: no question"]) == ["1 question line skipped:", "  q.jsonl:4: no question"]
+
+
 def test_keys_and_type_are_read_and_malformed_ones_skipped_with_the_line_named(tmp_path):
     from ragtune.evals.questions import read_questions
 
@@ -134,7 +148,7 @@ def test_a_missing_or_empty_questions_file_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no such file"):
         read_questions(tmp_path / "nope.jsonl")
     (tmp_path / "bad.jsonl").write_text("{bad\n")
-    with pytest.raises(ValueError, match=r"bad.jsonl: no usable questions \(1 lines skipped\)"):
+    with pytest.raises(ValueError, match=r"bad.jsonl: no usable questions; 1 question line skipped: bad.jsonl:1: not JSON"):
         read_questions(tmp_path / "bad.jsonl")
 
 

@@ -118,3 +118,23 @@ def test_query_encoder_is_onnx_and_matches_torch(tmp_path, sample_docs):
     torch_only = Retriever(search_cfg(wd, query_encoder="torch"))
     assert not isinstance(torch_only.encode_query, OnnxQueryEncoder)
     assert [h.chunk.id for h in torch_only.search(queries[0])] == [h.chunk.id for h in retriever.search(queries[0])]
+
+
+def test_an_unchanged_file_keeps_its_warnings_and_slow_phases_say_so(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "latin1.txt").write_bytes("Menu du jour\n\nLe café crème coûte déjà trop cher à Noël.\n".encode("latin-1"))
+    (docs / "plain.md").write_text("# Plain\n\nNothing to warn about here.\n")
+    wd, said = tmp_path / "w", []
+    first = ingest(ingest_cfg(wd, [docs]), on_status=said.append)
+    warned = {f.path.rsplit("/", 1)[-1]: f.warnings for f in first.files}
+    assert warned["latin1.txt"] == ["not UTF-8: decoded as cp1252 (a guess; re-save the file as UTF-8 if characters look wrong)"]
+    assert warned["plain.md"] == []
+    assert [s.split(" ")[:2] for s in said] == [["2", "files"], ["loading", "embedding"], ["rebuilding", "the"]], said
+    again = ingest(ingest_cfg(wd, [docs]), on_status=said.append)
+    assert {f.path.rsplit("/", 1)[-1]: (f.status, f.warnings) for f in again.files} == {
+        "latin1.txt": ("unchanged", warned["latin1.txt"]),
+        "plain.md": ("unchanged", []),
+    }
+    assert "not UTF-8: decoded as cp1252" in next(f.line() for f in again.files if f.path.endswith("latin1.txt"))
+    assert said[3:] == ["2 files to check against collection 'docs' ..."], "an unchanged re-ingest loads no model and rebuilds nothing"

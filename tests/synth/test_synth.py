@@ -96,6 +96,32 @@ def test_a_chunk_with_no_usable_sentence_yields_no_drafts():
     ]
 
 
+def test_a_question_names_its_document_when_it_would_be_ambiguous_without():
+    from ragtune.synth.extractive import ExtractiveGenerator, with_subject
+
+    text = "Net sales increased 12% to $3.7 billion in fiscal 2023. Reed Hastings founded Netflix in California in 1997."
+    gen = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=0))
+    filing = Chunk("c", text, "s", "h", "", 0, 40, title="Netflix, Inc. Form 10-K (fiscal year ended December 31, 2017)")
+    asked = {d.answer: d.question for d in gen.generate([filing])[0]}
+    assert (
+        asked["fiscal 2023"]
+        == "In Netflix, Inc. Form 10-K (fiscal year ended December 31, 2017), when did net sales increase 12% to $3.7 billion?"
+    )
+    assert asked["1997"] == "When did Reed Hastings found Netflix in California?"  # it names its own subject
+    plain = {d.answer: d.question for d in gen.generate([dataclasses.replace(filing, title="Search and retrieval")])[0]}
+    assert plain["fiscal 2023"] == "When did net sales increase 12% to $3.7 billion?"  # a title that names nothing adds nothing
+    subject, name = "Acme Corp annual report", ("acme",)
+    assert with_subject("What did our board approve in 2023?", subject, name, ["Boeing"]) == (
+        "In Acme Corp annual report, what did our board approve in 2023?"
+    )
+    assert with_subject("What did Boeing deliver?", subject, name, ["Boeing"]) == "What did Boeing deliver?"
+    assert with_subject("What did Acme's board approve?", subject, name, []) == "What did Acme's board approve?"
+    assert (
+        with_subject("Net sales rose by what percentage?", subject, name, [])
+        == "In Acme Corp annual report, Net sales rose by what percentage?"
+    )
+
+
 # Filters -------------------------------------------------------------------------------------------------
 
 
@@ -320,6 +346,25 @@ def test_a_re_run_is_safe_and_an_interrupted_run_resumes(workdir, dataset, monke
     (damaged / "config.json").write_text("{damaged")
     with pytest.raises(RuntimeError, match=r"config.json: damaged"):
         pipeline.synthesize(synth_cfg(workdir, eval_fraction=0.25, out=str(damaged), batch_size=4))
+
+
+def test_boilerplate_chunks_are_not_asked_about_but_may_be_distractors(tmp_path):
+    from ragtune.synth.pipeline import synthesize
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "results.md").write_text(
+        "# Acme results\n\nAcme sold 300 trucks in Ohio in 2023. The plant in Toledo opened in 1998 and employs 450 workers.\n"
+    )
+    (docs / "cover.md").write_text(
+        "# Cover\n\nIndicate by check mark whether the registrant has filed all reports required by Section 13 in 2023. "
+        "Acme employs 300 people in Ohio.\n"
+    )
+    ingest(ingest_cfg(tmp_path / "w", [docs]))
+    card = synthesize(synth_cfg(tmp_path / "w", eval_fraction=0.0, distractors=1))
+    pairs = _read(card["path"], "pairs.jsonl")
+    assert card["chunks"]["total"] == 1 and card["chunks"]["boilerplate"] == 1
+    assert pairs and {p["source"].rsplit("/", 1)[-1] for p in pairs} == {"results.md"}
 
 
 def test_bad_settings_and_an_empty_index(tmp_path, workdir):

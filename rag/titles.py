@@ -49,7 +49,7 @@ def _credible(title: str, documents: list[Document]) -> str:
     """A paged document's metadata title, if its first page bears it out ("Q1 2023 8-K - Exhibit 99.1" names no company)."""
     if not title or not documents or documents[0].page is None:
         return title  # a JSON `title` field is the document's own word
-    words = set(tokenize(title))
+    words = {w for w in tokenize(title) if w.isalpha() and len(w) > 2}  # "8-K", "99.1": digits any first page holds
     first = set(tokenize(" ".join(d.text for d in documents if d.page == 1)))
     return title if words and len(words & first) >= CREDIBLE_SHARE * len(words) else ""
 

@@ -50,6 +50,13 @@ def test_a_heading_that_names_nothing_is_passed_over_and_a_headline_taken():
     assert document_title(markdown, Path("/d/guide.md")) == "Install guide"
 
 
+def test_a_metadata_title_the_first_page_does_not_bear_out_is_passed_over():
+    release = [doc("PepsiCo Reports First-Quarter 2023 Results; Raises Full-Year Guidance"), doc("EPS $1.40, up 8% in Q1 2023; 99.1")]
+    headline = "PepsiCo Reports First-Quarter 2023 Results; Raises Full-Year Guidance"
+    assert document_title(release, Path("/d/p.pdf"), loaded_title="Q1 2023 8-K - Exhibit 99.1") == headline
+    assert document_title(release, Path("/d/p.pdf"), loaded_title="PepsiCo first-quarter results") == "PepsiCo first-quarter results"
+
+
 def test_a_paragraph_taken_for_a_heading_is_cut():
     title = document_title([doc("word " * 60, "Title")], Path("/d/a.pdf"))
     assert len(title) <= 100 and title.endswith("…")

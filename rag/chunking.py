@@ -22,6 +22,7 @@ from functools import lru_cache
 from itertools import groupby
 
 from ragtune.core.records import Chunk, Document
+from ragtune.loaders import LoadError
 
 SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " "]
 
@@ -128,7 +129,8 @@ def _text_pieces(group: list[Document], chunker: Chunker) -> Iterator[tuple[str,
         # A piece starts after the previous one starts and ends no earlier than it ends.
         start = text.find(piece, max(start, end - len(piece)))
         if start < 0:
-            raise RuntimeError(f"{group[0].source}: a chunk's text is not in its section (the splitter changed it)")
+            # a LoadError, so one file fails and the batch goes on
+            raise LoadError(group[0].source, "a chunk's text is not in its section (the splitter changed it)")
         end = start + len(piece)
         first = group[bisect.bisect_right(starts, start) - 1]
         last = group[bisect.bisect_right(starts, end - 1) - 1]

@@ -13,7 +13,10 @@ is the two sentences of the top two chunks that share the most words with the qu
 (engine/extract.baseline). Two ceilings bound what any extractive answer can reach from the same
 chunks: the chunks whole, and the best sentences within the answer's limits. Also printed: the question classifier's agreement with each set's
 type, each model's writing probe (engine/probe.py, what `rag_answer: auto` decides by) and its
-generation speed.
+generation speed. Columns: `cited` is the share of answers citing any chunk, `prec` the mean
+share of cited chunks holding a key fact or the gold answer, `keycit` the share of answers
+citing at least one such chunk; a written answer's citations include those attributed by
+engine/cite.attribute, and the line below its row says how many the model wrote itself.
 
 --long asks SQuAD dev questions instead; each one's long reference is the sentence of the
 articles that holds its gold answer and shares most words with the question.

@@ -378,13 +378,18 @@ def _ingest(paths: list[str], progress=None) -> Iterator[tuple[str, list[list]]]
     yield f"{job.line()}: {present.ingest_summary(job.result)}", corpus_files()
 
 
-def corpus_files() -> list[list]:
-    """The index's files: [file, status, chunks, pages, reason], failures of the last ingest included."""
+def _indexed_files() -> dict[str, dict]:
+    """The manifest's files (path -> chunks, pages, title) of the collection the chat searches."""
     from ragtune.rag.index import Index
 
     bench = _bench()
-    index = Index(bench.cfg.ask.search.index, bench.workdir)  # the collection the chat searches
-    files = index.load_manifest().get("files", {})
+    return Index(bench.cfg.ask.search.index, bench.workdir).load_manifest().get("files", {})
+
+
+def corpus_files() -> list[list]:
+    """The index's files: [file, status, chunks, pages, reason], failures of the last ingest included."""
+    bench = _bench()
+    files = _indexed_files()
     rows = [[path, "indexed", entry.get("chunks", 0), entry.get("pages", 0), ""] for path, entry in sorted(files.items())]
     rows += [[path, "failed", 0, 0, why] for path, why in sorted(bench.failures.items()) if path not in files]
     return rows
@@ -394,10 +399,7 @@ def document_choices():
     """The document picker with the index's files as its choices, each shown by its title and name."""
     import gradio as gr
 
-    from ragtune.rag.index import Index
-
-    bench = _bench()
-    files = Index(bench.cfg.ask.search.index, bench.workdir).load_manifest().get("files", {})
+    files = _indexed_files()
     return gr.Dropdown(choices=[(present.titled(e.get("title", ""), Path(p).name), p) for p, e in sorted(files.items())])
 
 

@@ -35,32 +35,34 @@ class Loaded:
     title: str = ""  # the document's own title (PDF metadata, a JSON title field); "" leaves it to the ingest's fallbacks
 
 
-def _structured(path: Path, sha: str) -> Loaded:
+# Every loader takes the file, its sha256 and what load_file() already knows: a text file's decoded
+# text and encoding (decoded once), and whether to OCR PDF pages; each uses what it needs.
+def _structured(path: Path, sha: str, *, encoding: str | None = None, **_) -> Loaded:
     from ragtune.loaders.structured import load_structured
 
-    return load_structured(path, sha)
+    return load_structured(path, sha, encoding)
 
 
-def _pdf(path: Path, sha: str, ocr: bool = False) -> Loaded:
+def _pdf(path: Path, sha: str, *, ocr: bool = False, **_) -> Loaded:
     from ragtune.loaders.pdf import load_pdf
 
     return load_pdf(path, sha, ocr=ocr)
 
 
-def _json(path: Path, sha: str) -> Loaded:
+def _json(path: Path, sha: str, *, text: str | None = None, **_) -> Loaded:
     from ragtune.loaders.jsonfile import load_json
 
-    return load_json(path, sha)
+    return load_json(path, sha, text)
 
 
-def _jsonl(path: Path, sha: str) -> Loaded:
+def _jsonl(path: Path, sha: str, *, text: str | None = None, **_) -> Loaded:
     from ragtune.loaders.jsonfile import load_jsonl
 
-    return load_jsonl(path, sha)
+    return load_jsonl(path, sha, text)
 
 
 # One registry for the swappable part: suffix -> loader. Imports stay lazy so the CLI starts fast.
-LOADERS: dict[str, Callable[[Path, str], Loaded]] = {
+LOADERS: dict[str, Callable[..., Loaded]] = {
     ".pdf": _pdf,
     ".html": _structured,
     ".htm": _structured,
@@ -156,18 +158,9 @@ BOMS = (
 )
 
 
-def text_encoding(path: Path) -> str:
-    """The codec that decodes a text file: its byte-order mark's, else UTF-8, else charset-normalizer's guess.
-
-    Raises:
-        LoadError: binary data (no plausible text encoding), or bytes its byte-order mark does not decode.
-    """
-    return _decode(path)[1]
-
-
 def read_text(path: Path) -> str:
-    """A text file's text, decoded with `text_encoding()`; raises LoadError for binary data."""
-    return _decode(path)[0]
+    """A text file's text (see `decode`); raises LoadError for binary data."""
+    return decode(path)[0]
 
 
 def encoding_warning(encoding: str) -> str:
@@ -179,7 +172,13 @@ def encoding_warning(encoding: str) -> str:
     return f"not UTF-8: decoded as {encoding} (a guess; re-save the file as UTF-8 if characters look wrong)"
 
 
-def _decode(path: Path) -> tuple[str, str]:
+def decode(path: Path) -> tuple[str, str]:
+    """A text file's text and the codec that decoded it: its byte-order mark's, else UTF-8, else
+    charset-normalizer's guess.
+
+    Raises:
+        LoadError: binary data (no plausible text encoding), or bytes its byte-order mark does not decode.
+    """
     data = path.read_bytes()
     for bom, codec in BOMS:
         if data.startswith(bom):
@@ -235,10 +234,10 @@ def load_file(path: Path, max_bytes: int, sha: str | None = None, ocr: bool = Fa
     if loader is None:
         raise LoadError(path, f"unsupported file type '{path.suffix or path.name}'")
     sha = sha or check_file(path, max_bytes)
-    # Decoded once up front so binary data fails here, before any parser, and the guessed encoding is reported.
-    encoding = text_encoding(path) if path.suffix.lower() in TEXT_SUFFIXES else "utf-8"
+    # Decoded once, up front: binary data fails before any parser, and the guessed encoding is reported.
+    text, encoding = decode(path) if path.suffix.lower() in TEXT_SUFFIXES else (None, "utf-8")
     try:
-        loaded = loader(path, sha, ocr=ocr) if loader is _pdf else loader(path, sha)
+        loaded = loader(path, sha, text=text, encoding=encoding, ocr=ocr)
     except LoadError:
         raise
     except Exception as e:  # a parser's own error: keep its first line, name the file

@@ -22,19 +22,20 @@ TITLE_KEYS = ("title", "heading", "section", "name", "subject")
 PROSE_KEYS = ("text", "content", "body", "page_content", "description", "abstract")
 
 
-def load_json(path: Path, sha: str) -> Loaded:
-    """A JSON file's Documents; malformed JSON is a LoadError naming the line and column."""
+def load_json(path: Path, sha: str, text: str | None = None) -> Loaded:
+    """A JSON file's Documents (`text`: the file already decoded); malformed JSON is a LoadError naming the line and column."""
     try:
-        data = json.loads(read_text(path))
+        data = json.loads(read_text(path) if text is None else text)
     except json.JSONDecodeError as e:
         raise LoadError(path, f"malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     return Loaded(list(_flatten(data, [], path, sha)), title=_title(data))
 
 
-def load_jsonl(path: Path, sha: str) -> Loaded:
-    """A JSONL file's Documents; malformed lines are skipped with a warning, a LoadError if none is valid."""
+def load_jsonl(path: Path, sha: str, text: str | None = None) -> Loaded:
+    """A JSONL file's Documents (`text`: the file already decoded); malformed lines are skipped with a
+    warning, a LoadError if none is valid."""
     docs, bad, titles = [], [], set()
-    for n, line in enumerate(read_text(path).splitlines(), 1):
+    for n, line in enumerate((read_text(path) if text is None else text).splitlines(), 1):
         if not line.strip():
             continue
         try:

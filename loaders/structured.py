@@ -12,17 +12,19 @@ from pathlib import Path
 
 from ragtune.core import offline
 from ragtune.core.records import Document
-from ragtune.loaders import TEXT_SUFFIXES, Loaded, text_encoding
+from ragtune.loaders import Loaded
 from ragtune.loaders.tables import table_from_html, table_text
 
 
-def load_structured(path: Path, sha: str) -> Loaded:
-    """An HTML, Markdown, text or DOCX file's elements as Documents, each with its section path."""
+def load_structured(path: Path, sha: str, encoding: str | None = None) -> Loaded:
+    """An HTML, Markdown, text or DOCX file's elements as Documents, each with its section path.
+
+    `encoding`: a text file's codec, as load_file() decoded it, so unstructured does not guess again.
+    """
     offline.use_packaged_spacy_model()
     from langchain_unstructured import UnstructuredLoader
 
-    # load_file() has already chosen the encoding (and reports a guess); say it, so unstructured does not guess again.
-    kwargs = {"encoding": text_encoding(path)} if path.suffix.lower() in TEXT_SUFFIXES else {}
+    kwargs = {"encoding": encoding} if encoding and path.suffix.lower() != ".docx" else {}
     elements = list(UnstructuredLoader(str(path), **kwargs).lazy_load())
     titles: dict[str, tuple[str, str | None]] = {}
     docs = []

@@ -27,21 +27,26 @@ def test_ingest_json_then_search(tmp_path, sample_docs):
     assert text.returncode == 0 and text.stdout.startswith("1. [")
 
 
-def test_search_scoped_to_documents_by_glob(tmp_path):
+def test_search_scoped_to_documents_by_glob(tmp_path, capsys):
+    from ragtune.cli import main
+
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "ACME_10K.md").write_text("# Acme Corp annual report\n\nAcme net sales were $120 million in fiscal 2023.\n")
     (docs / "GLOBEX_10Q.md").write_text("# Globex quarterly report\n\nGlobex net sales were $45 million in the quarter.\n")
     wd = str(tmp_path / "w")
-    assert run("ingest", str(docs), "--workdir", wd).returncode == 0
-    out = run("search", "Acme net sales", "--source", "*globex*", "--workdir", wd)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.startswith("1. [") and "Globex quarterly report — " in out.stdout and "ACME" not in out.stdout
-    hits = json.loads(run("search", "net sales", "--source", "*ACME*", "--json", "--workdir", wd).stdout)["hits"]
+    assert main(["ingest", str(docs), "--workdir", wd]) == 0
+    capsys.readouterr()
+    assert main(["search", "Acme net sales", "--source", "*globex*", "--workdir", wd]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1. [") and "Globex quarterly report — " in out and "ACME" not in out
+    assert main(["search", "net sales", "--source", "*ACME*", "--json", "--workdir", wd]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
     assert [h["title"] for h in hits] == ["Acme Corp annual report"]
-    none = run("search", "net sales", "--source", "*hooli*", "--workdir", wd)
-    assert none.returncode == 1 and none.stdout == ""
-    assert none.stderr == "ragtune: error: --source '*hooli*' matches no indexed document; indexed: ACME_10K.md, GLOBEX_10Q.md\n"
+    assert main(["search", "net sales", "--source", "*hooli*", "--workdir", wd]) == 1
+    none = capsys.readouterr()
+    assert none.out == ""
+    assert none.err == "ragtune: error: --source '*hooli*' matches no indexed document; indexed: ACME_10K.md, GLOBEX_10Q.md\n"
     assert "--source GLOB" in run("ask", "--help").stdout and "--source GLOB" in run("eval", "--help").stdout
 
 

@@ -7,10 +7,7 @@ completed by ...?" -> "1889". The question keeps the sentence's words, so it is 
 answer is a span, so the span reader can pick it. Paraphrases word the fact as people ask, as
 knowledge needs several wordings (Ovadia et al. 2023; docs/ft-rag.md, item 6).
 
-A question about a chunk of one of several filings ("What were net sales in fiscal 2023?") is
-ambiguous without its company: when the chunk's title leads with a name ("Netflix, Inc. Form
-10-K (...)") and the question names nothing of its own or says "our", "the Company", the
-title is set first: "In Netflix, Inc. Form 10-K (...), what ...?" (`with_subject`).
+A question about one of several documents names its document when it needs to (synth/subject.py).
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ragtune.core.records import Chunk, Draft
+from ragtune.synth.subject import GENERIC_SUBJECT, NAMING, Subjects, with_subject
 
 # Clauses hanging off the root that are not part of the main statement.
 SUBCLAUSES = {"conj", "cc", "advcl", "ccomp", "parataxis", "punct", "mark", "preconj", "csubj", "dep", "intj", "discourse"}
@@ -69,13 +67,6 @@ LINKERS = {
     "then",
 }
 CITATION = re.compile(r"\.:\d|\[\d+\]")  # Wikipedia's page citations: "life.:33", "[12]"
-# Entities that say what a question is about (a date or an amount does not).
-NAMING = {"PERSON", "ORG", "GPE", "NORP", "FAC", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW"}
-# Subjects that stand for the document's own company (or author) and name nobody out of context.
-GENERIC_SUBJECT = re.compile(r"\b(?:we|our|us|the (?:company|registrant|corporation|group|firm))\b", re.IGNORECASE)
-# Words of a company's name that do not tell one company from another.
-LEGAL_FORMS = {"inc", "plc", "corp", "corporation", "ltd", "llc", "company", "co", "group", "holdings", "the", "and", "form"}
-LOWERED_FIRST = {"what", "when", "where", "who", "whom", "which", "how", "why", "in", "on", "at", "by", "the", "a", "an", "to", "for"}
 
 
 @dataclass
@@ -97,28 +88,11 @@ class ExtractiveGenerator:
     def __init__(self, cfg):
         self.cfg = cfg
         self.settings = {"pairs_per_chunk": cfg.pairs_per_chunk, "paraphrases": cfg.paraphrases, "spacy": "en_core_web_sm"}
-        self._nlp = None
+        self.subjects = Subjects()
 
     @property
     def nlp(self):
-        if self._nlp is None:
-            import spacy
-
-            from ragtune.core import offline
-
-            self._nlp = spacy.load(offline.spacy_model_path())
-        return self._nlp
-
-    @lru_cache(maxsize=256)  # noqa: B019 - an extractor lives for one synth run
-    def _subject(self, title: str) -> tuple[str, tuple[str, ...]]:
-        """The title as a question's subject, and the words of the name it leads with ("Netflix"); ("", ())
-        for a title that does not lead with a name ("Search and retrieval")."""
-        ents = self.nlp(title).ents if title else ()
-        lead = next((e for e in ents if e.label_ in NAMING and e.start == 0), None)
-        if lead is None:
-            return "", ()
-        words = tuple(w for w in re.findall(r"[a-z][a-z'-]+", lead.text.lower()) if w not in LEGAL_FORMS)
-        return (title.split(";")[0].strip(), words) if words else ("", ())
+        return self.subjects.nlp
 
     @lru_cache(maxsize=256)  # noqa: B019 - an extractor lives for one synth run
     def _title_person(self, title: str) -> str | None:
@@ -133,7 +107,7 @@ class ExtractiveGenerator:
 
     def _drafts(self, doc, chunk: Chunk) -> list[Draft]:
         person = self._title_person(chunk.section.split(" > ")[0])
-        subject, name = self._subject(chunk.title)
+        subject, name = self.subjects.of(chunk.title)
         facts, names = [], {}
         for i, sent in enumerate(doc.sents):
             facts += facts_of(sent, i, self.cfg.max_answer_words, person)
@@ -148,19 +122,6 @@ class ExtractiveGenerator:
             out.append(Draft(main, fact.answer, group, fact.evidence, "original"))
             out += [Draft(q, fact.answer, group, fact.evidence, "paraphrase") for q in others[: self.cfg.paraphrases]]
         return out
-
-
-def with_subject(question: str, subject: str, name: tuple[str, ...], names: list[str]) -> str:
-    """The question with `subject` (its document's title) set first, when it needs one to be answerable
-    in an index of several documents: it says "we" or "the Company", or it names nothing of `names`
-    (its sentence's named entities); unless it already says the subject's `name`."""
-    if not subject or any(re.search(rf"\b{re.escape(w)}\b", question, re.IGNORECASE) for w in name):
-        return question
-    if not GENERIC_SUBJECT.search(question) and any(n in question for n in names):
-        return question
-    first = question.split(" ", 1)[0]
-    body = question[0].lower() + question[1:] if first.lower() in LOWERED_FIRST else question
-    return f"In {subject}, {body}"
 
 
 def _choose(facts: list[Fact], n: int, rng: random.Random) -> list[Fact]:

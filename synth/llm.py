@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ragtune.core.records import Chunk, Draft
 from ragtune.engine.remote import Batch, Endpoint, http_reason
+from ragtune.synth.subject import Subjects
 
 # The prompt ---------------------------------------------------------------------------------
 #
@@ -228,7 +229,9 @@ class LocalGenerator:
             "paraphrases": cfg.paraphrases,
             "max_answer_words": cfg.max_answer_words,
             "prompt": PROMPT_VERSION,
+            "subject": "title",
         }
+        self.subjects = Subjects()  # questions name their document when ambiguous (synth/subject.py)
         self._engine = None
 
     @property
@@ -252,7 +255,7 @@ class LocalGenerator:
         replies = iter(self.engine.generate([p for p, n in zip(prompts, sizes) if n <= limit], decoding, batch_size=self.cfg.batch_size))
         too_long = "prompt of {} tokens leaves no room for {} new ones in the model's context of {}"
         return [
-            parse(next(replies).text, c.text, self.cfg)
+            self.subjects.name_in(parse(next(replies).text, c.text, self.cfg), c)
             if n <= limit
             else [Draft("", "", 0, error=too_long.format(n, decoding.max_new_tokens, self.engine.max_context))]
             for c, n in zip(chunks, sizes)
@@ -293,7 +296,9 @@ class OpenAIGenerator:
             "paraphrases": cfg.paraphrases,
             "max_answer_words": cfg.max_answer_words,
             "prompt": PROMPT_VERSION,
+            "subject": "title",
         }
+        self.subjects = Subjects()  # questions name their document when ambiguous (synth/subject.py)
 
     def generate(self, chunks: list[Chunk]) -> list[list[Draft]]:
         """Drafts for each chunk, in order, with `cfg.concurrency` requests in flight.
@@ -305,7 +310,7 @@ class OpenAIGenerator:
         pool = ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="ragtune-synth")
         try:
             futures = [pool.submit(self._drafts, c) for c in chunks]
-            return [f.result() for f in futures]
+            return [self.subjects.name_in(f.result(), c) for f, c in zip(futures, chunks)]  # spaCy in this thread only
         except BaseException:  # down, refused, or Ctrl+C: requests in flight end, none retries
             self._batch.gave_up.set()
             raise

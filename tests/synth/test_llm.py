@@ -5,6 +5,7 @@ every draft valid or carrying its error, the settings) and that both generators 
 prompt; what well-formed output turns into is the parser tests' job.
 """
 
+import dataclasses
 import time
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -169,6 +170,21 @@ def test_a_chunk_too_long_for_the_context_is_an_error_draft_not_a_failed_batch(l
     assert short and not any("context" in d.error for d in short)
 
 
+def test_an_llms_question_names_its_document_when_ambiguous_without(local, monkeypatch):
+    parse = llm.parse
+    reply = "Q1: What were our revenues in 2017?\nA1: $11.7 billion\nQ2: Who founded Netflix?\nA2: Reed Hastings"
+    monkeypatch.setattr(llm, "parse", lambda output, text, cfg: parse(reply, text, cfg))
+    text = "Our revenues were $11.7 billion in 2017. Reed Hastings founded Netflix in 1997."
+    filing = dataclasses.replace(chunk(text), title="Netflix, Inc. Form 10-K (fiscal year ended December 31, 2017)")
+    (drafts,) = local.generate([filing])
+    assert [d.question for d in drafts if d.kind == "original"] == [
+        "In Netflix, Inc. Form 10-K (fiscal year ended December 31, 2017), what were our revenues in 2017?",
+        "Who founded Netflix?",  # it names its own subject
+    ]
+    (untitled,) = local.generate([chunk(text)])
+    assert untitled[0].question == "What were our revenues in 2017?"
+
+
 # --generator openai, against a real `ragtune serve` ----------------------------------------------
 
 
@@ -223,6 +239,7 @@ def test_openai_generator_against_ragtune_serve(api, local, monkeypatch):
         "paraphrases": 1,
         "max_answer_words": 12,
         "prompt": llm.PROMPT_VERSION,
+        "subject": "title",
     }
 
 

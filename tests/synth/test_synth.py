@@ -97,7 +97,8 @@ def test_a_chunk_with_no_usable_sentence_yields_no_drafts():
 
 
 def test_a_question_names_its_document_when_it_would_be_ambiguous_without():
-    from ragtune.synth.extractive import ExtractiveGenerator, with_subject
+    from ragtune.synth.extractive import ExtractiveGenerator
+    from ragtune.synth.subject import with_subject
 
     text = "Net sales increased 12% to $3.7 billion in fiscal 2023. Reed Hastings founded Netflix in California in 1997."
     gen = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=0))

@@ -1,0 +1,76 @@
+"""A question about one of several documents names its document when it would be ambiguous without.
+
+"What were net sales in fiscal 2023?" has an answer in every filing of an index of three. When
+the chunk's title leads with a name ("Netflix, Inc. Form 10-K (...)") and the question names
+nothing of its own or says "our", "the Company", the title is set first: "In Netflix, Inc. Form
+10-K (...), what ...?". Every generator's questions pass through here (`Subjects.name_in`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from functools import lru_cache
+
+from ragtune.core.records import Chunk, Draft
+
+# Entities that say what a question is about (a date or an amount does not).
+NAMING = {"PERSON", "ORG", "GPE", "NORP", "FAC", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW"}
+# Subjects that stand for the document's own company (or author) and name nobody out of context.
+GENERIC_SUBJECT = re.compile(r"\b(?:we|our|us|the (?:company|registrant|corporation|group|firm))\b", re.IGNORECASE)
+# Words of a company's name that do not tell one company from another.
+LEGAL_FORMS = {"inc", "plc", "corp", "corporation", "ltd", "llc", "company", "co", "group", "holdings", "the", "and", "form"}
+LOWERED_FIRST = {"what", "when", "where", "who", "whom", "which", "how", "why", "in", "on", "at", "by", "the", "a", "an", "to", "for"}
+
+
+class Subjects:
+    """Titles read as subjects with spaCy, loaded on first use and cached per title."""
+
+    def __init__(self):
+        self._nlp = None
+
+    @property
+    def nlp(self):
+        if self._nlp is None:
+            import spacy
+
+            from ragtune.core import offline
+
+            self._nlp = spacy.load(offline.spacy_model_path())
+        return self._nlp
+
+    @lru_cache(maxsize=256)  # noqa: B019 - one instance lives for one synth run
+    def of(self, title: str) -> tuple[str, tuple[str, ...]]:
+        """The title as a question's subject, and the words of the name it leads with ("Netflix"); ("", ())
+        for a title that does not lead with a name ("Search and retrieval")."""
+        ents = self.nlp(title).ents if title else ()
+        lead = next((e for e in ents if e.label_ in NAMING and e.start == 0), None)
+        if lead is None:
+            return "", ()
+        words = tuple(w for w in re.findall(r"[a-z][a-z'-]+", lead.text.lower()) if w not in LEGAL_FORMS)
+        return (title.split(";")[0].strip(), words) if words else ("", ())
+
+    def name_in(self, drafts: list[Draft], chunk: Chunk) -> list[Draft]:
+        """`drafts` of `chunk` from a generator that does not parse sentences itself (an LLM's): each
+        question gets its subject when it needs one, judged by the names in its evidence sentence."""
+        subject, name = self.of(chunk.title)
+        if not subject:
+            return drafts
+        return [d if d.error else replace(d, question=with_subject(d.question, subject, name, self.names(d.evidence))) for d in drafts]
+
+    def names(self, sentence: str) -> list[str]:
+        """The named entities of `sentence` that say what it is about."""
+        return [e.text for e in self.nlp(sentence).ents if e.label_ in NAMING] if sentence else []
+
+
+def with_subject(question: str, subject: str, name: tuple[str, ...], names: list[str]) -> str:
+    """The question with `subject` (its document's title) set first, when it needs one to be answerable
+    in an index of several documents: it says "we" or "the Company", or it names nothing of `names`
+    (its sentence's named entities); unless it already says the subject's `name`."""
+    if not subject or any(re.search(rf"\b{re.escape(w)}\b", question, re.IGNORECASE) for w in name):
+        return question
+    if not GENERIC_SUBJECT.search(question) and any(n in question for n in names):
+        return question
+    first = question.split(" ", 1)[0]
+    body = question[0].lower() + question[1:] if first.lower() in LOWERED_FIRST else question
+    return f"In {subject}, {body}"

@@ -19,6 +19,10 @@ MARKS = [
     re.compile(p, re.IGNORECASE)
     for p in (
         r"indicate by check mark",
+        r"(?:annual|quarterly|transition) report pursuant to section 13 or 15\(d\)",  # the cover's form check boxes
+        r"washington,? d\.?c\.? 20549",  # the SEC's address, on every cover
+        r"\b(?:large |non-)?accelerated filer\b",
+        r"has been signed below by the following persons",
         r"exact name of registrant as specified in its charter",
         r"securities registered pursuant to section 12\([bg]\)",
         r"\bI,\s+[A-Z][\w.\- ]{1,60},\s+(?:hereby\s+)?certify",  # "I, Reed Hastings, certify that:"

@@ -13,6 +13,10 @@ BOILERPLATE = [
     "We consent to the incorporation by reference in the following Registration Statements: Form S-8 No. 333-89024.",
     "Pursuant to the requirements of the Securities Exchange Act of 1934, the registrant has duly caused this report to be signed.",
     "This release contains statements reflecting our views about our future performance that constitute forward-looking statements.",
+    "☒ QUARTERLY REPORT PURSUANT TO SECTION 13 OR 15(d) OF THE SECURITIES EXCHANGE ACT OF 1934 For the Quarterly Period Ended",
+    "Washington, D.C. 20549 FORM 10-K (Mark One)",
+    "Large accelerated filer x Accelerated filer o Non-accelerated filer o Smaller reporting company o",
+    "This Annual Report on Form 10-K has been signed below by the following persons on behalf of the registrant.",
     "Investors are cautioned not to place undue reliance on any such statements, which speak only as of the date they are made.",
 ]
 CONTENT = [
@@ -21,6 +25,7 @@ CONTENT = [
     "Amcor completed the sale of its three Russian plants in December 2022 for $365 million.",
     "ragtune ingest PATH reads files and folders and upserts their chunks into Chroma.",
     "The registrant's headquarters moved to Zurich in 2021.",  # "registrant" alone is not boilerplate
+    "We file an annual report pursuant to Section 13 of the Exchange Act; it is free on our Web site.",
 ]
 
 

@@ -45,15 +45,16 @@ class Word:
 class Table:
     """A table's caption, column headers and rows, whatever file it came from."""
 
-    caption: str  # title and units above it ("" when no line looked like one)
+    caption: str  # title and units above it, one printed line per line ("" when no line looked like one)
     headers: list[str]  # one per value column ("" for a column without one)
     rows: list[tuple[str, list[str]]]  # (label, one value per column, "" for an empty cell)
     label_header: str = ""  # the label column's own header ("Region"), if it has one
 
 
 def table_text(table: Table) -> str:
-    """The heading line, then `label | header: value | ...` per row; empty cells are left out."""
-    lines = [table.caption or "Table"]
+    """The caption's lines as printed (a headline stays a line of its own), then `label | header: value | ...`
+    per row; empty cells are left out."""
+    lines = table.caption.splitlines() or ["Table"]
     for label, values in table.rows:
         cells = [f"{h}: {v}" if h else v for h, v in zip(table.headers, values, strict=True) if v]
         if label and table.label_header:
@@ -211,7 +212,7 @@ def _table(lines: list[Line], rows: dict[int, _Row], first: int, last: int, size
     top, headers, units = _headers(lines, start, columns, labels, size)
     cap_top, caption = _caption(lines, top)
     body = _body(lines, range(start, last + 1), rows, placed, size)
-    return Found(Table(" ".join([*caption, *units]), headers, body), range(cap_top, top), range(top, last + 1))
+    return Found(Table(" ".join(["\n".join(caption), *units]).strip(), headers, body), range(cap_top, top), range(top, last + 1))
 
 
 def _columns(rows: list[_Row], size: float) -> list[tuple[float, float]]:
@@ -340,7 +341,14 @@ def _caption(lines: list[Line], top: int) -> tuple[int, list[str]]:
         if len(ln.text) > 100 or sentence or trailing_values(ln.text) or ln.bottom - below.top > 3 * below.size:
             break
         k -= 1
-    return k, [ln.text for ln in lines[k:top]]
+    out: list[str] = []
+    for i in range(k, top):  # a line in the size and weight of the one before wraps it: one caption line
+        ln, prev = lines[i], lines[i - 1]
+        if out and abs(ln.size - prev.size) < 0.5 and ln.bold == prev.bold:
+            out[-1] += " " + ln.text
+        else:
+            out.append(ln.text)
+    return k, out
 
 
 @dataclass

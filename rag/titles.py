@@ -9,7 +9,7 @@ source, does. In order, the first that gives one:
    year ended December 31, 2017)" (cover pages open with "UNITED STATES SECURITIES AND
    EXCHANGE COMMISSION", which no reader would call the title);
 3. the first heading, on the first page for a paged document, unless it is such cover words;
-4. a paged document's first line, when it reads as a headline (a press release's);
+4. a paged document's first line, when it reads as a headline (a press release's), even as a table's caption;
 5. the file's name: `NETFLIX_2017_10K.pdf` -> `NETFLIX 2017 10K`.
 """
 
@@ -87,4 +87,6 @@ def _headline(documents: list[Document]) -> str:
     if first is None or first.page != 1:
         return ""
     text = first.text.strip()
+    if first.category == "Table":  # a headline printed above the first table is its caption's first line
+        text = text.splitlines()[0]
     return text if len(text.split()) <= HEADLINE_WORDS and not text.endswith(".") and any(c.isalpha() for c in text) else ""

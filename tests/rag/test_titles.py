@@ -57,6 +57,12 @@ def test_a_metadata_title_the_first_page_does_not_bear_out_is_passed_over():
     assert document_title(release, Path("/d/p.pdf"), loaded_title="PepsiCo first-quarter results") == "PepsiCo first-quarter results"
 
 
+def test_a_headline_printed_as_the_first_tables_caption_is_the_title():
+    table = "PepsiCo Reports First-Quarter 2023 Results; Raises Full-Year Guidance\nReported (GAAP) Results\nNet revenue growth | Q1: 10.2%"
+    release = [doc(table, "Table"), doc("PURCHASE, N.Y. - PepsiCo, Inc. today reported results.")]
+    assert document_title(release, Path("/d/p.pdf")) == "PepsiCo Reports First-Quarter 2023 Results; Raises Full-Year Guidance"
+
+
 def test_a_paragraph_taken_for_a_heading_is_cut():
     title = document_title([doc("word " * 60, "Title")], Path("/d/a.pdf"))
     assert len(title) <= 100 and title.endswith("…")

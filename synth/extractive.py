@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ragtune.core.records import Chunk, Draft
-from ragtune.synth.subject import GENERIC_SUBJECT, NAMING, Subjects, with_subject
+from ragtune.synth.subject import GENERIC_SUBJECT, Subjects, with_subject
 
 # Clauses hanging off the root that are not part of the main statement.
 SUBCLAUSES = {"conj", "cc", "advcl", "ccomp", "parataxis", "punct", "mark", "preconj", "csubj", "dep", "intj", "discourse"}
@@ -102,26 +102,60 @@ class ExtractiveGenerator:
 
     def generate(self, chunks: list[Chunk]) -> list[list[Draft]]:
         """Drafts for each chunk, in order: up to `pairs_per_chunk` facts, each with `paraphrases` more wordings."""
-        texts = [" ".join(c.text.split()) for c in chunks]
-        return [self._drafts(doc, chunk) for chunk, doc in zip(chunks, self.nlp.pipe(texts, batch_size=32))]
+        parts = [_split_rows(c.text) for c in chunks]
+        docs = self.nlp.pipe([prose for prose, _ in parts], batch_size=32)
+        return [self._drafts(doc, rows, chunk) for chunk, (_, rows), doc in zip(chunks, parts, docs)]
 
-    def _drafts(self, doc, chunk: Chunk) -> list[Draft]:
+    def _drafts(self, doc, rows: list[str], chunk: Chunk) -> list[Draft]:
         person = self._title_person(chunk.section.split(" > ")[0])
         subject, name = self.subjects.of(chunk.title)
-        facts, names = [], {}
+        facts, people = [], {}
         for i, sent in enumerate(doc.sents):
             facts += facts_of(sent, i, self.cfg.max_answer_words, person)
             person = next((e.text for e in reversed(sent.ents) if e.label_ == "PERSON"), person)
-            names[i] = [e.text for e in sent.ents if e.label_ in NAMING]
+            people[i] = [e.text for e in sent.ents if e.label_ == "PERSON"]
+        for i, row in enumerate(rows, len(people)):
+            facts += row_facts(row, i, self.cfg.max_answer_words)
+            people[i] = []
         rng = random.Random(f"{self.cfg.seed}:{chunk.id}")
         chosen = _choose(facts, self.cfg.pairs_per_chunk, rng)
         out = []
         for group, fact in enumerate(chosen):
-            main, *others = [with_subject(q, subject, name, names[fact.sentence]) for q in fact.questions]
+            main, *others = [with_subject(q, subject, name, people[fact.sentence]) for q in fact.questions]
             rng.shuffle(others)
             out.append(Draft(main, fact.answer, group, fact.evidence, "original"))
             out += [Draft(q, fact.answer, group, fact.evidence, "paraphrase") for q in others[: self.cfg.paraphrases]]
         return out
+
+
+# A table row as loaders/tables.py writes it: "Net Revenue: Europe | 12 Weeks Ended 3/25/2023: 1,886 | ...".
+ROW = re.compile(r"^(?P<label>[^|]+?) \| (?P<cells>.*\S)$")
+
+
+def _split_rows(text: str) -> tuple[str, list[str]]:
+    """A chunk's prose, flattened for spaCy, and its table rows, which are no sentences to parse."""
+    rows = [ln.strip() for ln in text.splitlines() if ROW.match(ln.strip())]
+    prose = [ln for ln in text.splitlines() if not ROW.match(ln.strip())]
+    return " ".join(" ".join(prose).split()), rows
+
+
+def row_facts(row: str, sentence: int, max_answer_words: int) -> list[Fact]:
+    """One fact per figure of a table row: "What was Net Revenue: Europe for 12 Weeks Ended 3/25/2023?" -> "1,886"."""
+    m = ROW.match(row)
+    label = m["label"].strip()
+    out = []
+    for cell in m["cells"].split(" | "):
+        header, _, value = cell.rpartition(": ")
+        value = value.strip()
+        if not header or not re.search(r"\d", value) or len(value.split()) > min(3, max_answer_words) or value in label:
+            continue
+        wordings = [
+            f"What was {label} for {header}?",
+            f"For {header}, what was {label}?",
+            f"What figure does the table give for {label}, {header}?",
+        ]
+        out.append(Fact(value, wordings, row, PRIORITY["CARDINAL"], sentence))
+    return out
 
 
 def _choose(facts: list[Fact], n: int, rng: random.Random) -> list[Fact]:

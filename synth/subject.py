@@ -1,9 +1,11 @@
 """A question about one of several documents names its document when it would be ambiguous without.
 
 "What were net sales in fiscal 2023?" has an answer in every filing of an index of three. When
-the chunk's title leads with a name ("Netflix, Inc. Form 10-K (...)") and the question names
-nothing of its own or says "our", "the Company", the title is set first: "In Netflix, Inc. Form
-10-K (...), what ...?". Every generator's questions pass through here (`Subjects.name_in`).
+the chunk's title leads with a name ("Netflix, Inc. Form 10-K (...)") and the question does not
+say it, the title is set first: "In Netflix, Inc. Form 10-K (...), what ...?". A place or an
+agency a question names does not make it specific ("What remains subject to examination by the
+IRS?" could be asked of any filing); a person does, unless the question also says "our" or "the
+Company". Every generator's questions pass through here (`Subjects.name_in`).
 """
 
 from __future__ import annotations
@@ -52,24 +54,23 @@ class Subjects:
 
     def name_in(self, drafts: list[Draft], chunk: Chunk) -> list[Draft]:
         """`drafts` of `chunk` from a generator that does not parse sentences itself (an LLM's): each
-        question gets its subject when it needs one, judged by the names in its evidence sentence."""
+        question gets its subject when it needs one, judged by the people its evidence sentence names."""
         subject, name = self.of(chunk.title)
         if not subject:
             return drafts
-        return [d if d.error else replace(d, question=with_subject(d.question, subject, name, self.names(d.evidence))) for d in drafts]
+        return [d if d.error else replace(d, question=with_subject(d.question, subject, name, self.people(d.evidence))) for d in drafts]
 
-    def names(self, sentence: str) -> list[str]:
-        """The named entities of `sentence` that say what it is about."""
-        return [e.text for e in self.nlp(sentence).ents if e.label_ in NAMING] if sentence else []
+    def people(self, sentence: str) -> list[str]:
+        """The people `sentence` names."""
+        return [e.text for e in self.nlp(sentence).ents if e.label_ == "PERSON"] if sentence else []
 
 
-def with_subject(question: str, subject: str, name: tuple[str, ...], names: list[str]) -> str:
-    """The question with `subject` (its document's title) set first, when it needs one to be answerable
-    in an index of several documents: it says "we" or "the Company", or it names nothing of `names`
-    (its sentence's named entities); unless it already says the subject's `name`."""
+def with_subject(question: str, subject: str, name: tuple[str, ...], people: list[str]) -> str:
+    """The question with `subject` (its document's title) set first, unless it already says the
+    subject's `name`, or names one of `people` (its sentence's) without saying "we" or "the Company"."""
     if not subject or any(re.search(rf"\b{re.escape(w)}\b", question, re.IGNORECASE) for w in name):
         return question
-    if not GENERIC_SUBJECT.search(question) and any(n in question for n in names):
+    if not GENERIC_SUBJECT.search(question) and any(n in question for n in people):
         return question
     first = question.split(" ", 1)[0]
     body = question[0].lower() + question[1:] if first.lower() in LOWERED_FIRST else question

@@ -112,15 +112,36 @@ def test_a_question_names_its_document_when_it_would_be_ambiguous_without():
     plain = {d.answer: d.question for d in gen.generate([dataclasses.replace(filing, title="Search and retrieval")])[0]}
     assert plain["fiscal 2023"] == "When did net sales increase 12% to $3.7 billion?"  # a title that names nothing adds nothing
     subject, name = "Acme Corp annual report", ("acme",)
-    assert with_subject("What did our board approve in 2023?", subject, name, ["Boeing"]) == (
-        "In Acme Corp annual report, what did our board approve in 2023?"
+    assert with_subject("What did our board approve for Jane Doe?", subject, name, ["Jane Doe"]) == (
+        "In Acme Corp annual report, what did our board approve for Jane Doe?"
     )
-    assert with_subject("What did Boeing deliver?", subject, name, ["Boeing"]) == "What did Boeing deliver?"
+    assert with_subject("What did Boeing deliver?", subject, name, []) == "In Acme Corp annual report, what did Boeing deliver?"
+    assert with_subject("What did Jane Doe sign?", subject, name, ["Jane Doe"]) == "What did Jane Doe sign?"  # a person is specific
     assert with_subject("What did Acme's board approve?", subject, name, []) == "What did Acme's board approve?"
     assert (
         with_subject("Net sales rose by what percentage?", subject, name, [])
         == "In Acme Corp annual report, Net sales rose by what percentage?"
     )
+
+
+def test_a_table_row_gives_one_question_per_figure_and_no_sentence_of_its_own():
+    from ragtune.synth.extractive import ExtractiveGenerator
+
+    text = (
+        "Supplemental Financial Information (in millions)\n"
+        "Net Revenue: Europe | 12 Weeks Ended 3/25/2023: 1,886 | 12 Weeks Ended 3/19/2022: 1,797\n"
+        "Net Revenue: Total | 12 Weeks Ended 3/25/2023: $ 17,846 | Change: n/m"
+    )
+    gen = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=1))
+    drafts = gen.generate([Chunk("t", text, "s", "h", "", 0, 60)])[0]
+    asked = {d.answer: d.question for d in drafts if d.kind == "original"}
+    assert asked == {
+        "1,886": "What was Net Revenue: Europe for 12 Weeks Ended 3/25/2023?",
+        "1,797": "What was Net Revenue: Europe for 12 Weeks Ended 3/19/2022?",
+        "$ 17,846": "What was Net Revenue: Total for 12 Weeks Ended 3/25/2023?",
+    }  # "n/m" is no figure
+    assert all(d.evidence.startswith("Net Revenue: ") for d in drafts)
+    assert sum(d.kind == "paraphrase" for d in drafts) == 3 and not any(" | " in d.question for d in drafts)
 
 
 # Filters -------------------------------------------------------------------------------------------------

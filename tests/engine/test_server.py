@@ -104,6 +104,14 @@ def test_each_mode_answers_with_usage_and_rag_sources(api, mode):
         assert resp.citations == [] and resp.dropped_citations == 0
 
 
+def test_source_scopes_the_rag_modes_to_the_matching_documents(api):
+    resp = ask(api.client, "rag", extra_body={"k": 4, "source": "*training*"})
+    assert resp.sources and {s["source"].rsplit("/", 1)[-1] for s in resp.sources} == {"05-training.txt"}
+    with pytest.raises(openai.BadRequestError) as none:
+        ask(api.client, "rag", extra_body={"source": ["*nothing*"]})
+    assert none.value.body["param"] == "source" and "source '*nothing*' matches no indexed document" in none.value.body["message"]
+
+
 def test_history_system_prompt_and_text_parts_are_accepted(api):
     messages = [
         {"role": "system", "content": "Answer briefly."},

@@ -330,7 +330,7 @@ def test_the_real_demo_trains_and_evaluates_the_packaged_model(real_demo):
     wd, out = real_demo
     print(out)  # the tables and the time, in the CI log
     assert "1/4 ingest: 7 files" in out and "Demo done in" in out
-    # 30 steps, or fewer when the 1.25-minute budget ends training first on a slow machine
+    # 30 steps, or fewer when the minute budget ends training first on a slow machine
     assert re.search(r"^3/4 train: (30 steps|[1-9]\d* of 30 steps \(time budget\)), ", out, re.M), out
     assert_four_modes_per_table(out)
     # On our 28 questions (the second table) the packaged model reads its sources; random weights score ~0.

@@ -20,6 +20,7 @@ from functools import lru_cache
 from ragtune.core.records import Chunk, Draft
 from ragtune.synth.subject import GENERIC_SUBJECT, Subjects, with_subject
 
+RULES = 2  # the version of the questions written: a dataset is found again by its settings, so a change must show in them
 # Clauses hanging off the root that are not part of the main statement.
 SUBCLAUSES = {"conj", "cc", "advcl", "ccomp", "parataxis", "punct", "mark", "preconj", "csubj", "dep", "intj", "discourse"}
 # Prepositions whose object's wh-word replaces the whole phrase: "in 1889" -> "when".
@@ -87,7 +88,7 @@ class ExtractiveGenerator:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.settings = {"pairs_per_chunk": cfg.pairs_per_chunk, "paraphrases": cfg.paraphrases, "spacy": "en_core_web_sm"}
+        self.settings = {"pairs_per_chunk": cfg.pairs_per_chunk, "paraphrases": cfg.paraphrases, "spacy": "en_core_web_sm", "rules": RULES}
         self.subjects = Subjects()
 
     @property
@@ -108,20 +109,20 @@ class ExtractiveGenerator:
 
     def _drafts(self, doc, rows: list[str], chunk: Chunk) -> list[Draft]:
         person = self._title_person(chunk.section.split(" > ")[0])
-        subject, name = self.subjects.of(chunk.title)
-        facts, people = [], {}
+        subject, name, kinds = self.subjects.of(chunk.title)
+        facts, names = [], {}
         for i, sent in enumerate(doc.sents):
             facts += facts_of(sent, i, self.cfg.max_answer_words, person)
             person = next((e.text for e in reversed(sent.ents) if e.label_ == "PERSON"), person)
-            people[i] = [e.text for e in sent.ents if e.label_ == "PERSON"]
-        for i, row in enumerate(rows, len(people)):
+            names[i] = [e.text for e in sent.ents if e.label_ in kinds]
+        for i, row in enumerate(rows, len(names)):
             facts += row_facts(row, i, self.cfg.max_answer_words)
-            people[i] = []
+            names[i] = []
         rng = random.Random(f"{self.cfg.seed}:{chunk.id}")
         chosen = _choose(facts, self.cfg.pairs_per_chunk, rng)
         out = []
         for group, fact in enumerate(chosen):
-            main, *others = [with_subject(q, subject, name, people[fact.sentence]) for q in fact.questions]
+            main, *others = [with_subject(q, subject, name, names[fact.sentence]) for q in fact.questions]
             rng.shuffle(others)
             out.append(Draft(main, fact.answer, group, fact.evidence, "original"))
             out += [Draft(q, fact.answer, group, fact.evidence, "paraphrase") for q in others[: self.cfg.paraphrases]]

@@ -124,6 +124,19 @@ def test_a_question_names_its_document_when_it_would_be_ambiguous_without():
     )
 
 
+def test_a_place_named_makes_a_question_specific_in_an_article_but_not_in_a_companys_filing():
+    from ragtune.synth.extractive import ExtractiveGenerator
+    from ragtune.synth.subject import COMPANY_NAMING, NAMING
+
+    gen = ExtractiveGenerator(synth_cfg("/tmp/unused", pairs_per_chunk=8, paraphrases=0))
+    assert gen.subjects.of("Warsaw")[2] == NAMING and gen.subjects.of("Netflix, Inc. Form 10-K")[2] == COMPANY_NAMING
+    text = "The university moved to Krakow in 1997."
+    article = {d.answer: d.question for d in gen.generate([Chunk("a", text, "s", "h", "", 0, 12, title="Warsaw")])[0]}
+    assert article["1997"] == "When did the university move to Krakow?"
+    filing = {d.answer: d.question for d in gen.generate([Chunk("f", text, "s", "h", "", 0, 12, title="Netflix, Inc. Form 10-K")])[0]}
+    assert filing["1997"] == "In Netflix, Inc. Form 10-K, when did the university move to Krakow?"
+
+
 def test_a_table_row_gives_one_question_per_figure_and_no_sentence_of_its_own():
     from ragtune.synth.extractive import ExtractiveGenerator
 

@@ -411,5 +411,9 @@ def test_demo_runs_the_whole_job_and_prints_four_modes(tmp_path, tiny_model):
         assert stage in out, out
     assert_four_modes_per_table(out)
     assert "Demo done in" in out
+    # Run again: the adapter is reused. Its evals are not what is checked here, so they ask a few questions only.
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join((ROOT / "sample" / "questions.jsonl").read_text().splitlines(keepends=True)[:3]))
+    smaller.write_text(yaml.safe_dump({**read_yaml(smaller), "eval_limit": 3, "open_limit": 2, "questions": str(few)}))
     again = subprocess.run(demo, capture_output=True, text=True, timeout=900, env=env)
     assert again.returncode == 0 and "3/4 train: reusing" in again.stdout, again.stdout + again.stderr[-2000:]

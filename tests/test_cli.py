@@ -13,17 +13,18 @@ def run(*args, **kw):
     return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=300, **kw)
 
 
-def test_ingest_json_then_search(tmp_path, sample_docs):
+def test_ingest_json_then_search(tmp_path, sample_docs, capsys):
+    from ragtune.cli import main
+
     wd = str(tmp_path / "w")
-    out = run("ingest", str(sample_docs), "--workdir", wd, "--json")
-    assert out.returncode == 0, out.stderr[-2000:]
-    report = json.loads(out.stdout)
+    assert main(["ingest", str(sample_docs), "--workdir", wd, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
     assert report["counts"]["ok"] == 7 and report["chunks"]["added"] == report["chunks"]["total"] > 0
     assert report["elapsed_s"] > 0
-    out = run("search", "how are synthetic question pairs generated?", "-k", "2", "--workdir", wd, "--json")
-    hits = json.loads(out.stdout)["hits"]
+    assert main(["search", "how are synthetic question pairs generated?", "-k", "2", "--workdir", wd, "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
     assert len(hits) == 2 and {"score", "source", "page", "section", "text", "chunk_id"} <= set(hits[0])
-    text = run("search", "how are synthetic question pairs generated?", "--workdir", wd)
+    text = run("search", "how are synthetic question pairs generated?", "--workdir", wd)  # the console entry itself, once
     assert text.returncode == 0 and text.stdout.startswith("1. [")
 
 
@@ -50,15 +51,16 @@ def test_search_scoped_to_documents_by_glob(tmp_path, capsys):
     assert "--source GLOB" in run("ask", "--help").stdout and "--source GLOB" in run("eval", "--help").stdout
 
 
-def test_exit_status_nothing_ingested_and_strict(tmp_path, sample_docs):
+def test_exit_status_nothing_ingested_and_strict(tmp_path, sample_docs, capsys):
+    from ragtune.cli import main
+
     (tmp_path / "bad.json").write_text("{")
     wd = str(tmp_path / "w")
-    nothing = run("ingest", str(tmp_path / "bad.json"), "--workdir", wd)
-    assert nothing.returncode == 1
-    assert f"{tmp_path / 'bad.json'}: malformed JSON" in nothing.stderr
+    assert main(["ingest", str(tmp_path / "bad.json"), "--workdir", wd]) == 1
+    assert f"{tmp_path / 'bad.json'}: malformed JSON" in capsys.readouterr().err
     mixed = [str(tmp_path / "bad.json"), str(sample_docs / "01-overview.md")]
-    assert run("ingest", *mixed, "--workdir", wd).returncode == 0
-    assert run("ingest", *mixed, "--workdir", wd, "--strict").returncode == 1
+    assert main(["ingest", *mixed, "--workdir", wd]) == 0
+    assert main(["ingest", *mixed, "--workdir", wd, "--strict"]) == 1
 
 
 def test_usage_errors_are_one_line(tmp_path):

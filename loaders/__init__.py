@@ -235,7 +235,7 @@ def load_file(path: Path, max_bytes: int, sha: str | None = None, ocr: bool = Fa
         raise LoadError(path, f"unsupported file type '{path.suffix or path.name}'")
     sha = sha or check_file(path, max_bytes)
     # Decoded once, up front: binary data fails before any parser, and the guessed encoding is reported.
-    text, encoding = decode(path) if path.suffix.lower() in TEXT_SUFFIXES else (None, "utf-8")
+    text, encoding = decode(path) if path.suffix.lower() in TEXT_SUFFIXES else (None, None)  # PDF, DOCX: binary
     try:
         loaded = loader(path, sha, text=text, encoding=encoding, ocr=ocr)
     except LoadError:
@@ -245,6 +245,6 @@ def load_file(path: Path, max_bytes: int, sha: str | None = None, ocr: bool = Fa
         raise LoadError(path, f"could not parse {path.suffix.lower()[1:].upper()} ({type(e).__name__}: {first})") from e
     if not any(d.text.strip() for d in loaded.documents):
         raise LoadError(path, "no text found")
-    if warning := encoding_warning(encoding):
+    if encoding and (warning := encoding_warning(encoding)):
         loaded.warnings.insert(0, warning)
     return loaded

@@ -19,12 +19,13 @@ from ragtune.loaders.tables import table_from_html, table_text
 def load_structured(path: Path, sha: str, encoding: str | None = None) -> Loaded:
     """An HTML, Markdown, text or DOCX file's elements as Documents, each with its section path.
 
-    `encoding`: a text file's codec, as load_file() decoded it, so unstructured does not guess again.
+    `encoding`: a text file's codec, as load_file() decoded it, so unstructured does not guess again;
+    None for DOCX.
     """
     offline.use_packaged_spacy_model()
     from langchain_unstructured import UnstructuredLoader
 
-    kwargs = {"encoding": encoding} if encoding and path.suffix.lower() != ".docx" else {}
+    kwargs = {"encoding": encoding} if encoding else {}
     elements = list(UnstructuredLoader(str(path), **kwargs).lazy_load())
     titles: dict[str, tuple[str, str | None]] = {}
     docs = []

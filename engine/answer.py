@@ -53,6 +53,7 @@ class Answerer:
         self.engine = engine or Engine(cfg.model)
         self._retriever = retriever
         self._prefixes = None  # span answers' PrefixCache, made on first use
+        self._heads: dict = {}  # the adapter folder's reader head (or None), loaded on first use
         self.rag_answer = cfg.rag_answer
         if getattr(self.engine, "writes", False):  # an endpoint can neither score spans nor constrain decoding
             self.rag_answer = "generate"
@@ -305,9 +306,10 @@ class Answerer:
         cfg, abstain, golds = self.cfg.spans, self.templates.abstain, list(golds)
         kind = classify(question)
         sentences = X.split_sentences(p.hits, question) if kind.kind == "open" else []
-        ranked, lm, prompt_tokens, says_abstain, margins, gold_ppl = [], {}, 0, None, [], None
+        ranked, lm, relevance, prompt_tokens, says_abstain, margins, gold_ppl = [], {}, {}, 0, None, [], None
         self._prefixes = self._prefixes or S.PrefixCache()
         key = self.engine.model.active_adapter if adapter else None  # named afresh on each load: a new adapter, a new cache
+        head = self.reader_head() if adapter else None
         with self.engine.lock, self.engine.using(adapter):
             for r, (hit, prompt) in enumerate(zip(p.hits, p.chunk_prompts or [])):
                 cands = S.candidate_spans(hit.chunk.text, question, r) if kind.kind == "factoid" else []
@@ -319,11 +321,13 @@ class Answerer:
                 says_abstain = scored.pop()
                 margins.append(says_abstain.logprob - max((s.logprob for s in scored[: len(cands)]), default=-float("inf")))
                 gold_ppl = _lowest([gold_ppl] + [_perplexity(s) for s in scored[len(cands) + len(sents) :]])
-                ranked += S.rank(cands, scored[: len(cands)], cfg)
+                reading = self._read(head, question, hit) if head is not None else None
+                ranked += S.rank(cands, scored[: len(cands)], cfg, [reading.span(c.text) for c in cands] if reading else None)
                 lm.update({(s.hit, s.pos): sc.logprob / (sc.tokens + 1) for s, sc in zip(sents, scored[len(cands) :])})
+                relevance.update({(s.hit, s.pos): reading.sentence(s.text) for s in sents} if reading else {})
                 prompt_tokens += self.engine.count_tokens(prompt)
         if kind.kind == "open":
-            gen = self._extract(question, sentences, lm, kind.is_list, p.hits)
+            gen = self._extract(question, sentences, lm, kind.is_list, p.hits, relevance)
         else:
             gen = self._quote(ranked, margins, p.hits)
         gen.prompt_tokens, gen.latency_s = prompt_tokens, time.perf_counter() - t0
@@ -342,7 +346,32 @@ class Answerer:
         text, cited = X.quote_span(best.text, best.sentence, best.rank + 1, hits[best.rank])
         return Generation(text, 0, scored.tokens, "stop", 0.0, reading=Reading("factoid", best.text, [cited]))
 
-    def _extract(self, question: str, sentences: list, lm: dict, is_list: bool, hits: list[Hit]) -> Generation:
+    def reader_head(self):
+        """The loaded adapter's reader head (engine/head.py), or None if it has none."""
+        from ragtune.engine import head as H
+
+        path = self.engine.adapter_path
+        if path not in self._heads:
+            self._heads = {path: H.load(path) if path is not None and not getattr(self.engine, "writes", False) else None}
+        return self._heads[path]
+
+    def reader(self, mode: str) -> str:
+        """How `mode` answers, for reports: the span reader with or without a head, or generation."""
+        if not self.picks_span(mode):
+            return "generate" if mode in RAG_MODES else "model"
+        if mode in ADAPTER_MODES and self.adapter_for(mode) is not None and self.reader_head() is not None:
+            return "spans+head"
+        return "spans"
+
+    def _read(self, head, question: str, hit: Hit):
+        import torch
+
+        from ragtune.engine import head as H
+
+        with torch.inference_mode():
+            return H.read(self.engine.model, head, self.engine.tokenizer, question, hit.chunk.text)
+
+    def _extract(self, question: str, sentences: list, lm: dict, is_list: bool, hits: list[Hit], relevance: dict) -> Generation:
         """An open question's answer: its best sentences, cited, or "I don't know"."""
         from ragtune.engine import extract as X
 
@@ -351,7 +380,8 @@ class Answerer:
         vectors = self.retriever.embedder.embed([question] + [s.text for s in sentences])
         vectors = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9)
         similarity = (vectors[1:] @ vectors[0]).tolist()
-        ranked = X.rank(sentences, [lm[(s.hit, s.pos)] for s in sentences], similarity, self.cfg.spans)
+        head = [relevance[(s.hit, s.pos)] for s in sentences] if relevance else None
+        ranked = X.rank(sentences, [lm[(s.hit, s.pos)] for s in sentences], similarity, self.cfg.spans, head)
         chosen = X.choose(ranked, sentences, is_list, self.cfg.spans)
         text, cited = X.render(chosen, hits, is_list)
         form = "list" if is_list and len(chosen) > 1 else "open"

@@ -79,6 +79,9 @@ class SpanConfig:
         "nats by which \"I don't know\" must beat every chunk's best span, the answer being in any (why this margin: docs/measurements.md)",
         cli=False,
     )
+    head_weight: float = setting("x the reader head's log P(span) (an adapter with a head: engine/head.py)", cli=False)
+    head_lm_weight: float = setting("x the model's log-prob in place of 1, when the adapter has a reader head", cli=False)
+    sentence_head_weight: float = setting("x the reader head's relevance logit of the sentence (an adapter with a head)", cli=False)
     sentence_lm_weight: float = setting("x the sentence's mean log-prob per token as the answer", cli=False)
     sentence_evidence_weight: float = setting("x the share of the question's content words in the sentence", cli=False)
     sentence_dense_weight: float = setting("x the cosine of the sentence's embedding with the question's", cli=False)

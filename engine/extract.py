@@ -60,19 +60,24 @@ def split_sentences(hits: list[Hit], question: str) -> list[Sentence]:
     return out
 
 
-def rank(sentences: list[Sentence], lm: list[float], similarity: list[float], cfg) -> list[tuple[float, Sentence]]:
+def rank(
+    sentences: list[Sentence], lm: list[float], similarity: list[float], cfg, head: list[float] | None = None
+) -> list[tuple[float, Sentence]]:
     """Sentences by total score, best first. `lm`: each one's mean log-prob per token as the
-    answer; `similarity`: the cosine of its embedding with the question's."""
+    answer; `similarity`: the cosine of its embedding with the question's; `head`: the reader
+    head's relevance of each (engine/head.py), if the adapter has one."""
+    head = head or [0.0] * len(sentences)
     scored = [
         (
             cfg.sentence_lm_weight * lp
+            + cfg.sentence_head_weight * r
             + cfg.sentence_evidence_weight * s.evidence
             + cfg.sentence_dense_weight * d
             - cfg.sentence_rank_weight * s.hit
             - cfg.sentence_length_weight * max(0, s.words - QUOTE_WORDS) / QUOTE_WORDS,
             s,
         )
-        for s, lp, d in zip(sentences, lm, similarity)
+        for s, lp, d, r in zip(sentences, lm, similarity, head)
     ]
     return sorted(scored, key=lambda t: -t[0])
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+HEAD_FLOOR = -30.0  # the head's log P of a span it cannot place (cut off the end of its input): very unlikely, not -inf
 MAX_SPAN_WORDS = 12  # longer noun phrases are rarely answers, and cost scoring time
 # What spaCy's English model does not see as a phrase but technical documents answer with:
 # `code`, --flags, and "quoted names".
@@ -109,15 +110,24 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
     return list(out.values())
 
 
-def rank(candidates: list[Candidate], scored: list[ScoredSpan], cfg) -> list[tuple[float, Candidate, ScoredSpan]]:
-    """Candidates by total score, best first: the model's log-prob plus the weighted checks of `cfg`."""
+def rank(
+    candidates: list[Candidate], scored: list[ScoredSpan], cfg, head: list[float] | None = None
+) -> list[tuple[float, Candidate, ScoredSpan]]:
+    """Candidates by total score, best first: the model's log-prob plus the weighted checks of `cfg`,
+    and with `head` (the reader head's log P of each span, engine/head.py) its weighted score."""
+    lm = cfg.head_lm_weight if head is not None else 1.0
     totals = [
         (
-            s.logprob + cfg.evidence_weight * c.evidence + cfg.type_weight * c.typed - cfg.echo_weight * c.echo - cfg.rank_weight * c.rank,
+            lm * s.logprob
+            + cfg.evidence_weight * c.evidence
+            + cfg.type_weight * c.typed
+            - cfg.echo_weight * c.echo
+            - cfg.rank_weight * c.rank
+            + (cfg.head_weight * max(h, HEAD_FLOOR) if head is not None else 0.0),
             c,
             s,
         )
-        for c, s in zip(candidates, scored)
+        for c, s, h in zip(candidates, scored, head or [0.0] * len(candidates))
     ]
     return sorted(totals, key=lambda t: -t[0])
 

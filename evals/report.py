@@ -84,6 +84,7 @@ def _heading(report: dict) -> list[str]:
         f"Model `{v['model']}` ({v['model_params'] / 1e6:.0f}M parameters, {v['dtype']}), adapter `{v.get('adapter')}`, "
         f"index {v['index']['collection'] + ' @ ' + v['index']['version'][:8] if v.get('index') else 'none'}, "
         f"k={v['k']}, rag answers: {v['rag_answer']}. {report['elapsed_s']:.0f} s in all.",
+        *([f"Readers: {', '.join(f'{m} {r}' for m, r in v['readers'].items())}."] if v.get("readers") else []),
         "",
     ]
 

@@ -152,7 +152,7 @@ def _report(
         questions=asked,
         modes=modes,
         skipped_modes=blocked,
-        versions=_versions(cfg, answerer),
+        versions=_versions(cfg, answerer, modes),
         config=to_dict(cfg),
         summary=summary,
         by_type=by_type,
@@ -395,7 +395,7 @@ def _ones(qtype: str, summaries: dict) -> str:
     return f"{n} {qtype} one{'s' * (n != 1)}"
 
 
-def _versions(cfg: EvalConfig, answerer) -> dict:
+def _versions(cfg: EvalConfig, answerer, modes: list[str]) -> dict:
     """What produced these numbers, so two runs can be told apart: model, adapter, dataset, index."""
     engine = answerer.engine
     out = {
@@ -407,6 +407,7 @@ def _versions(cfg: EvalConfig, answerer) -> dict:
         "k": cfg.ask.k,
         "adapter": None,
     }
+    out["readers"] = {m: answerer.reader(m) for m in modes}  # which reader each mode used: spans, spans with a head, ...
     if engine.adapter_path is not None and Path(engine.adapter_path).is_dir():  # an endpoint's adapter is a name
         adapter = Path(engine.adapter_path)
         trained = json.loads((adapter / "train_config.json").read_text()) if (adapter / "train_config.json").exists() else {}

@@ -174,6 +174,7 @@ def _identity(cfg: SynthConfig, index_version: str) -> dict:
     return {
         "config": {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY},
         "index_version": index_version,
+        "rows": rows.VERSION,
         "prompts": hashlib.sha256(templates.encode()).hexdigest()[:16],
     }
 
@@ -361,11 +362,10 @@ def _rows(cfg: SynthConfig, pairs: list[Pair], by_id: dict[str, Chunk]) -> dict[
         out[p.split].append(rows.closed_book_row(p, templates))
         oracle, others = by_id[p.chunk_id], [by_id[i] for i in p.distractors]
         if cfg.raft_context == "single":
-            out[p.split].append(rows.single_chunk_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.cot))
+            row = rows.single_chunk_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.cot)
         else:
-            out[p.split].append(
-                rows.raft_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.shuffle_context, cfg.cot, cfg.max_tokens)
-            )
+            row = rows.raft_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.shuffle_context, cfg.cot, cfg.max_tokens)
+        out[p.split].append({**row, "reader": rows.reader_chunks(p, oracle, others)})
     return out
 
 

@@ -18,6 +18,7 @@ from ragtune.synth.filters import holds
 NO_BUDGET = 10**9  # RAFT contexts are never cut: the oracle must not fall off the end
 CHARS_PER_TOKEN = 4  # SmolLM2's tokenizer on SQuAD rows (docs/measurements.md); bigger vocabularies do better
 TEMPLATE_TOKENS = 4  # the chat template's markers around each message
+VERSION = 2  # of the rows' layout: RAFT rows carry their chunks for the reader head (a dataset is found again by it)
 
 
 def closed_book_row(pair: Pair, t: P.PromptTemplates) -> dict:
@@ -69,6 +70,12 @@ def single_chunk_row(
     else:
         answer = pair.answer if holds(chunk.text, pair.answer) else t.abstain
     return _row(pair, _raft_messages(pair.question, [chunk], t, answer), "raft", oracle_in_context=with_oracle, chunks=1)
+
+
+def reader_chunks(pair: Pair, oracle: Chunk, distractors: list[Chunk]) -> dict:
+    """What the reader head trains on (train/head.py): the oracle chunk and its answer's sentence,
+    and the hardest distractor."""
+    return {"context": oracle.text, "evidence": pair.evidence, "distractor": distractors[0].text if distractors else ""}
 
 
 def _answer(pair: Pair, cot: bool) -> str:

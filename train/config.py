@@ -41,6 +41,9 @@ class TrainConfig:
     bf16: bool | None = setting(
         "frozen base weights in bf16 with bf16 autocast, LoRA weights in fp32; unset: on where the CPU has bf16 instructions"
     )
+    reader_head: bool = setting(
+        "train a reader head (span and sentence scores on the hidden states) beside LoRA, on the RAFT rows' chunks; saved with the adapter"
+    )
     seed: int = setting("seed of the LoRA init and the row order")
     eval_steps: int = setting("eval loss every N steps and at the end; 0 = only at the end")
     eval_rows: int = setting("the first N rows of eval.jsonl used for eval loss; 0 = all")

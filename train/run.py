@@ -56,6 +56,7 @@ class TrainReport:
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
     rows: dict = field(default_factory=dict)  # per split: rows, truncated, skipped
+    reader_head: dict = field(default_factory=dict)  # its examples and held-out exact match; empty if none was trained
 
     def to_json(self) -> dict:
         """Plain data for metrics.json, floats rounded."""
@@ -105,6 +106,8 @@ def train(
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ragtune.engine import head as H
+    from ragtune.train import head as head_lib
     from ragtune.train.data import load_splits
 
     disable_progress_bars()  # datasets' map/packing bars, a screenful each; ours is the training bar
@@ -117,6 +120,9 @@ def train(
         raise RuntimeError(f"--model {cfg.model.model}: has no chat template; ragtune trains chat models")
     status(f"tokenizing {data} ...")
     train_rows, eval_rows = load_splits(data, tokenizer, cfg.max_length)
+    examples = head_lib.read_examples(data / "train.jsonl") if cfg.reader_head else []
+    if cfg.reader_head and not examples:
+        status(f"--data {data}: no RAFT row carries its chunks (made before reader heads; run `ragtune synth` again): LoRA only")
     if cfg.eval_rows:  # eval loss is a check, not the product: a fixed sample keeps each eval short
         eval_rows.input_ids, eval_rows.labels = eval_rows.input_ids[: cfg.eval_rows], eval_rows.labels[: cfg.eval_rows]
     # bf16: the frozen base weights are stored and multiplied in bf16; PEFT keeps LoRA's own in fp32
@@ -178,14 +184,22 @@ def train(
         use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on CPU unless told it is one
     )
     watch = _Watch(progress, stop, budget_s=cfg.max_minutes * 60)
-    trainer = SFTTrainer(
+    callbacks, trainer_class, head = [watch], SFTTrainer, None
+    if examples:  # the reader head trains beside LoRA, its loss added to each batch's (train/head.py)
+        torch.manual_seed(cfg.seed)
+        head = H.ReaderHead(model.config.hidden_size)
+        if checkpoint is not None and (loaded := H.load(checkpoint)) is not None:
+            head = loaded.train()
+        trainer_class = head_lib.trainer_class(SFTTrainer, head, examples, tokenizer, cfg.seed, watch.add_tokens)
+        callbacks.append(_SaveHead(head))
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_rows.to_dataset(),
         eval_dataset=eval_rows.to_dataset() if has_eval else None,
         processing_class=tokenizer,
         peft_config=lora,
-        callbacks=[watch],
+        callbacks=callbacks,
     )
     watch.trainer = trainer
     watch.count_train_tokens(trainer)
@@ -213,6 +227,10 @@ def train(
     if has_eval:
         report.eval_loss = trainer.evaluate()["eval_loss"]
     trainer.save_model(str(out))  # adapter_config.json + adapter_model.safetensors
+    if head is not None:
+        held_out = head_lib.read_examples(data / "eval.jsonl")
+        report.reader_head = {"examples": len(examples), **head_lib.exact(trainer.model.eval(), head.eval(), tokenizer, held_out)}
+        H.save(head, out, report.reader_head)
     tokenizer.save_pretrained(str(out))  # with its chat template
     history = trainer.state.log_history
     _write_curves(out, history)
@@ -301,6 +319,7 @@ RUN_SETTINGS = (
     "pad_to_multiple_of",
     "group_by_length",
     "bf16",
+    "reader_head",
     "seed",
     "eval_steps",
     "eval_rows",
@@ -416,6 +435,10 @@ class _Watch(TrainerCallback):
 
         trainer.get_train_dataloader = get_train_dataloader
 
+    def add_tokens(self, n: int) -> None:
+        """Tokens read outside the collated batches (the reader head's examples)."""
+        self.seen += n
+
     def on_train_begin(self, args, state, control, **kw):
         # A resumed run goes on from the count in the checkpoint's log history (loaded before this call).
         self.seen = next((h["tokens"] for h in reversed(state.log_history) if "tokens" in h), 0)
@@ -447,6 +470,20 @@ class _Watch(TrainerCallback):
             self.interrupted = True
         elif self.budget_s and time.perf_counter() - self.t0 >= self.budget_s and state.global_step < state.max_steps:
             control.should_training_stop = self.out_of_time = True  # a finished run: the adapter is written as at the last step
+
+
+class _SaveHead(TrainerCallback):
+    """The reader head goes into each checkpoint beside the adapter, so `--resume` continues it too."""
+
+    def __init__(self, head):
+        self.head = head
+
+    def on_save(self, args, state, control, **kw):
+        from ragtune.engine import head as H
+
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            H.save(self.head, folder, {})
 
 
 class _ctrl_c_stops:

@@ -313,3 +313,44 @@ def test_a_document_that_gives_orders_is_only_ever_quoted(tmp_path, tiny_model):
             if reader == "spans" and a.form != "abstain":  # every word of the answer is quoted from a source
                 context = " ".join(" ".join(s.text.split()) for s in a.sources)
                 assert all(part.strip() in context for part in re.split(r'\[\d+\]|: "|"', strip(a.text)) if part.strip())
+
+
+def test_an_adapter_with_a_reader_head_reads_with_it(workdir, tiny_model, adapter, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    from ragtune.engine import head as H
+    from ragtune.engine.answer import Answerer
+
+    with_head = tmp_path / "with-head"
+    shutil.copytree(adapter, with_head)
+    H.save(H.ReaderHead(64), with_head, {"examples": 0})
+    a = Answerer(
+        ask_cfg(workdir, tiny_model, adapter=str(with_head), **{"spans.head_weight": 10.0})
+    )  # a random model's log-probs vary widely
+    assert [a.reader(m) for m in ("base", "rag", "ft", "ft-rag")] == ["model", "spans", "model", "spans+head"]
+    question = "When is the adapter trained?"
+    before = a.answer(question, "ft-rag")
+    assert before.form == "factoid", before.text
+
+    # A head sure of another candidate of the top chunk (found there, unlike the others): the span reader follows it.
+    from ragtune.engine.spans import candidate_spans
+
+    hits = a.retrieve(question)
+    wanted = next(c.text for c in candidate_spans(hits[0].chunk.text, question) if c.text != before.span and c.evidence > 0)
+    real_read = H.read
+
+    def sure(model, head, tokenizer, q, chunk):
+        reading = real_read(model, head, tokenizer, q, chunk)
+        inp = reading.inp
+        start, end = torch.full((len(inp.ids),), -50.0), torch.full((len(inp.ids),), -50.0)
+        for s, e in H.occurrences(inp.text, wanted):
+            tokens = inp.token_span(s, e)
+            if tokens:
+                start[tokens[0]] = end[tokens[1]] = 50.0
+        return H.Reading(inp, start, end, torch.zeros(len(inp.ids)))
+
+    monkeypatch.setattr(H, "read", sure)
+    after = a.answer(question, "ft-rag")
+    assert after.span == wanted != before.span

@@ -1,0 +1,100 @@
+"""The reader head: its input and targets on the packaged tokenizer, and a real training run that
+trains it beside LoRA, saves it with the adapter and resumes it from a checkpoint."""
+
+import json
+from pathlib import Path
+
+import pytest
+from test_train import cfg_for, rows, write_dataset
+
+from ragtune.engine import head as H
+from ragtune.train import head as head_lib
+
+CHUNK = (
+    "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was designed by the company of Gustave Eiffel. "
+    "It was completed in 1889 for the World's Fair."
+)
+DISTRACTOR = "The Louvre is the world's most-visited museum. It holds the Mona Lisa."
+
+
+def raft_rows(n: int) -> list[dict]:
+    """RAFT-like rows carrying their chunks, as synth writes them."""
+    facts = [
+        ("When was the tower completed?", "1889", "It was completed in 1889 for the World's Fair."),
+        ("Whose company designed the tower?", "Gustave Eiffel", "It was designed by the company of Gustave Eiffel."),
+    ]
+    out = []
+    for i in range(n):
+        q, a, ev = facts[i % 2]
+        messages = [{"role": "user", "content": f"{CHUNK}\n\nQuestion: {q}"}, {"role": "assistant", "content": a}]
+        out.append(
+            {
+                "messages": messages,
+                "kind": "raft",
+                "question": q,
+                "answer": a,
+                "reader": {"context": CHUNK, "evidence": ev, "distractor": DISTRACTOR},
+            }
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+def test_the_answer_maps_to_its_tokens_and_sentence(tokenizer):
+    ex = head_lib.Example("When was it completed?", CHUNK, "1889", "It was completed in 1889 for the World's Fair.")
+    inp = H.reader_input(tokenizer, ex.question, ex.context)
+    t = head_lib.target(inp, ex)
+    assert tokenizer.decode(inp.ids[t.start : t.end + 1]).strip() == "1889"
+    assert tokenizer.decode(inp.ids[t.sentence[0] : t.sentence[1] + 1]).strip() == ex.evidence
+    assert inp.first > inp.null and tokenizer.decode(inp.ids[: inp.first]).startswith("Question: When was it completed?")
+
+
+def test_a_chunk_without_the_answer_targets_the_null_token_and_a_cut_answer_is_skipped(tokenizer):
+    inp = H.reader_input(tokenizer, "Who?", DISTRACTOR)
+    assert head_lib.target(inp, head_lib.Example("Who?", DISTRACTOR, "")) == head_lib.Target(inp.null, inp.null, None)
+    cut = H.reader_input(tokenizer, "When?", CHUNK, max_tokens=8)
+    assert head_lib.target(cut, head_lib.Example("When?", CHUNK, "1889")) is None
+
+
+def test_examples_come_from_rows_that_carry_chunks(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows(2) + raft_rows(2)) + "not json\n")
+    examples = head_lib.read_examples(path)
+    assert [(e.context, e.answer) for e in examples] == [(CHUNK, "1889"), (DISTRACTOR, ""), (CHUNK, "Gustave Eiffel"), (DISTRACTOR, "")]
+
+
+def test_a_reading_scores_spans_by_where_they_are(tokenizer):
+    import torch
+
+    inp = H.reader_input(tokenizer, "When?", CHUNK)
+    start, end = torch.full((len(inp.ids),), -10.0), torch.full((len(inp.ids),), -10.0)
+    t = head_lib.target(inp, head_lib.Example("When?", CHUNK, "1889"))
+    start[t.start] = end[t.end] = 10.0
+    reading = H.Reading(inp, start, end, torch.zeros(len(inp.ids)))
+    assert reading.span("1889") > -0.01 > reading.span("Paris") > -float("inf") == reading.span("not in the chunk")
+    assert reading.no_answer < -20
+
+
+def test_training_moves_the_head_and_saves_it_and_without_it_there_is_none(tmp_path, tiny_model):
+    import torch
+
+    from ragtune.train.run import train
+
+    data = write_dataset(tmp_path / "data", rows(8) + raft_rows(8), raft_rows(4))
+    report = train(cfg_for(tmp_path, tiny_model, data, max_steps=4, save_steps=2))
+    out = Path(report.out)
+    head = H.load(out)
+    fresh = (torch.manual_seed(0), H.ReaderHead(head.hidden))[1]
+    assert not torch.equal(head.span.weight, fresh.span.weight), "the head never moved"
+    assert report.reader_head["examples"] == 16 and report.reader_head["eval_examples"] == 8
+    assert json.loads((out / "metrics.json").read_text())["reader_head"]["examples"] == 16
+    assert json.loads((out / H.CONFIG).read_text())["format"] == H.FORMAT
+
+    off = train(cfg_for(tmp_path, tiny_model, data, max_steps=1, reader_head=False, out=str(tmp_path / "plain")))
+    assert H.load(Path(off.out)) is None and off.reader_head == {}

@@ -1,0 +1,169 @@
+"""The reader head's training (engine/head.py): its examples, its loss, and the trainer that adds it
+to LoRA's.
+
+Each RAFT row of a dataset carries its oracle chunk and its hardest distractor (`reader`,
+synth/rows.py). The oracle gives the answer's span and sentence; the distractor, when it does not
+hold the answer, gives a chunk whose answer is the null token. One such example rides along with
+every batch the trainer runs, through the same model and adapter, so LoRA learns to read as well as
+to answer.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ragtune.engine import head as H
+
+LR_SCALE = 5.0  # the head starts from random weights: it learns at 5x LoRA's rate
+EVAL_EXAMPLES = 50  # held-out examples the saved head is scored on
+
+
+@dataclass(frozen=True)
+class Example:
+    """A question and one chunk; `answer` is "" when the chunk does not hold it."""
+
+    question: str
+    context: str
+    answer: str
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the answer is in a ReaderInput: its first and last token (both the null token if absent),
+    and the tokens of its sentence."""
+
+    start: int
+    end: int
+    sentence: tuple[int, int] | None
+
+
+def read_examples(path: Path) -> list[Example]:
+    """The reader examples of one split's rows: an oracle example per RAFT row that carries its
+    chunks, and a no-answer one for its distractor. Rows without `reader` (older datasets) give none."""
+    out: list[Example] = []
+    if not path.exists():
+        return out
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+                reader, question, answer = row["reader"], row["question"], row["answer"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            out.append(Example(question, reader["context"], answer, reader.get("evidence") or ""))
+            distractor = reader.get("distractor") or ""
+            if distractor:
+                holds = " ".join(answer.split()) in " ".join(distractor.split())
+                out.append(Example(question, distractor, answer if holds else ""))
+    return out
+
+
+def target(inp: H.ReaderInput, ex: Example) -> Target | None:
+    """The example's answer in `inp`; None if it is not found there (cut off, or reworded)."""
+    if not ex.answer:
+        return Target(inp.null, inp.null, None)
+    answer, evidence = " ".join(ex.answer.split()), " ".join(ex.evidence.split())
+    where = H.occurrences(inp.text, evidence)[:1] if evidence else []
+    if not where:
+        where = [s for s in H.sentence_spans(inp.text) if answer in inp.text[s[0] : s[1]]][:1]
+    hits = [(a, b) for a, b in H.occurrences(inp.text, answer) if not where or (where[0][0] <= a and b <= where[0][1])]
+    tokens = inp.token_span(*hits[0]) if hits else None
+    if tokens is None:
+        return None
+    return Target(tokens[0], tokens[1], inp.token_span(*where[0]) if where else None)
+
+
+def loss(model, head: H.ReaderHead, tokenizer, ex: Example) -> tuple[torch.Tensor, int] | None:
+    """The head's loss on one example (start and end cross-entropy over the chunk's tokens and the null
+    token, plus each token's sentence relevance), and the tokens it read; None if its answer is not found."""
+    import torch.nn.functional as F
+
+    inp = H.reader_input(tokenizer, ex.question, ex.context)
+    t = target(inp, ex)
+    if t is None:
+        return None
+    h = H.decoder(model)(input_ids=torch.tensor([inp.ids], device=head.span.weight.device)).last_hidden_state
+    start, end, relevance = head(h.to(head.span.weight.dtype))  # the head stays in fp32 beside bf16 base weights
+    allowed = torch.tensor([inp.null] + list(range(inp.first, len(inp.ids))))
+    where = {tok: i for i, tok in enumerate(allowed.tolist())}
+    span = F.cross_entropy(start[:, allowed].float(), torch.tensor([where[t.start]])) + F.cross_entropy(
+        end[:, allowed].float(), torch.tensor([where[t.end]])
+    )
+    labels = torch.zeros(len(inp.ids) - inp.first)
+    if t.sentence:
+        labels[t.sentence[0] - inp.first : t.sentence[1] - inp.first + 1] = 1.0
+    sentence = F.binary_cross_entropy_with_logits(relevance[0, inp.first :].float(), labels)
+    return span / 2 + sentence, len(inp.ids)
+
+
+def exact(model, head: H.ReaderHead, tokenizer, examples: list[Example]) -> dict:
+    """The share of held-out examples whose likeliest span (or no-answer) is exactly the target's."""
+    right = n = 0
+    with torch.inference_mode():
+        for ex in examples[:EVAL_EXAMPLES]:
+            inp = H.reader_input(tokenizer, ex.question, ex.context)
+            t = target(inp, ex)
+            if t is None:
+                continue
+            h = H.decoder(model)(input_ids=torch.tensor([inp.ids])).last_hidden_state
+            start, end, _ = head(h.to(head.span.weight.dtype))
+            allowed = [inp.null] + list(range(inp.first, len(inp.ids)))
+            s = max(allowed, key=lambda i: start[0, i].item())
+            e = inp.null if s == inp.null else max((i for i in allowed if s <= i < s + 30), key=lambda i: end[0, i].item())
+            right += (s, e) == (t.start, t.end)
+            n += 1
+    return {"eval_examples": n, "eval_exact": round(right / n, 4) if n else None}
+
+
+def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, seed: int, on_tokens):
+    """`base` (TRL's SFTTrainer) with the head's loss added to each training batch's, and the head's
+    weights in the optimizer. `on_tokens(n)` counts the tokens the head's examples put through the model."""
+    rng = random.Random(seed)
+
+    def cycle():
+        while True:
+            order = list(examples)
+            rng.shuffle(order)
+            yield from order
+
+    stream = cycle()
+
+    class HeadTrainer(base):
+        def create_optimizer(self, model=None):
+            optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
+            lr = self.args.learning_rate * LR_SCALE
+            optimizer.add_param_group({"params": list(head.parameters()), "lr": lr, "weight_decay": 0.0})
+            return optimizer
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            if not model.training:
+                return out
+            for _ in range(len(examples)):  # the next example whose answer is found (most are)
+                found = loss(model, head, tokenizer, next(stream))
+                if found is not None:
+                    break
+            else:
+                return out
+            extra, tokens = found
+            on_tokens(tokens)
+            if _scaled_for_accumulation(self, num_items_in_batch):  # the LM loss already is; ours must match it
+                extra = extra / self.current_gradient_accumulation_steps
+            if return_outputs:
+                return out[0] + extra, out[1]
+            return out + extra
+
+    return HeadTrainer
+
+
+def _scaled_for_accumulation(trainer, num_items_in_batch) -> bool:
+    """Whether the trainer will not divide this loss by the accumulation steps (transformers' own rule)."""
+    if getattr(trainer, "loss_is_scaled_for_ga", None) is not None:
+        return bool(trainer.loss_is_scaled_for_ga)
+    return bool((trainer.model_accepts_loss_kwargs and num_items_in_batch is not None) or trainer.compute_loss_func is not None)

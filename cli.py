@@ -595,15 +595,22 @@ def cmd_train(args) -> int:
     status = _status("train", quiet=args.json)
     status("starting (importing torch and transformers) ...")
     from ragtune.train.run import train
+    from ragtune.train.selftrain import self_train
 
     bar = _TrainBar(disable=args.json)
+    rounds = []
     try:
-        report = train(cfg, progress=bar.update, on_status=status)
+        if cfg.self_train:
+            report, rounds = self_train(cfg, progress=bar.update, on_status=status)
+        else:
+            report = train(cfg, progress=bar.update, on_status=status)
     finally:
         bar.close()
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(json.dumps({**report.to_json(), **({"self_train": [r.__dict__ for r in rounds]} if rounds else {})}, indent=2))
         return 130 if report.interrupted else 0
+    for r in rounds[1:]:
+        print(present.self_train_round(r))
     rows = report.rows["train"]
     if rows["no_assistant_skipped"] or rows["truncated"] or rows["bad_json_skipped"]:
         print(

@@ -13,7 +13,7 @@ configured: the grid reranks the spans of questions the default weights answered
 The --workdir must hold the SQuAD index (`ragtune ingest ../shared/eval/squad/docs`).
 
 Measured (commit 23e9051, the full-epoch adapter of the SQuAD extractive dataset, 150 questions): rag
-37.0 with the configured weights, 39.9 at the grid's best; ft-rag 44.3 and 47.2. Stop 15, the
+37.0 with the configured weights, 39.9 at the grid's best; ft-rag 44.3 and 47.2. Commit 394cf1d, the
 padded epoch's adapter, with the model's weight and length normalisation in the grid: rag 37.0
 -> 40.6 (model weight 0.5), ft-rag 44.9 -> 48.5 (model weight 2-4, length_norm 0.5). Each mode
 gains ~3.6 from its own best weights, so ft-rag keeps rag's (one spans.yaml, no per-mode knob).
@@ -38,8 +38,11 @@ GRID = {
     "rank_weight": [0, 1, 2, 3, 6],
     # The model's term: its log-prob x model_weight, over (tokens + 1) ** length_norm. A fine-tuned
     # model's log-probs are sharper than the base model's, so the checks may need less say.
-    "model_weight": [0.5, 1, 2, 4],
+    "model_weight": [0, 0.5, 1, 2, 4],
     "length_norm": [0, 0.5, 1],
+    # The reader head's log P(span), for an adapter trained with one (engine/head.py); model_weight
+    # is then spans.yaml's head_lm_weight. Whether the model's log-prob still helps: model_weight 0.
+    "head_weight": [0, 0.5, 1, 2, 4],
 }
 
 
@@ -87,8 +90,10 @@ def main() -> None:
                 Path(args.recordings).write_bytes(pickle.dumps(recorded))
         answered, cases = recorded[mode]
         table = _table(cases)
-        results = sorted(((_f1(table, w, len(questions)), w) for w in _grid()), key=lambda t: -t[0])
-        configured = {**_weights(ask.spans), "model_weight": 1, "length_norm": 0}
+        headed = bool(cases) and cases[0][0][0][2] is not None
+        results = sorted(((_f1(table, w, len(questions)), w) for w in _grid(headed)), key=lambda t: -t[0])
+        configured = {**_weights(ask.spans), "model_weight": ask.spans.head_lm_weight if headed else 1, "length_norm": 0}
+        configured["head_weight"] = ask.spans.head_weight if headed else 0
         now = _f1(table, configured, len(questions))
         ceiling = sum(max(f1.values()) for _, f1 in cases) / len(questions)
         print(
@@ -106,9 +111,9 @@ def _record(answerer, mode: str, questions, S, score) -> tuple[float, list]:
 
     rank, seen = S.rank, []  # (candidates, their scores) of each chunk of the current question
 
-    def recording(cands, scored, cfg):
-        seen.append((cands, scored))
-        return rank(cands, scored, cfg)
+    def recording(cands, scored, cfg, head=None):
+        seen.append((cands, scored, head))
+        return rank(cands, scored, cfg, head)
 
     S.rank, cases, answered = recording, [], 0.0
     try:
@@ -117,16 +122,19 @@ def _record(answerer, mode: str, questions, S, score) -> tuple[float, list]:
             a = answerer.answer(q.question, mode)
             answered += score(a.span or a.text, list(q.answers)).f1 / len(questions)
             if seen and a.text != answerer.templates.abstain:
-                f1 = {c.text: score(c.text, list(q.answers)).f1 for cands, _ in seen for c in cands}
+                f1 = {c.text: score(c.text, list(q.answers)).f1 for cands, _, _ in seen for c in cands}
                 cases.append((list(seen), f1))
     finally:
         S.rank = rank
     return answered, cases
 
 
-def _grid():
-    for values in itertools.product(*GRID.values()):
-        yield dict(zip(GRID, values))
+def _grid(headed: bool):
+    grid = {**GRID, "head_weight": GRID["head_weight"] if headed else [0]}
+    if not headed:
+        grid["model_weight"] = [w for w in grid["model_weight"] if w > 0]  # without a head the model's term is the reader
+    for values in itertools.product(*grid.values()):
+        yield dict(zip(grid, values))
 
 
 def _weights(spans) -> dict:
@@ -134,17 +142,19 @@ def _weights(spans) -> dict:
 
 
 def _table(cases):
-    """Every question's candidates as arrays: features (log-prob, tokens, evidence, typed, echo, rank), F1, question."""
+    """Every question's candidates as arrays: features (log-prob, tokens, evidence, typed, echo, rank, head), F1, question."""
     import numpy as np
+
+    from ragtune.engine.spans import HEAD_FLOOR
 
     feats, f1s, owner = [], [], []
     for i, (seen, f1) in enumerate(cases):
-        for cands, scored in seen:
-            for c, s in zip(cands, scored):
-                feats.append((s.logprob, s.tokens, c.evidence, c.typed, c.echo, c.rank))
+        for cands, scored, head in seen:
+            for c, s, h in zip(cands, scored, head or [0.0] * len(cands)):
+                feats.append((s.logprob, s.tokens, c.evidence, c.typed, c.echo, c.rank, max(h, HEAD_FLOOR)))
                 f1s.append(f1[c.text])
                 owner.append(i)
-    return np.array(feats, dtype=float).reshape(-1, 6), np.array(f1s), np.array(owner)
+    return np.array(feats, dtype=float).reshape(-1, 7), np.array(f1s), np.array(owner)
 
 
 def _f1(table, w: dict, n: int) -> float:
@@ -160,6 +170,7 @@ def _f1(table, w: dict, n: int) -> float:
         + w["type_weight"] * x[:, 3]
         - w["echo_weight"] * x[:, 4]
         - w["rank_weight"] * x[:, 5]
+        + w["head_weight"] * x[:, 6]
     )
     order = np.lexsort((-total, owner))  # by question, best first; a tie keeps the earlier candidate
     first = np.unique(owner[order], return_index=True)[1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ragtune.core.config import ConfigError, resolve_workdir, setting
+from ragtune.core.config import ConfigError, check_settings, resolve_workdir, setting
 from ragtune.core.cpu import cpu_has_bf16
 from ragtune.engine.config import ModelConfig
 
@@ -43,6 +43,13 @@ class TrainConfig:
     )
     reader_head: bool = setting(
         "train a reader head (span and sentence scores on the hidden states) beside LoRA, on the RAFT rows' chunks; saved with the adapter"
+    )
+    self_train: int = setting(
+        "rounds of self-training after training: the reader head re-labels the training questions where it is confident, then the adapter trains further",
+        low=0,
+    )
+    self_train_threshold: float = setting(
+        "the reader's probability above which its answer replaces a label, in round 1; it falls 10% a round", low=0.0, high=1.0
     )
     seed: int = setting("seed of the LoRA init and the row order")
     eval_steps: int = setting("eval loss every N steps and at the end; 0 = only at the end")
@@ -89,5 +96,8 @@ class TrainConfig:
             raise ConfigError(f"--eval-rows must be 0 (all) or more, got {self.eval_rows}")
         if self.save_steps < 1:
             raise ConfigError(f"--save-steps must be at least 1, got {self.save_steps}")
+        if self.self_train and not self.reader_head:
+            raise ConfigError("--self-train needs the reader head: the head re-labels the questions (drop --no-reader-head)")
         if self.resume and self.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other: resume keeps --out, overwrite deletes it")
+        check_settings(self)

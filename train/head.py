@@ -79,16 +79,19 @@ def target(inp: H.ReaderInput, ex: Example) -> Target | None:
     return Target(tokens[0], tokens[1], inp.token_span(*where[0]) if where else None)
 
 
-def loss(model, head: H.ReaderHead, tokenizer, ex: Example) -> tuple[torch.Tensor, int] | None:
+def loss(model, head: H.ReaderHead, tokenizer, ex: Example, pad_to: int = 1) -> tuple[torch.Tensor, int] | None:
     """The head's loss on one example (start and end cross-entropy over the chunk's tokens and the null
-    token, plus each token's sentence relevance), and the tokens it read; None if its answer is not found."""
+    token, plus each token's sentence relevance), and the tokens it read; None if its answer is not found.
+    The input is padded at its end to a multiple of `pad_to`, as the trainer's batches are (configs/train.yaml
+    pad_to_multiple_of): a causal model's earlier tokens never see the padding."""
     import torch.nn.functional as F
 
     inp = H.reader_input(tokenizer, ex.question, ex.context)
     t = target(inp, ex)
     if t is None:
         return None
-    h = H.decoder(model)(input_ids=torch.tensor([inp.ids], device=head.span.weight.device)).last_hidden_state
+    ids = inp.ids + [tokenizer.pad_token_id or 0] * (-len(inp.ids) % pad_to)
+    h = H.decoder(model)(input_ids=torch.tensor([ids], device=head.span.weight.device)).last_hidden_state
     start, end, relevance = head(h.to(head.span.weight.dtype))  # the head stays in fp32 beside bf16 base weights
     allowed = torch.tensor([inp.null] + list(range(inp.first, len(inp.ids))))
     where = {tok: i for i, tok in enumerate(allowed.tolist())}
@@ -98,7 +101,7 @@ def loss(model, head: H.ReaderHead, tokenizer, ex: Example) -> tuple[torch.Tenso
     labels = torch.zeros(len(inp.ids) - inp.first)
     if t.sentence:
         labels[t.sentence[0] - inp.first : t.sentence[1] - inp.first + 1] = 1.0
-    sentence = F.binary_cross_entropy_with_logits(relevance[0, inp.first :].float(), labels)
+    sentence = F.binary_cross_entropy_with_logits(relevance[0, inp.first : len(inp.ids)].float(), labels)
     return span / 2 + sentence, len(inp.ids)
 
 
@@ -121,7 +124,7 @@ def exact(model, head: H.ReaderHead, tokenizer, examples: list[Example]) -> dict
     return {"eval_examples": n, "eval_exact": round(right / n, 4) if n else None}
 
 
-def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, seed: int, on_tokens):
+def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, seed: int, on_tokens, pad_to: int = 1):
     """`base` (TRL's SFTTrainer) with the head's loss added to each training batch's, and the head's
     weights in the optimizer. `on_tokens(n)` counts the tokens the head's examples put through the model."""
     rng = random.Random(seed)
@@ -146,7 +149,7 @@ def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, 
             if not model.training:
                 return out
             for _ in range(len(examples)):  # the next example whose answer is found (most are)
-                found = loss(model, head, tokenizer, next(stream))
+                found = loss(model, head, tokenizer, next(stream), pad_to)
                 if found is not None:
                     break
             else:

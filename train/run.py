@@ -190,7 +190,7 @@ def train(
         head = H.ReaderHead(model.config.hidden_size)
         if checkpoint is not None and (loaded := H.load(checkpoint)) is not None:
             head = loaded.train()
-        trainer_class = head_lib.trainer_class(SFTTrainer, head, examples, tokenizer, cfg.seed, watch.add_tokens)
+        trainer_class = head_lib.trainer_class(SFTTrainer, head, examples, tokenizer, cfg.seed, watch.add_tokens, cfg.pad_to_multiple_of)
         callbacks.append(_SaveHead(head))
     trainer = trainer_class(
         model=model,

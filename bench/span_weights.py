@@ -95,7 +95,7 @@ def main() -> None:
         configured = {**_weights(ask.spans), "model_weight": ask.spans.head_lm_weight if headed else 1, "length_norm": 0}
         configured["head_weight"] = ask.spans.head_weight if headed else 0
         now = _f1(table, configured, len(questions))
-        ceiling = sum(max(f1.values()) for _, f1 in cases) / len(questions)
+        ceiling = sum(max(f1.values(), default=0.0) for _, f1 in cases) / len(questions)  # an open question has no spans
         print(
             f"{mode}: F1 {answered:.1f} answered, {now:.1f} replayed with the configured weights {configured} (the check "
             f"that the replay is faithful); the best candidate each time would give {ceiling:.1f}"

@@ -107,7 +107,7 @@ def train_summary(report: Any) -> str:
     steps = f"{report.steps} of {report.max_steps} steps (time budget)" if report.out_of_time else plural(report.steps, "step")
     eval_loss = f", eval loss {report.eval_loss:.4f}" if report.eval_loss is not None else ""
     train_loss = f"{report.train_loss:.4f}" if report.train_loss is not None else "n/a"
-    head = report.reader_head or {}
+    head = getattr(report, "reader_head", None) or {}  # a run without a head, or a report written before heads
     exact = (
         f", reader head exact {100 * head['eval_exact']:.0f}% of {head['eval_examples']} held out"
         if head.get("eval_exact") is not None

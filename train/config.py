@@ -97,7 +97,7 @@ class TrainConfig:
         if self.save_steps < 1:
             raise ConfigError(f"--save-steps must be at least 1, got {self.save_steps}")
         if self.self_train and not self.reader_head:
-            raise ConfigError("--self-train needs the reader head: the head re-labels the questions (drop --no-reader-head)")
+            raise ConfigError("--self-train needs the reader head, which re-labels the questions: add --reader-head")
         if self.resume and self.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other: resume keeps --out, overwrite deletes it")
         check_settings(self)

@@ -124,6 +124,8 @@ def test_synth_and_train_summaries():
     assert present.train_summary(run) == "30 steps, train loss 1.9312, 371 tokens/s"
     run.steps, run.max_steps, run.out_of_time, run.eval_loss = 9, 30, True, 2.01
     assert present.train_summary(run) == "9 of 30 steps (time budget), train loss 1.9312, eval loss 2.0100, 371 tokens/s"
+    run.reader_head = {"examples": 64, "eval_exact": 0.36, "eval_examples": 50}
+    assert present.train_summary(run).endswith("eval loss 2.0100, reader head exact 36% of 50 held out, 371 tokens/s")
     assert present.train_stopped(run, "adapters/run-1") == (
         "stopped at step 9 of 30; checkpoint in adapters/run-1: `ragtune train --resume --out adapters/run-1` continues it"
     )

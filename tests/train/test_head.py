@@ -87,7 +87,7 @@ def test_training_moves_the_head_and_saves_it_and_without_it_there_is_none(tmp_p
     from ragtune.train.run import train
 
     data = write_dataset(tmp_path / "data", rows(8) + raft_rows(8), raft_rows(4))
-    report = train(cfg_for(tmp_path, tiny_model, data, max_steps=4, save_steps=2))
+    report = train(cfg_for(tmp_path, tiny_model, data, max_steps=4, save_steps=2, reader_head=True))
     out = Path(report.out)
     head = H.load(out)
     fresh = (torch.manual_seed(0), H.ReaderHead(head.hidden))[1]

@@ -31,7 +31,7 @@ def test_rounds_relabel_confident_answers_and_train_further(tmp_path, tiny_model
         row.setdefault("pair_id", f"p{len(row['messages'])}-{row.get('question', '')}")
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
 
-    cfg = cfg_for(tmp_path, tiny_model, data, max_steps=2, self_train=2, self_train_threshold=0.0)
+    cfg = cfg_for(tmp_path, tiny_model, data, max_steps=2, reader_head=True, self_train=2, self_train_threshold=0.0)
     report, rounds = selftrain.self_train(cfg)
     assert [r.round for r in rounds] == [0, 1, 2] and rounds[1].threshold == 0.0
     assert rounds[1].rows == 8 and rounds[1].changed > 0  # a random head disagrees with most labels, and p >= 0 always holds

@@ -309,7 +309,8 @@ class Answerer:
         ranked, lm, relevance, prompt_tokens, says_abstain, margins, gold_ppl = [], {}, {}, 0, None, [], None
         self._prefixes = self._prefixes or S.PrefixCache()
         key = self.engine.model.active_adapter if adapter else None  # named afresh on each load: a new adapter, a new cache
-        head = self.reader_head() if adapter else None
+        weight = cfg.sentence_head_weight if kind.kind == "open" else cfg.head_weight
+        head = self.reader_head() if adapter and weight else None  # a weight of 0 saves the head's pass
         with self.engine.lock, self.engine.using(adapter):
             for r, (hit, prompt) in enumerate(zip(p.hits, p.chunk_prompts or [])):
                 cands = S.candidate_spans(hit.chunk.text, question, r) if kind.kind == "factoid" else []
@@ -359,7 +360,8 @@ class Answerer:
         """How `mode` answers, for reports: the span reader with or without a head, or generation."""
         if not self.picks_span(mode):
             return "generate" if mode in RAG_MODES else "model"
-        if mode in ADAPTER_MODES and self.adapter_for(mode) is not None and self.reader_head() is not None:
+        weights = (self.cfg.spans.head_weight, self.cfg.spans.sentence_head_weight)
+        if mode in ADAPTER_MODES and any(weights) and self.adapter_for(mode) is not None and self.reader_head() is not None:
             return "spans+head"
         return "spans"
 

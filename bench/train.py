@@ -43,7 +43,7 @@ VARIANTS = {
     "ragtune-glibc-malloc": {"keep_freed_memory": False},  # glibc's defaults: big blocks unmapped when freed
     "ragtune-no-pad": {"pad_to_multiple_of": 1},  # every batch length its own shape: oneDNN's caches grow
     "ragtune-compile": {"torch_compile": True},
-    "ragtune-no-head": {"reader_head": False},  # LoRA alone: what the reader head's examples and loss cost
+    "ragtune-head": {"reader_head": True},  # with the reader head (engine/head.py): what its examples and loss cost
 }
 # name -> SFTConfig changes to plain TRL's defaults: how far a user gets by turning TRL's own knobs
 BASELINES = {

@@ -22,6 +22,7 @@ from torch import nn
 WEIGHTS, CONFIG = "reader_head.safetensors", "reader_head.json"
 FORMAT = 1  # the reader input's layout (below); a head trained on another layout is not used
 MAX_CONTEXT_TOKENS = 384  # a chunk's tokens the head reads; chunks are ~180 tokens (configs/ingest.yaml)
+MAX_ANSWER_TOKENS = 30  # the head's own answers (Reading.best) are spans of at most this many tokens
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
 
 
@@ -124,6 +125,25 @@ class Reading:
                 best = max(best, self.start[self.index[tokens[0]]] + self.end[self.index[tokens[1]]])
         return best
 
+    def best(self) -> tuple[int, int, float]:
+        """The head's own answer: the first and last token (indices into `ids`) of its likeliest span
+        of at most MAX_ANSWER_TOKENS, or the null token twice, with its log P."""
+        inp, n = self.inp, len(self.inp.offsets)
+        best = (inp.null, inp.null, self.no_answer)
+        for i in range(n):
+            s = self.start[self.index[inp.first + i]]
+            for j in range(i, min(n, i + MAX_ANSWER_TOKENS)):
+                score = s + self.end[self.index[inp.first + j]]
+                if score > best[2]:
+                    best = (inp.first + i, inp.first + j, score)
+        return best
+
+    def text(self, first: int, last: int) -> str:
+        """The chunk's text under tokens first..last (indices into `ids`); "" for the null token."""
+        if first == self.inp.null:
+            return ""
+        return self.inp.text[self.inp.offsets[first - self.inp.first][0] : self.inp.offsets[last - self.inp.first][1]].strip()
+
     def sentence(self, text: str) -> float:
         """The sentence's mean token relevance (a logit); 0 if it is not found in the chunk."""
         found = occurrences(self.inp.text, " ".join(text.split()))
@@ -156,11 +176,15 @@ def load(folder: Path) -> ReaderHead | None:
     config, weights = Path(folder) / CONFIG, Path(folder) / WEIGHTS
     if not (config.exists() and weights.exists()):
         return None
-    info = json.loads(config.read_text())
-    if info.get("format") != FORMAT:
-        return None
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    head = ReaderHead(int(info["hidden"]))
-    head.load_state_dict(load_file(str(weights)))
+    try:
+        info = json.loads(config.read_text())
+        if info.get("format") != FORMAT:
+            return None
+        head = ReaderHead(int(info["hidden"]))
+        head.load_state_dict(load_file(str(weights)))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:  # a cut or foreign file: one line, not a traceback
+        raise RuntimeError(f"--adapter {folder}: its reader head ({WEIGHTS}, {CONFIG}) is unreadable: {str(e).splitlines()[0]}") from None
     return head.eval()

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ragtune.engine import head as H
+from ragtune.synth.filters import holds
 
 LR_SCALE = 5.0  # the head starts from random weights: it learns at 5x LoRA's rate
 EVAL_EXAMPLES = 50  # held-out examples the saved head is scored on
@@ -59,8 +60,7 @@ def read_examples(path: Path) -> list[Example]:
             out.append(Example(question, reader["context"], answer, reader.get("evidence") or ""))
             distractor = reader.get("distractor") or ""
             if distractor:
-                holds = " ".join(answer.split()) in " ".join(distractor.split())
-                out.append(Example(question, distractor, answer if holds else ""))
+                out.append(Example(question, distractor, answer if holds(distractor, answer) else ""))
     return out
 
 
@@ -106,20 +106,15 @@ def loss(model, head: H.ReaderHead, tokenizer, ex: Example, pad_to: int = 1) -> 
 
 
 def exact(model, head: H.ReaderHead, tokenizer, examples: list[Example]) -> dict:
-    """The share of held-out examples whose likeliest span (or no-answer) is exactly the target's."""
+    """The share of held-out examples whose likeliest span (or no-answer: Reading.best) is exactly the target's."""
     right = n = 0
     with torch.inference_mode():
         for ex in examples[:EVAL_EXAMPLES]:
-            inp = H.reader_input(tokenizer, ex.question, ex.context)
-            t = target(inp, ex)
+            t = target(H.reader_input(tokenizer, ex.question, ex.context), ex)
             if t is None:
                 continue
-            h = H.decoder(model)(input_ids=torch.tensor([inp.ids])).last_hidden_state
-            start, end, _ = head(h.to(head.span.weight.dtype))
-            allowed = [inp.null] + list(range(inp.first, len(inp.ids)))
-            s = max(allowed, key=lambda i: start[0, i].item())
-            e = inp.null if s == inp.null else max((i for i in allowed if s <= i < s + 30), key=lambda i: end[0, i].item())
-            right += (s, e) == (t.start, t.end)
+            first, last, _ = H.read(model, head, tokenizer, ex.question, ex.context).best()
+            right += (first, last) == (t.start, t.end)
             n += 1
     return {"eval_examples": n, "eval_exact": round(right / n, 4) if n else None}
 
@@ -139,7 +134,7 @@ def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, 
 
     class HeadTrainer(base):
         def create_optimizer(self, model=None):
-            optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
+            optimizer = super().create_optimizer(model)
             lr = self.args.learning_rate * LR_SCALE
             optimizer.add_param_group({"params": list(head.parameters()), "lr": lr, "weight_decay": 0.0})
             return optimizer

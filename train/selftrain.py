@@ -11,15 +11,16 @@ changes are written to self_train.json in the final adapter folder.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ragtune.core.text import normalize
 from ragtune.train.config import TrainConfig
 
 DECAY = 0.9  # the threshold of round r is threshold * DECAY ** (r - 1)
-MAX_ANSWER_TOKENS = 30  # the head's answers are spans of at most this many tokens
 SHOWN = 5  # changed labels listed per round
 
 
@@ -92,7 +93,7 @@ def relabel(data: Path, adapter: Path, out: Path, threshold: float, cfg: TrainCo
                 continue
             done.rows += 1
             answer, p = best_span(H.read(model, head, tokenizer, row["question"], row["reader"]["context"]))
-            if answer and p >= threshold and _norm(answer) != _norm(row["answer"]):
+            if answer and p >= threshold and normalize(answer) != normalize(row["answer"]):
                 new[row["pair_id"]] = answer
                 done.changed += 1
                 if len(done.examples) < SHOWN:
@@ -109,19 +110,8 @@ def relabel(data: Path, adapter: Path, out: Path, threshold: float, cfg: TrainCo
 
 def best_span(reading) -> tuple[str, float]:
     """The head's likeliest answer in its chunk and its probability; ("", p) if that is "no answer"."""
-    import math
-
-    inp, best = reading.inp, ("", -float("inf"))
-    n = len(inp.offsets)
-    for i in range(n):
-        s = reading.start[reading.index[inp.first + i]]
-        for j in range(i, min(n, i + MAX_ANSWER_TOKENS)):
-            score = s + reading.end[reading.index[inp.first + j]]
-            if score > best[1]:
-                best = (inp.text[inp.offsets[i][0] : inp.offsets[j][1]].strip(), score)
-    if reading.no_answer > best[1]:
-        return "", math.exp(reading.no_answer)
-    return best[0], math.exp(best[1])
+    first, last, logp = reading.best()
+    return reading.text(first, last), math.exp(logp)
 
 
 def _with_answer(row: dict, answer: str) -> dict:
@@ -131,7 +121,3 @@ def _with_answer(row: dict, answer: str) -> dict:
     content = messages[-1]["content"]
     messages[-1]["content"] = content[: len(content) - len(old)] + answer if content.endswith(old) else answer
     return {**row, "answer": answer, "messages": messages, "relabeled_from": old}
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().strip(" .,;:\"'").split())

@@ -98,3 +98,14 @@ def test_training_moves_the_head_and_saves_it_and_without_it_there_is_none(tmp_p
 
     off = train(cfg_for(tmp_path, tiny_model, data, max_steps=1, reader_head=False, out=str(tmp_path / "plain")))
     assert H.load(Path(off.out)) is None and off.reader_head == {}
+
+
+def test_a_cut_or_foreign_head_file_is_one_line_naming_the_adapter(tmp_path):
+    H.save(H.ReaderHead(8), tmp_path, {})
+    (tmp_path / H.WEIGHTS).write_bytes((tmp_path / H.WEIGHTS).read_bytes()[:40])
+    with pytest.raises(RuntimeError, match=r"^--adapter .*: its reader head .* is unreadable: [^\n]*$"):
+        H.load(tmp_path)
+    H.save(H.ReaderHead(8), tmp_path, {})
+    (tmp_path / H.CONFIG).write_text('{"hidden": 16, "format": 1}')  # another model's width
+    with pytest.raises(RuntimeError, match="unreadable"):
+        H.load(tmp_path)

@@ -185,6 +185,13 @@ def load(folder: Path) -> ReaderHead | None:
             return None
         head = ReaderHead(int(info["hidden"]))
         head.load_state_dict(load_file(str(weights)))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:  # a cut or foreign file: one line, not a traceback
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RuntimeError,
+        SafetensorError,
+    ) as e:  # a cut or foreign file: one line, not a traceback
         raise RuntimeError(f"--adapter {folder}: its reader head ({WEIGHTS}, {CONFIG}) is unreadable: {str(e).splitlines()[0]}") from None
     return head.eval()

@@ -272,7 +272,7 @@ def format_sources(sources, key: str = "") -> str:
         return "*no sources*"
     blocks = []
     for n, s in enumerate(sources, 1):
-        where = present.where(s.page, s.section)
+        where = present.where(s.page, s.section, s.ocr)
         anchor = f'<a id="{_anchor(key, n)}"></a>' if key else ""
         blocks.append(
             f"<details><summary><b>[{n}] {escape(present.titled(s.title, Path(s.source).name))}</b>{escape(f' · {where}') if where else ''} · score {s.score:.3f}"
@@ -415,7 +415,7 @@ def search(query: str, k: int | None = None) -> list[list]:
             h.rank,
             round(h.score, 4),
             present.titled(h.chunk.title, Path(h.chunk.source).name),
-            present.where(h.chunk.page, h.chunk.section),
+            present.where(h.chunk.page, h.chunk.section, h.chunk.ocr),
             present.snippet(h.chunk.text, 300),
         ]
         for h in retriever.search(query, int(k) if k else None)

@@ -262,7 +262,7 @@ def cmd_search(args) -> int:
         return 0
     for h in hits:
         c = h.chunk
-        print("\n".join(present.hit_lines(h.rank, h.score, c.source, c.page, c.section, c.text, 240, c.title)))
+        print("\n".join(present.hit_lines(h.rank, h.score, c.source, c.page, c.section, c.text, 240, c.title, c.ocr)))
     return 0
 
 
@@ -470,7 +470,7 @@ def _chat_sources(answer) -> None:
 
     width = max(shutil.get_terminal_size((100, 20)).columns - 4, 40)
     for s in answer.sources:
-        print("\n".join(present.hit_lines(s.rank, s.score, s.source, s.page, s.section, s.text, width, s.title)))
+        print("\n".join(present.hit_lines(s.rank, s.score, s.source, s.page, s.section, s.text, width, s.title, s.ocr)))
 
 
 def cmd_eval(args) -> int:

@@ -33,14 +33,17 @@ def short_path(path: str | os.PathLike) -> str:
 # Where an answer's text came from ----------------------------------------------------------------
 
 
-def where(page: int | None, section: str | None) -> str:
-    """`page 3`, else the section: where a chunk sits in its file."""
-    return f"page {page}" if page else (section or "")
+def where(page: int | None, section: str | None, ocr: bool = False) -> str:
+    """`page 3`, else the section: where a chunk sits in its file; `page 3 (OCR)` for a scanned page."""
+    return (f"page {page}" if page else (section or "")) + (OCR if ocr else "")
 
 
-def place(page: int | None, section: str | None) -> str:
+def place(page: int | None, section: str | None, ocr: bool = False) -> str:
     """`p.3 § Guide > Install`: page and section together, for a terminal line."""
-    return " ".join(x for x in (f"p.{page}" if page else "", f"§ {section}" if section else "") if x)
+    return " ".join(x for x in (f"p.{page}" if page else "", f"§ {section}" if section else "") if x) + (OCR if ocr else "")
+
+
+OCR = " (OCR)"  # marks a chunk read from a scan: its words may hold recognition errors
 
 
 def snippet(text: str, width: int) -> str:
@@ -62,14 +65,22 @@ def _words(text: str) -> str:
 def source_line(n: int, source: Any, cited: bool = False) -> str:
     """`[2] Guide — docs/guide.pdf p.3 § Install  (cited)`: the n-th chunk an answer was given (a core.records.Source)."""
     name = titled(getattr(source, "title", ""), short_path(source.source))
-    return f"[{n}] {name} {place(source.page, source.section)}".rstrip() + ("  (cited)" if cited else "")
+    return f"[{n}] {name} {place(source.page, source.section, getattr(source, 'ocr', False))}".rstrip() + ("  (cited)" if cited else "")
 
 
 def hit_lines(
-    rank: int, score: float, source: str, page: int | None, section: str | None, text: str, width: int, title: str = ""
+    rank: int,
+    score: float,
+    source: str,
+    page: int | None,
+    section: str | None,
+    text: str,
+    width: int,
+    title: str = "",
+    ocr: bool = False,
 ) -> list[str]:
     """A retrieved chunk in two lines: `1. [0.0312] Guide — docs/guide.pdf p.3 § Install`, then its snippet, indented."""
-    return [f"{rank}. [{score:.4f}] {titled(title, short_path(source))} {place(page, section)}".rstrip(), f"   {snippet(text, width)}"]
+    return [f"{rank}. [{score:.4f}] {titled(title, short_path(source))} {place(page, section, ocr)}".rstrip(), f"   {snippet(text, width)}"]
 
 
 def dropped_citations(n: int) -> str:

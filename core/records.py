@@ -39,6 +39,11 @@ class Chunk:
     title: str = ""  # its document's title (rag/ingest.py): which filing, which report a chunk is from
     boilerplate: bool = False  # cover pages, certifications, legal notices (rag/boilerplate.py): ranked low, never synthesized from
 
+    @property
+    def ocr(self) -> bool:
+        """Read by OCR (loaders/ocr.py): its words may hold recognition errors, so sources say so."""
+        return self.category == "OCR"
+
     def embed_text(self) -> str:
         """What gets embedded and BM25-indexed: the title and section path give a chunk its context.
 
@@ -155,11 +160,12 @@ class Source:
     rank: int
     text: str
     title: str = ""  # its document's title; "" for a chunk indexed before titles were
+    ocr: bool = False  # its text was read by OCR from a scanned page
 
     @classmethod
     def from_hit(cls, hit: Hit) -> Source:
         c = hit.chunk
-        return cls(c.id, c.source, c.page, c.section, round(hit.score, 6), hit.rank, c.text, c.title)
+        return cls(c.id, c.source, c.page, c.section, round(hit.score, 6), hit.rank, c.text, c.title, c.ocr)
 
 
 @dataclass(frozen=True)

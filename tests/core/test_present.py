@@ -194,3 +194,10 @@ def test_dropped_citations_counts_in_words():
     assert present.dropped_citations(1) == "1 citation to no retrieved chunk removed"
     assert present.dropped_citations(2) == "2 citations to no retrieved chunk removed"
     assert present.plural(0, "file") == "0 files"
+
+
+def test_a_chunk_read_by_ocr_says_so_wherever_its_place_is_shown():
+    scan = Source("c1", "/docs/scan.pdf", 2, "Field Report", 0.5, 1, "text", ocr=True)
+    assert present.source_line(1, scan) == "[1] /docs/scan.pdf p.2 § Field Report (OCR)"
+    assert present.where(2, "Field Report", ocr=True) == "page 2 (OCR)"
+    assert present.hit_lines(1, 0.5, "/docs/scan.pdf", 2, "", "t", 10, ocr=True)[0] == "1. [0.5000] /docs/scan.pdf p.2 (OCR)"

@@ -47,3 +47,19 @@ def test_ocr_without_tesseract_says_how_to_install_it(tmp_path, monkeypatch):
         from helpers import ingest_cfg
 
         ingest_cfg(tmp_path, [tmp_path], ocr=True)
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed (apt-get install tesseract-ocr)")
+def test_an_ocr_chunk_is_marked_in_its_source_line(tmp_path):
+    from helpers import ingest_cfg, search_cfg
+    from ragtune.core import present
+    from ragtune.core.records import Source
+    from ragtune.rag.ingest import ingest
+    from ragtune.rag.retrieve import Retriever
+
+    (tmp_path / "docs").mkdir()
+    write_scan(tmp_path / "docs" / "scan.pdf")
+    ingest(ingest_cfg(tmp_path / "work", [tmp_path / "docs"], ocr=True))
+    hit = Retriever(search_cfg(tmp_path / "work")).search("Where did the pelican colony nest?", 1)[0]
+    assert hit.chunk.ocr, "the chunk keeps its OCR category through the index"
+    assert present.source_line(1, Source.from_hit(hit)).endswith("p.1 § Field Report (OCR)")

@@ -115,8 +115,9 @@ def _scores(report: dict) -> list[str]:
         lines += [
             "",
             f"Retrieval (shared by the rag modes): hit@{r['k']} {r['hit_at_k']['mean']:.1f}% "
-            f"[{r['hit_at_k']['low']:.1f}, {r['hit_at_k']['high']:.1f}] of questions have a chunk holding a gold answer; "
-            f"answer-recall@{r['k']} {r['answer_recall_at_k']['mean']:.1f}% of the gold answer's words are in the chunks.",
+            f"[{r['hit_at_k']['low']:.1f}, {r['hit_at_k']['high']:.1f}] of questions have a chunk holding a gold answer "
+            f"(a key fact, for questions with key facts); answer-recall@{r['k']} {r['answer_recall_at_k']['mean']:.1f}% "
+            "of the gold answer's words (of the key facts) are in the chunks.",
         ]
     return lines
 

@@ -220,6 +220,23 @@ def test_wrong_answers_fall_in_the_first_bucket_that_fits(said, hit, bucket):
     assert row["correct"] == (bucket is None)
 
 
+def test_retrieval_of_an_open_question_is_judged_by_its_key_facts():
+    from ragtune.evals.questions import Question
+    from ragtune.evals.run import _retrieval
+
+    hits = [
+        SimpleNamespace(chunk=SimpleNamespace(id=f"c{i}", text=t))
+        for i, t in enumerate(["Chunks are upserted by content hash.", "Trains run hourly."])
+    ]
+    reference = "Each chunk's id is a content hash, so re-ingesting upserts it and adds nothing."  # in no chunk verbatim
+    open_q = Question(
+        "o", "How does ingest avoid duplicates?", (reference,), keys=(("content hash", "sha-256"), ("upsert", "upserted"), ("unchanged",))
+    )
+    r = _retrieval(open_q, hits)
+    assert r["hit"] and round(r["recall"], 1) == 66.7, "a chunk holds a key fact; two of the three are retrieved"
+    assert not _retrieval(Question("f", "Who?", (reference,)), hits)["hit"], "without keys, the reference itself must be in a chunk"
+
+
 def test_closed_book_wrong_answers_are_hallucinated_and_unanswerables_want_abstention():
     from ragtune.evals.questions import Question
     from ragtune.evals.run import _score

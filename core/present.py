@@ -33,6 +33,9 @@ def short_path(path: str | os.PathLike) -> str:
 # Where an answer's text came from ----------------------------------------------------------------
 
 
+OCR = " (OCR)"  # marks a chunk read from a scan: its words may hold recognition errors
+
+
 def where(page: int | None, section: str | None, ocr: bool = False) -> str:
     """`page 3`, else the section: where a chunk sits in its file; `page 3 (OCR)` for a scanned page."""
     return (f"page {page}" if page else (section or "")) + (OCR if ocr else "")
@@ -41,9 +44,6 @@ def where(page: int | None, section: str | None, ocr: bool = False) -> str:
 def place(page: int | None, section: str | None, ocr: bool = False) -> str:
     """`p.3 § Guide > Install`: page and section together, for a terminal line."""
     return " ".join(x for x in (f"p.{page}" if page else "", f"§ {section}" if section else "") if x) + (OCR if ocr else "")
-
-
-OCR = " (OCR)"  # marks a chunk read from a scan: its words may hold recognition errors
 
 
 def snippet(text: str, width: int) -> str:

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 HEAD_FLOOR = -30.0  # the head's log P of a span it cannot place (cut off the end of its input): very unlikely, not -inf
 MAX_SPAN_WORDS = 12  # longer noun phrases are rarely answers, and cost scoring time
+MAX_CELL_WORDS = 6  # a table row's values are figures and short names; prose with a pipe ("{x | x > 0}") runs longer
 # What spaCy's English model does not see as a phrase but technical documents answer with:
 # `code`, --flags, and "quoted names".
 TECHNICAL = re.compile(r"`([^`\n]{1,80})`|(?<![\w-])(--?[A-Za-z][\w-]*)|\"([^\"\n]{1,80})\"|“([^”\n]{1,80})”")
@@ -79,11 +80,17 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
     asked = {w.strip("?,.!;:\"'").lower() for w in question.split()}
     content = {t.lower_ for t in nlp.tokenizer(question) if not (t.is_stop or t.is_punct)}
     types = expected_types(question)
+    cells = table_cells(text)
     text = " ".join(text.split())
     doc = nlp(text)
 
     def sentence(start_char: int) -> tuple[float, str]:
-        """The span's sentence, and the share of the question's content words it holds."""
+        """The span's sentence, and the share of the question's content words it holds; in a
+        table, the span's row, and the share found in its row's label and its column's header."""
+        cell = next((c for c in cells if c.start <= start_char < c.end), None)
+        if cell is not None:
+            asked_parts = {part for w in content for part in _alnum(w)}
+            return (len(asked_parts & _alnum(cell.context)) / len(asked_parts) if asked_parts else 0.0), cell.row
         sent = doc.char_span(start_char, start_char + 1, alignment_mode="expand")
         if sent is None:
             return 0.0, ""
@@ -97,7 +104,7 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
     for span, start, label in found:
         span = span.strip(" ,.;:\"'()`")
         words = [w.strip("\"',.()") for w in span.lower().split()]
-        if not span or len(words) > MAX_SPAN_WORDS or set(words) <= asked:
+        if not span or len(words) > MAX_SPAN_WORDS or set(words) <= asked or " | " in span or _label_or_header(cells, start):
             continue
         said = [w for w in words if w and w not in nlp.Defaults.stop_words]
         evidence, sent = sentence(start)
@@ -108,6 +115,51 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
             c = Candidate(span, rank, best.evidence, old.typed or c.typed, c.echo, best.sentence)
         out[span] = c
     return list(out.values())
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A figure of a table row (loaders/tables.py writes `label | header: value | ...`), placed in
+    the chunk's whitespace-joined text: its row's label and its column's header say what it is."""
+
+    start: int
+    end: int
+    context: str  # the row's label and the cell's header
+    row: str
+    row_start: int  # the row's own offsets: its label and headers are context, not answers
+    row_end: int
+
+
+def table_cells(text: str) -> list[Cell]:
+    """The value cells of the table rows in `text`, at their offsets in `" ".join(text.split())`.
+
+    A row's words alone would give every figure in it the same evidence; the year or quarter
+    asked for is in one column's header.
+    """
+    out, at = [], 0
+    for line in (" ".join(raw.split()) for raw in text.splitlines()):
+        if not line:
+            continue
+        parts = line.split(" | ")
+        cells = [part.rpartition(": ") for part in parts[1:]]
+        if cells and all(len(value.split()) <= MAX_CELL_WORDS for _, _, value in cells):
+            offset = at + len(parts[0]) + 3
+            for part, (header, colon, _) in zip(parts[1:], cells):
+                skip = len(header) + len(colon)
+                out.append(Cell(offset + skip, offset + len(part), f"{parts[0]} {header}", line, at, at + len(line)))
+                offset += len(part) + 3
+        at += len(line) + 1
+    return out
+
+
+def _label_or_header(cells: list[Cell], start: int) -> bool:
+    """Whether a span starts in a table row but outside its figures."""
+    return any(c.row_start <= start < c.row_end for c in cells) and not any(c.start <= start < c.end for c in cells)
+
+
+def _alnum(text: str) -> set[str]:
+    """Lowercased letter and digit runs: "3/25/2023" holds "2023", "Frito-Lay" holds "frito"."""
+    return set(re.findall(r"[a-z0-9]+", text.lower())) - _nlp().Defaults.stop_words
 
 
 def rank(

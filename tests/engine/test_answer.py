@@ -74,6 +74,27 @@ def test_candidate_spans_skip_the_question_s_own_words_and_know_their_sentence()
     assert {"--prune", "keep stale", "--keep"} <= {c.text for c in technical}
 
 
+def test_a_table_figure_is_judged_by_its_rows_label_and_its_columns_header():
+    from ragtune.engine.spans import candidate_spans
+
+    table = (  # as loaders/tables.py writes a table: a caption, then `label | header: value` rows
+        "Operating Profit (in millions)\n"
+        "Frito-Lay North America | 12 Weeks Ended 3/25/2023: $ 1,599 | 12 Weeks Ended 3/19/2022: $ 1,296\n"
+        "Latin America | 12 Weeks Ended 3/25/2023: $ 301 | 12 Weeks Ended 3/19/2022: $ 212"
+    )
+    spans = {c.text: c for c in candidate_spans(table, "What was Frito-Lay North America's operating profit in 2023?")}
+    assert spans["1,599"].evidence > spans["1,296"].evidence > spans["301"].evidence, "the year asked is in one column's header"
+    assert spans["1,599"].sentence.startswith("Frito-Lay North America | ") and spans["1,599"].sentence.endswith("$ 1,296"), (
+        "quoted: its row"
+    )
+    assert not {"Latin America", "12 Weeks"} & spans.keys(), "labels and headers say what a figure is; they are not answers"
+    assert not any(" | " in s for s in spans), "no span runs across cells"
+    prose = {
+        c.text: c for c in candidate_spans("Church showed that {xx | x is any binary string} is decided in linear time.", "Who showed it?")
+    }
+    assert "Church" in prose and prose["Church"].evidence > 0, "a pipe in prose is not a table row"
+
+
 def test_spans_are_ranked_by_evidence_and_type_over_small_likelihood_gaps():
     from ragtune.core.config import load_config
     from ragtune.engine.config import SpanConfig

@@ -92,7 +92,7 @@ def test_each_mode_answers_with_usage_and_rag_sources(api, mode):
         retrieved = {h.chunk.id for h in api.answerer.retriever.search(QUESTION, 2)}
         assert 0 < len(resp.sources) <= 2
         assert {s["chunk_id"] for s in resp.sources} <= retrieved
-        assert {"chunk_id", "source", "page", "section", "score", "rank", "text", "title"} == set(resp.sources[0])
+        assert {"chunk_id", "source", "page", "section", "score", "rank", "text", "title", "ocr"} == set(resp.sources[0])
         # Each [n] in the text is a citation of sources[n - 1], and each citation is an [n] of the text.
         assert {c["n"] for c in resp.citations} == {int(n) for n in re.findall(r"\[(\d+)\]", choice.message.content)}
         for c in resp.citations:

@@ -71,6 +71,13 @@ class Index:
                 metadatas=[c.metadata() for c in part],
             )
 
+    def restamp(self, chunks: list[Chunk]) -> None:
+        """Rewrite stored chunks' metadata (a title, a mark, a page), keeping their vectors."""
+        step = self.client.get_max_batch_size()
+        for i in range(0, len(chunks), step):
+            part = chunks[i : i + step]
+            self.collection.update(ids=[c.id for c in part], metadatas=[c.metadata() for c in part])
+
     def ids_for_source(self, source: str) -> set[str]:
         """The ids of every chunk stored for one file, read from Chroma rather than the manifest."""
         return set(self.collection.get(where={"source": source}, include=[])["ids"])
@@ -101,10 +108,12 @@ class Index:
 
     def get(self, ids: list[str]) -> dict[str, Chunk]:
         """The chunks of `ids` that exist, by id."""
-        if not ids:
-            return {}
-        res = self.collection.get(ids=ids, include=["documents", "metadatas"])
-        return {i: Chunk.from_store(i, d, m) for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])}
+        out = {}
+        step = self.client.get_max_batch_size()
+        for at in range(0, len(ids), step):
+            res = self.collection.get(ids=ids[at : at + step], include=["documents", "metadatas"])
+            out.update({i: Chunk.from_store(i, d, m) for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])})
+        return out
 
     def all_chunks(self, page: int = 5000) -> Iterator[Chunk]:
         """Every chunk, paged, for rebuilding the lexical index."""

@@ -1,9 +1,10 @@
 """`ingest(cfg) -> IngestReport`: files and folders into the index, safe to re-run and to kill.
 
-Per file: check it and hash it; skip it if the manifest has the same sha256; otherwise load,
-chunk (each chunk with its document's title, rag/titles.py, and boilerplate mark,
-rag/boilerplate.py), embed and upsert it, delete its chunks that are no longer produced (found by `source`
-in Chroma itself), then record it in the manifest. The manifest is saved at most once a
+Per file: check it and hash it; skip it if the manifest has the same sha256, read by the same
+`READING`; otherwise load, chunk (each chunk with its document's title, rag/titles.py, and
+boilerplate mark, rag/boilerplate.py), embed and upsert the new chunks, restamp those whose
+record changed, delete its chunks that are no longer produced (found by `source` in Chroma
+itself), then record it in the manifest. The manifest is saved at most once a
 second (rewriting it after every file is quadratic on a big folder): a killed run redoes the
 files it had not recorded, to the same ids, so a re-run ends with exactly the chunks of an
 uninterrupted run.
@@ -29,6 +30,10 @@ from ragtune.rag.config import IngestConfig
 from ragtune.rag.embed import load_embedder
 from ragtune.rag.index import Index
 from ragtune.rag.titles import document_title
+
+# How a file's bytes become chunks: titles, boilerplate marks, tables. A file read by an older
+# version is read again, so an index made before a rule changed gets the rule's chunks.
+READING = 2
 
 MANIFEST_EVERY_S = 1.0
 
@@ -119,7 +124,7 @@ def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pi
     try:
         sha = check_file(path, max_bytes)
         known = manifest["files"].get(source)
-        if known and known["sha256"] == sha and not (cfg.ocr and _unread_pages(known)):
+        if known and known["sha256"] == sha and known.get("reading") == READING and not (cfg.ocr and _unread_pages(known)):
             # the warnings of the run that loaded it: still true of the same bytes
             return FileReport(
                 source, "unchanged", warnings=known.get("warnings", []), pages=known["pages"], chunks_unchanged=known["chunks"]
@@ -133,13 +138,23 @@ def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pi
             raise LoadError(path, "no text to index after chunking")
     except LoadError as e:
         return FileReport(source, "failed", e.reason)
-    before = index.ids_for_source(source)
+    before = index.get(sorted(index.ids_for_source(source)))
     new_ids = {c.id for c in chunks}
-    fresh = [c for c in chunks if c.id not in before]
+    # Embedded: the new chunks and those whose embedded text changed (a title); restamped: a changed mark or page
+    fresh = [c for c in chunks if c.id not in before or before[c.id].embed_text() != c.embed_text()]
     index.upsert(fresh, pipe.embedder.embed([c.embed_text() for c in fresh]))
-    stale = before - new_ids
+    embedded = {c.id for c in fresh}
+    index.restamp([c for c in chunks if c.id in before and c != before[c.id] and c.id not in embedded])
+    stale = before.keys() - new_ids
     index.delete(stale)
-    manifest["files"][source] = {"sha256": sha, "chunks": len(new_ids), "pages": loaded.pages, "title": title, "ingested_at": time.time()}
+    manifest["files"][source] = {
+        "sha256": sha,
+        "reading": READING,
+        "chunks": len(new_ids),
+        "pages": loaded.pages,
+        "title": title,
+        "ingested_at": time.time(),
+    }
     manifest["files"][source]["warnings"] = loaded.warnings  # reported again while the file is unchanged
     return FileReport(
         source,

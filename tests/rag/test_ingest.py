@@ -45,6 +45,36 @@ def test_changed_file_replaces_its_old_chunks_and_prune_removes_deleted_files(tm
     assert not any("bravo" in h.chunk.text.lower() for h in Retriever(search_cfg(wd)).search("bravo queue drains", 5))
 
 
+def test_a_file_read_by_older_rules_is_read_again_and_its_chunks_restamped(tmp_path):
+    from dataclasses import replace
+
+    from ragtune.rag.index import Index
+    from ragtune.rag.ingest import READING
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guide.md").write_text(
+        "# Alpha Guide\n\nThe alpha service listens on port 4100.\n\n## Limits\n\nAlpha accepts 20 requests per second.\n"
+    )
+    wd = tmp_path / "w"
+    ingest(ingest_cfg(wd, [docs]))
+    index = Index(ingest_cfg(wd, [docs]).index, wd)
+    read = {c.id: c for c in index.all_chunks()}
+    assert {c.title for c in read.values()} == {"Alpha Guide"}
+    # An index made before titles and marks: its chunks have none, and its manifest names no reading
+    index.restamp([replace(c, title="", boilerplate=True) for c in read.values()])
+    manifest = index.load_manifest()
+    for entry in manifest["files"].values():
+        entry.pop("reading")
+    index.save_manifest(manifest)
+    again = ingest(ingest_cfg(wd, [docs]))
+    assert [f.status for f in again.files] == ["ok"] and again.chunks_removed == 0
+    assert {c.id: c for c in index.all_chunks()} == read, "the same chunks, with today's titles and marks"
+    assert again.chunks_added == sum(c.embed_text() != replace(c, title="").embed_text() for c in read.values())
+    assert index.load_manifest()["files"][str(docs / "guide.md")]["reading"] == READING
+    assert [f.status for f in ingest(ingest_cfg(wd, [docs])).files] == ["unchanged"]
+
+
 def test_bad_files_are_reported_and_the_rest_of_the_batch_completes(tmp_path, sample_docs):
     docs = tmp_path / "docs"
     shutil.copytree(sample_docs, docs)

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ragtune.loaders.tables import CELLS, HEADER
+
 HEAD_FLOOR = -30.0  # the head's log P of a span it cannot place (cut off the end of its input): very unlikely, not -inf
 MAX_SPAN_WORDS = 12  # longer noun phrases are rarely answers, and cost scoring time
 MAX_CELL_WORDS = 6  # a table row's values are figures and short names; prose with a pipe ("{x | x > 0}") runs longer
@@ -81,6 +83,7 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
     content = {t.lower_ for t in nlp.tokenizer(question) if not (t.is_stop or t.is_punct)}
     types = expected_types(question)
     cells = table_cells(text)
+    asked_parts = {part for w in content for part in _alnum(w)}  # matched against a cell's label and header
     text = " ".join(text.split())
     doc = nlp(text)
 
@@ -89,7 +92,6 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
         table, the span's row, and the share found in its row's label and its column's header."""
         cell = next((c for c in cells if c.start <= start_char < c.end), None)
         if cell is not None:
-            asked_parts = {part for w in content for part in _alnum(w)}
             return (len(asked_parts & _alnum(cell.context)) / len(asked_parts) if asked_parts else 0.0), cell.row
         sent = doc.char_span(start_char, start_char + 1, alignment_mode="expand")
         if sent is None:
@@ -104,7 +106,7 @@ def candidate_spans(text: str, question: str, rank: int = 0) -> list[Candidate]:
     for span, start, label in found:
         span = span.strip(" ,.;:\"'()`")
         words = [w.strip("\"',.()") for w in span.lower().split()]
-        if not span or len(words) > MAX_SPAN_WORDS or set(words) <= asked or " | " in span or _label_or_header(cells, start):
+        if not span or len(words) > MAX_SPAN_WORDS or set(words) <= asked or CELLS in span or _label_or_header(cells, start):
             continue
         said = [w for w in words if w and w not in nlp.Defaults.stop_words]
         evidence, sent = sentence(start)
@@ -140,14 +142,14 @@ def table_cells(text: str) -> list[Cell]:
     for line in (" ".join(raw.split()) for raw in text.splitlines()):
         if not line:
             continue
-        parts = line.split(" | ")
-        cells = [part.rpartition(": ") for part in parts[1:]]
+        parts = line.split(CELLS)
+        cells = [part.rpartition(HEADER) for part in parts[1:]]
         if cells and all(len(value.split()) <= MAX_CELL_WORDS for _, _, value in cells):
-            offset = at + len(parts[0]) + 3
+            offset = at + len(parts[0]) + len(CELLS)
             for part, (header, colon, _) in zip(parts[1:], cells):
                 skip = len(header) + len(colon)
                 out.append(Cell(offset + skip, offset + len(part), f"{parts[0]} {header}", line, at, at + len(line)))
-                offset += len(part) + 3
+                offset += len(part) + len(CELLS)
         at += len(line) + 1
     return out
 

@@ -51,15 +51,18 @@ class Table:
     label_header: str = ""  # the label column's own header ("Region"), if it has one
 
 
+CELLS, HEADER = " | ", ": "  # a row as text: `label | header: value | ...` (engine/spans.py reads it back)
+
+
 def table_text(table: Table) -> str:
     """The caption's lines as printed (a headline stays a line of its own), then `label | header: value | ...`
     per row; empty cells are left out."""
     lines = table.caption.splitlines() or ["Table"]
     for label, values in table.rows:
-        cells = [f"{h}: {v}" if h else v for h, v in zip(table.headers, values, strict=True) if v]
+        cells = [f"{h}{HEADER}{v}" if h else v for h, v in zip(table.headers, values, strict=True) if v]
         if label and table.label_header:
-            label = f"{table.label_header}: {label}"
-        lines.append(" | ".join([label, *cells]) if label else " | ".join(cells))
+            label = f"{table.label_header}{HEADER}{label}"
+        lines.append(CELLS.join([label, *cells]) if label else CELLS.join(cells))
     return "\n".join(" ".join(line.split()) for line in lines)
 
 

@@ -108,12 +108,13 @@ class Index:
 
     def get(self, ids: list[str]) -> dict[str, Chunk]:
         """The chunks of `ids` that exist, by id."""
-        out = {}
-        step = self.client.get_max_batch_size()
-        for at in range(0, len(ids), step):
-            res = self.collection.get(ids=ids[at : at + step], include=["documents", "metadatas"])
-            out.update({i: Chunk.from_store(i, d, m) for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])})
-        return out
+        if not ids:
+            return {}
+        return _chunks(self.collection.get(ids=ids, include=["documents", "metadatas"]))
+
+    def chunks_for_source(self, source: str) -> dict[str, Chunk]:
+        """Every chunk stored for one file, by id, read from Chroma rather than the manifest."""
+        return _chunks(self.collection.get(where={"source": source}, include=["documents", "metadatas"]))
 
     def all_chunks(self, page: int = 5000) -> Iterator[Chunk]:
         """Every chunk, paged, for rebuilding the lexical index."""
@@ -122,8 +123,7 @@ class Index:
             res = self.collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
             if not res["ids"]:
                 return
-            for i, d, m in zip(res["ids"], res["documents"], res["metadatas"]):
-                yield Chunk.from_store(i, d, m)
+            yield from _chunks(res).values()
             offset += len(res["ids"])
 
     # The manifest -----------------------------------------------------------------------
@@ -140,3 +140,8 @@ class Index:
         manifest["version"] = uuid.uuid4().hex  # tells the lexical index it is stale
         self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.manifest_path, manifest, indent=1, sort_keys=True)
+
+
+def _chunks(res: dict) -> dict[str, Chunk]:
+    """A Chroma `get` result as chunks, by id, in its order."""
+    return {i: Chunk.from_store(i, d, m) for i, d, m in zip(res["ids"], res["documents"], res["metadatas"])}

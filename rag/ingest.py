@@ -138,7 +138,7 @@ def _ingest_file(path: Path, cfg: IngestConfig, index: Index, manifest: dict, pi
             raise LoadError(path, "no text to index after chunking")
     except LoadError as e:
         return FileReport(source, "failed", e.reason)
-    before = index.get(sorted(index.ids_for_source(source)))
+    before = index.chunks_for_source(source)
     new_ids = {c.id for c in chunks}
     # Embedded: the new chunks and those whose embedded text changed (a title); restamped: a changed mark or page
     fresh = [c for c in chunks if c.id not in before or before[c.id].embed_text() != c.embed_text()]

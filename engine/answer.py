@@ -305,7 +305,8 @@ class Answerer:
         t0 = time.perf_counter()
         cfg, abstain, golds = self.cfg.spans, self.templates.abstain, list(golds)
         kind = classify(question)
-        sentences = X.split_sentences(p.hits, question) if kind.kind == "open" else []
+        lexical = getattr(self.retriever, "lexical", None) if kind.kind == "open" else None
+        sentences = X.split_sentences(p.hits, question, lexical.idf if lexical else None) if kind.kind == "open" else []
         ranked, lm, relevance, prompt_tokens, says_abstain, margins, gold_ppl = [], {}, {}, 0, None, [], None
         self._prefixes = self._prefixes or S.PrefixCache()
         key = self.engine.model.active_adapter if adapter else None  # named afresh on each load: a new adapter, a new cache
@@ -383,7 +384,7 @@ class Answerer:
         vectors = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9)
         similarity = (vectors[1:] @ vectors[0]).tolist()
         head = [relevance[(s.hit, s.pos)] for s in sentences] if relevance else None
-        ranked = X.rank(sentences, [lm[(s.hit, s.pos)] for s in sentences], similarity, self.cfg.spans, head)
+        ranked = X.rank(sentences, [lm[(s.hit, s.pos)] for s in sentences], similarity, self.cfg.spans, head, is_list)
         chosen = X.choose(ranked, sentences, is_list, self.cfg.spans)
         text, cited = X.render(chosen, hits, is_list)
         form = "list" if is_list and len(chosen) > 1 else "open"

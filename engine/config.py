@@ -86,6 +86,14 @@ class SpanConfig:
     sentence_evidence_weight: float = setting("x the share of the question's content words in the sentence", cli=False)
     sentence_dense_weight: float = setting("x the cosine of the sentence's embedding with the question's", cli=False)
     sentence_rank_weight: float = setting("x its chunk's rank (a penalty)", cli=False)
+    sentence_faq_weight: float = setting(
+        "x the share of the question's words in the document's own question it answers (an FAQ)", cli=False
+    )
+    sentence_list_weight: float = setting("added to a list item or a list's opening line when the question asks for a list", cli=False)
+    faq_match: float = setting(
+        "a best sentence under a document's own question sharing at least this share of the question's words brings that whole answer (0: never)",
+        cli=False,
+    )
     sentence_length_weight: float = setting(
         "x its words beyond a quote's length, per quote length (engine/extract.py QUOTE_WORDS; a penalty)", cli=False
     )

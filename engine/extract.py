@@ -4,7 +4,9 @@ A span cannot answer "how", "why" or "which ... (several)", so these get one to 
 sentences of the chunks, in reading order, each cited `[n]`; a list question gets bullets. A
 sentence scores the model's mean log-prob of it as the answer (in the span reader's prompt and
 pass) plus the reader's checks: configs/spans.yaml has the weights, bench/answers.py measures
-them. `quote_span` quotes a factoid's sentence the same way, its span in bold.
+them. The documents' own structure counts too: a list answers a list question, and the answer
+under a document's own question (an FAQ) that matches the user's is read whole.
+`quote_span` quotes a factoid's sentence the same way, its span in bold.
 """
 
 from __future__ import annotations
@@ -27,45 +29,66 @@ class Sentence:
     text: str
     hit: int  # its chunk's place among the hits: it is cited as [hit + 1]
     pos: int  # its place within the chunk: reading order
-    evidence: float  # share of the question's content words (by stem) it holds
-    bullet: bool = False  # a list item
+    evidence: float  # share of the question's content words (by stem) it holds, each weighted by its rarity if known
+    bullet: bool = False  # a list item: a bulleted line, or a line under one that ends with ":"
     intro: bool = False  # introduces a list: ends with ":"
+    faq: float = 0.0  # the evidence of the document's own question it answers (an FAQ), if any
+    block: int = -1  # which of its chunk's questions it answers: one answer is read whole
 
     @property
     def words(self) -> int:
         return len(self.text.split())
 
 
-def split_sentences(hits: list[Hit], question: str) -> list[Sentence]:
-    """The sentences and list items of every hit's chunk, in order, with their evidence."""
+def split_sentences(hits: list[Hit], question: str, weight=None) -> list[Sentence]:
+    """The sentences and list items of every hit's chunk, in order, with their evidence.
+
+    `weight(word)`: how much a question word counts towards evidence (its rarity in the corpus,
+    rag/lexical.py `Lexical.idf`); each counts 1 without it.
+    """
     from ragtune.engine.spans import _nlp
 
     nlp = _nlp()
-    asked = _stems(w.lower_ for w in nlp.tokenizer(question) if not (w.is_stop or w.is_punct))
+    asked = _weighted(nlp, question, weight)
     out = []
     for h, hit in enumerate(hits):
-        pos = 0
-        for line in hit.chunk.text.splitlines():
-            bullet = bool(BULLET.match(line))
-            line = " ".join(FIELD.sub("", BULLET.sub("", line)).split())
+        pos, block, faq, items, seen = 0, -1, 0.0, False, False
+        fields = hit.chunk.source.lower().endswith((".json", ".jsonl"))  # elsewhere "base: ..." is a list item's label
+        for raw in hit.chunk.text.splitlines():
+            bullet = bool(BULLET.match(raw))
+            line = " ".join((FIELD.sub("", BULLET.sub("", raw)) if fields else BULLET.sub("", raw)).split())
             if not line:
+                items = items and not seen  # a blank line ends a list, unless it comes before the first item
                 continue
+            implied = items and not bullet  # a line under one that ends with ":" is an item, bulleted or not
+            seen = seen or implied
+            if line.endswith("?"):  # the document's own question: what follows answers it
+                block, faq = block + 1, _evidence(asked, _stems_of(nlp, line))
             for sent in [line] if bullet else [s.text.strip() for s in nlp(line).sents]:
                 if (len(sent.split()) < 3 and not bullet) or sent.endswith("?"):  # a heading, a fragment, or a question: never an answer
                     continue
-                words = _stems(t.lower_ for t in nlp.tokenizer(sent) if not (t.is_stop or t.is_punct))
-                share = len(asked & words) / len(asked) if asked else 0.0
-                out.append(Sentence(sent, h, pos, share, bullet, sent.endswith(":")))
+                share = _evidence(asked, _stems_of(nlp, sent))
+                out.append(Sentence(sent, h, pos, share, bullet or implied, sent.endswith(":"), faq, block))
                 pos += 1
+            if line.endswith(":"):
+                items, seen = True, False
+            elif not (implied or bullet):
+                items = False
     return out
 
 
 def rank(
-    sentences: list[Sentence], lm: list[float], similarity: list[float], cfg, head: list[float] | None = None
+    sentences: list[Sentence],
+    lm: list[float],
+    similarity: list[float],
+    cfg,
+    head: list[float] | None = None,
+    is_list: bool = False,
 ) -> list[tuple[float, Sentence]]:
     """Sentences by total score, best first. `lm`: each one's mean log-prob per token as the
     answer; `similarity`: the cosine of its embedding with the question's; `head`: the reader
-    head's relevance of each (engine/head.py), if the adapter has one."""
+    head's relevance of each (engine/head.py), if the adapter has one; `is_list`: the question
+    asks for several things, which a list holds."""
     head = head or [0.0] * len(sentences)
     scored = [
         (
@@ -73,6 +96,8 @@ def rank(
             + cfg.sentence_head_weight * r
             + cfg.sentence_evidence_weight * s.evidence
             + cfg.sentence_dense_weight * d
+            + cfg.sentence_faq_weight * s.faq
+            + (cfg.sentence_list_weight if is_list and (s.bullet or s.intro) else 0.0)
             - cfg.sentence_rank_weight * s.hit
             - cfg.sentence_length_weight * max(0, s.words - QUOTE_WORDS) / QUOTE_WORDS,
             s,
@@ -85,10 +110,13 @@ def rank(
 def choose(ranked: list[tuple[float, Sentence]], sentences: list[Sentence], is_list: bool, cfg) -> list[Sentence]:
     """The answer's sentences, in reading order: the best one, then any that score within
     `sentence_margin` of it while the answer stays under `max_words`; a list question takes
-    the items that follow a list's opening line, or its best items."""
+    the items that follow a list's opening line, or its best items; the answer to a document's
+    own question that matches the user's (by `faq_match`) is read from its start."""
     if not ranked:
         return []
     best_score, best = ranked[0]
+    if best.faq >= cfg.faq_match > 0:
+        return _answer_of(best, sentences, cfg.max_words)
     if is_list:
         items = _list_after(best, sentences)
         if items:
@@ -137,6 +165,19 @@ def baseline(question: str, hits: list[Hit], top: int = 2) -> str:
     return " ".join(s.text for s in sorted(best, key=lambda s: (s.hit, s.pos)))
 
 
+def _answer_of(best: Sentence, sentences: list[Sentence], max_words: int) -> list[Sentence]:
+    """The answer that `best` belongs to, under a document's own question, from its first
+    sentence while it stays under `max_words` (its first sentence whatever its length)."""
+    chosen, words = [], 0
+    for s in sentences:
+        if s.hit == best.hit and s.block == best.block:
+            if chosen and words + s.words > max_words:
+                break
+            chosen.append(s)
+            words += s.words
+    return chosen
+
+
 def _list_after(best: Sentence, sentences: list[Sentence]) -> list[Sentence]:
     """The list a list question's best sentence opens, or belongs to."""
     same = [s for s in sentences if s.hit == best.hit]
@@ -166,6 +207,22 @@ def _around(sentence: str, span: str) -> str:
     lo = max(0, min(at - QUOTE_WORDS // 2, len(words) - QUOTE_WORDS))
     hi = lo + QUOTE_WORDS
     return ("… " if lo else "") + " ".join(words[lo:hi]) + (" …" if hi < len(words) else "")
+
+
+def _weighted(nlp, question: str, weight) -> dict[str, float]:
+    """The question's content stems, each with its word's weight (1 without `weight`)."""
+    words = [w.lower_ for w in nlp.tokenizer(question) if not (w.is_stop or w.is_punct)]
+    return {stem: weight(w) if weight else 1.0 for w in words for stem in _stems([w])}
+
+
+def _stems_of(nlp, text: str) -> set[str]:
+    return _stems(t.lower_ for t in nlp.tokenizer(text) if not (t.is_stop or t.is_punct))
+
+
+def _evidence(asked: dict[str, float], words: set[str]) -> float:
+    """The weighted share of the question's stems that `words` holds."""
+    total = sum(asked.values())
+    return sum(v for k, v in asked.items() if k in words) / total if total else 0.0
 
 
 def _stems(words) -> set[str]:

@@ -63,6 +63,16 @@ class Lexical:
         docs, scores = self.retriever.retrieve(q, k=min(n, len(self.ids)), show_progress=False, n_threads=1, weight_mask=mask)
         return [(self.ids[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 
+    def idf(self, word: str) -> float:
+        """How rare `word` is among the chunks (BM25's idf; a word no chunk holds is the rarest)."""
+        n, vocab = len(self.ids), self.retriever.vocab_dict
+        tokens = tokenize(word)
+        if not tokens or not n:
+            return 1.0
+        indptr = self.retriever.scores["indptr"]
+        df = min((int(indptr[vocab[t] + 1] - indptr[vocab[t]]) if t in vocab else 0) for t in tokens)
+        return float(np.log((n + 1) / (df + 0.5)))
+
 
 def _bm25s():
     import bm25s

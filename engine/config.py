@@ -98,6 +98,7 @@ class SpanConfig:
         "x its words beyond a quote's length, per quote length (engine/extract.py QUOTE_WORDS; a penalty)", cli=False
     )
     sentence_margin: float = setting("nats: a further sentence joins the best one if it scores within this", cli=False)
+    one_chunk: bool = setting("an open answer quotes only the chunk of its best sentence", cli=False)
     max_sentences: int = setting("sentences in an open answer", cli=False, low=1, high=10)
     max_words: int = setting("the answer's words, its first sentence included, unless that alone is longer", cli=False, low=1)
     max_list_items: int = setting("bullets in a list answer", cli=False, low=1)

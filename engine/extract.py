@@ -109,7 +109,8 @@ def rank(
 
 def choose(ranked: list[tuple[float, Sentence]], sentences: list[Sentence], is_list: bool, cfg) -> list[Sentence]:
     """The answer's sentences, in reading order: the best one, then any that score within
-    `sentence_margin` of it while the answer stays under `max_words`; a list question takes
+    `sentence_margin` of it while the answer stays under `max_words` (of its chunk alone, with
+    `one_chunk`: another chunk's sentence mostly adds a citation that holds no answer); a list question takes
     the items that follow a list's opening line, or its best items; the answer to a document's
     own question that matches the user's (by `faq_match`) is read from its start."""
     if not ranked:
@@ -125,7 +126,7 @@ def choose(ranked: list[tuple[float, Sentence]], sentences: list[Sentence], is_l
     for score, s in ranked[1:]:
         if len(chosen) >= cfg.max_sentences or score < best_score - cfg.sentence_margin:
             break
-        if words + s.words <= cfg.max_words and s.text != best.text:
+        if words + s.words <= cfg.max_words and s.text != best.text and not (cfg.one_chunk and s.hit != best.hit):
             chosen.append(s)
             words += s.words
     return sorted(chosen, key=lambda s: (s.hit, s.pos))

@@ -64,3 +64,14 @@ def test_a_rare_question_word_counts_for_more_evidence_than_a_common_one():
     rarity = {"ragtune": 0.1, "hit": 2.0}.get
     weighted = X.split_sentences(hits, "What does ragtune show for each hit?", rarity)
     assert weighted[0].evidence == 0.1 / 2.1 and weighted[1].evidence == 2.0 / 2.1
+
+
+def test_an_open_answer_quotes_one_chunk_unless_told_otherwise():
+    hits = _hits("The index keeps chunks on disk. It keeps them in Chroma.", "The index is rebuilt after each ingest.")
+    question = "Where does the index keep chunks after an ingest?"
+    sentences = X.split_sentences(hits, question)
+    ranked = X.rank(sentences, [0.0] * len(sentences), [0.0] * len(sentences), load_config(SpanConfig))
+    both = load_config(SpanConfig, {"one_chunk": False, "sentence_margin": 10.0})
+    assert {s.hit for s in X.choose(ranked, sentences, False, both)} == {0, 1}
+    one = load_config(SpanConfig, {"sentence_margin": 10.0})
+    assert {s.hit for s in X.choose(ranked, sentences, False, one)} == {0}

@@ -83,7 +83,9 @@ class SpanConfig:
     head_lm_weight: float = setting("x the model's log-prob in place of 1, when the adapter has a reader head", cli=False)
     sentence_head_weight: float = setting("x the reader head's relevance logit of the sentence (an adapter with a head)", cli=False)
     sentence_lm_weight: float = setting("x the sentence's mean log-prob per token as the answer", cli=False)
-    sentence_evidence_weight: float = setting("x the share of the question's content words in the sentence", cli=False)
+    sentence_evidence_weight: float = setting(
+        "x the share of the question's content words in the sentence, each weighted by its rarity (BM25's idf)", cli=False
+    )
     sentence_dense_weight: float = setting("x the cosine of the sentence's embedding with the question's", cli=False)
     sentence_rank_weight: float = setting("x its chunk's rank (a penalty)", cli=False)
     sentence_faq_weight: float = setting(

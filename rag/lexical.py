@@ -65,11 +65,10 @@ class Lexical:
 
     def idf(self, word: str) -> float:
         """How rare `word` is among the chunks (BM25's idf; a word no chunk holds is the rarest)."""
-        n, vocab = len(self.ids), self.retriever.vocab_dict
-        tokens = tokenize(word)
+        n, tokens = len(self.ids), tokenize(word)
         if not tokens or not n:
             return 1.0
-        indptr = self.retriever.scores["indptr"]
+        vocab, indptr = self.retriever.vocab_dict, self.retriever.scores["indptr"]
         df = min((int(indptr[vocab[t] + 1] - indptr[vocab[t]]) if t in vocab else 0) for t in tokens)
         return float(np.log((n + 1) / (df + 0.5)))
 

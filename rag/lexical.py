@@ -1,8 +1,9 @@
 """BM25 over the same chunks, for hybrid retrieval: exact names and numbers that dense vectors blur.
 
 The index is rebuilt from Chroma after every ingest that changed something and saved under
-the work dir, stamped with the manifest version it was built from; a search that finds the
-stamp stale (say an ingest was killed) rebuilds it before answering.
+the work dir, stamped with the manifest version it was built from and the way its terms were
+cut (`TOKENS`); a search that finds the stamp stale (say an ingest was killed, or ragtune now
+stems) rebuilds it before answering.
 """
 
 from __future__ import annotations
@@ -28,9 +29,33 @@ STOPWORDS = frozenset(
 )
 
 
+TOKENS = 2  # how text is cut into terms: a saved index cut another way is rebuilt (2: stemmed)
+
+
 def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens without stop words, for indexing and for queries alike."""
-    return [t for t in TOKEN_RE.findall(text.lower()) if t not in STOPWORDS]
+    """Lowercased, stemmed word tokens without stop words, for indexing and for queries alike."""
+    return [stem(t) for t in TOKEN_RE.findall(text.lower()) if t not in STOPWORDS]
+
+
+def stem(token: str) -> str:
+    """A light English stemmer: plurals and -ed/-ing endings go, so "crashed" meets "crash" and
+    "splits" meets "split". Crude, but the same on both sides; short words and numbers stay."""
+    t = token
+    if len(t) <= 4 or not t.isalpha():
+        return t
+    if t.endswith("ies"):
+        t = t[:-3] + "y"
+    elif t.endswith("sses"):
+        t = t[:-2]
+    elif t.endswith("s") and not t.endswith(("ss", "us", "is")):
+        t = t[:-1]
+    for suffix in ("ing", "ed"):
+        if t.endswith(suffix) and len(t) - len(suffix) >= 4:
+            t = t[: -len(suffix)]
+            if len(t) > 3 and t[-1] == t[-2] and t[-1] not in "lsz":  # "embedding" -> "embed"
+                t = t[:-1]
+            break
+    return t[:-1] if t.endswith("e") and len(t) > 4 else t  # "continue" meets "continued"
 
 
 @dataclass
@@ -100,7 +125,7 @@ def build(index: Index, version: str) -> Lexical:
     if chunks:
         retriever.save(str(tmp))
     (tmp / "ids.json").write_text(
-        json.dumps({"version": version, "ids": ids, "files": files, "file_of": file_of, "boilerplate": boilerplate})
+        json.dumps({"version": version, "tokens": TOKENS, "ids": ids, "files": files, "file_of": file_of, "boilerplate": boilerplate})
     )
     shutil.rmtree(out, ignore_errors=True)
     try:
@@ -112,10 +137,10 @@ def build(index: Index, version: str) -> Lexical:
 
 def is_fresh(index: Index, version: str) -> bool:
     """Whether the saved BM25 index was built from this manifest version, with each chunk's file
-    (one saved before it had them is stale); reads only its stamp."""
+    and today's `TOKENS` (one saved before either is stale); reads only its stamp."""
     try:
         saved = json.loads((Path(index.lexical_dir) / "ids.json").read_text())
-        return saved["version"] == version and "file_of" in saved
+        return saved["version"] == version and "file_of" in saved and saved.get("tokens") == TOKENS
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return False
 

@@ -94,3 +94,9 @@ def test_a_lexical_index_saved_before_files_were_recorded_is_rebuilt(workdir):
     assert not lexical.is_fresh(index, version)
     rebuilt = lexical.load(index, version)
     assert len(rebuilt.files) == 3 and len(rebuilt.file_of) == len(rebuilt.ids) and len(rebuilt.boilerplate) == 1
+    assert lexical.is_fresh(index, version)
+    saved = json.loads(ids.read_text())
+    ids.write_text(json.dumps({**saved, "tokens": lexical.TOKENS - 1}))  # its terms cut another way: unstemmed
+    assert not lexical.is_fresh(index, version)
+    lexical.load(index, version)
+    assert json.loads(ids.read_text())["tokens"] == lexical.TOKENS

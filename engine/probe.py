@@ -24,8 +24,10 @@ PASS_MARK = 2 / 3  # of the examples; see bench/answers.py
 
 def writes(engine, templates: P.PromptTemplates, cache: Path | None) -> bool:
     """Whether `engine`'s model should write its rag answers (the probe's verdict, cached)."""
+    # The precision is part of the model: bf16 and fp32 can answer an example differently
+    dtype = getattr(engine.model, "dtype", "")
     key = hashlib.sha256(
-        f"{engine.base_path}|{_stamp(engine.base_path)}|{templates.write_system}|{templates.write_examples}".encode()
+        f"{engine.base_path}|{_stamp(engine.base_path)}|{dtype}|{templates.write_system}|{templates.write_examples}".encode()
     ).hexdigest()[:16]
     path = cache / f"probe-{key}.json" if cache else None
     if path is not None and path.is_file():
@@ -36,7 +38,7 @@ def writes(engine, templates: P.PromptTemplates, cache: Path | None) -> bool:
     score = run(engine, templates)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, {"model": str(engine.base_path), "score": score})
+        write_json(path, {"model": str(engine.base_path), "dtype": str(dtype), "score": score})
     return score >= PASS_MARK
 
 

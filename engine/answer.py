@@ -305,8 +305,10 @@ class Answerer:
         t0 = time.perf_counter()
         cfg, abstain, golds = self.cfg.spans, self.templates.abstain, list(golds)
         kind = classify(question)
-        lexical = getattr(self.retriever, "lexical", None) if kind.kind == "open" else None
-        sentences = X.split_sentences(p.hits, question, lexical.idf if lexical else None) if kind.kind == "open" else []
+        sentences = []
+        if kind.kind == "open":  # evidence weighs each question word by its rarity, when BM25 is there to say it
+            lexical = self.retriever.lexical
+            sentences = X.split_sentences(p.hits, question, lexical.idf if lexical else None)
         ranked, lm, relevance, prompt_tokens, says_abstain, margins, gold_ppl = [], {}, {}, 0, None, [], None
         self._prefixes = self._prefixes or S.PrefixCache()
         key = self.engine.model.active_adapter if adapter else None  # named afresh on each load: a new adapter, a new cache

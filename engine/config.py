@@ -81,13 +81,16 @@ class SpanConfig:
     )
     head_weight: float = setting("x the reader head's log P(span) (an adapter with a head: engine/head.py)", cli=False)
     head_lm_weight: float = setting("x the model's log-prob in place of 1, when the adapter has a reader head", cli=False)
-    sentence_head_weight: float = setting("x the reader head's relevance logit of the sentence (an adapter with a head)", cli=False)
     sentence_lm_weight: float = setting("x the sentence's mean log-prob per token as the answer", cli=False)
     sentence_evidence_weight: float = setting(
         "x the share of the question's content words in the sentence, each weighted by its rarity (BM25's idf)", cli=False
     )
     sentence_dense_weight: float = setting("x the cosine of the sentence's embedding with the question's", cli=False)
     sentence_rank_weight: float = setting("x its chunk's rank (a penalty)", cli=False)
+    sentence_length_weight: float = setting(
+        "x its words beyond a quote's length, per quote length (engine/extract.py QUOTE_WORDS; a penalty)", cli=False
+    )
+    sentence_head_weight: float = setting("x the reader head's relevance logit of the sentence (an adapter with a head)", cli=False)
     sentence_faq_weight: float = setting(
         "x the share of the question's words in the document's own question it answers (an FAQ)", cli=False
     )
@@ -95,9 +98,6 @@ class SpanConfig:
     faq_match: float = setting(
         "a best sentence under a document's own question sharing at least this share of the question's words brings that whole answer (0: never)",
         cli=False,
-    )
-    sentence_length_weight: float = setting(
-        "x its words beyond a quote's length, per quote length (engine/extract.py QUOTE_WORDS; a penalty)", cli=False
     )
     sentence_margin: float = setting("nats: a further sentence joins the best one if it scores within this", cli=False)
     one_chunk: bool = setting("an open answer quotes only the chunk of its best sentence", cli=False)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from ragtune.core.records import Citation, Hit
 from ragtune.engine.cite import citation
+from ragtune.loaders import JSON_SUFFIXES
 
 BULLET = re.compile(r"^\s*(?:[-*•▪‣◦]|\d{1,2}[.)])\s+")
 FIELD = re.compile(r"^[a-z_]{2,20}:\s+")  # a JSON field's name, as the JSON loader writes it: "answer: Yes, ..."
@@ -53,7 +55,7 @@ def split_sentences(hits: list[Hit], question: str, weight=None) -> list[Sentenc
     out = []
     for h, hit in enumerate(hits):
         pos, block, faq, items, seen = 0, -1, 0.0, False, False
-        fields = hit.chunk.source.lower().endswith((".json", ".jsonl"))  # elsewhere "base: ..." is a list item's label
+        fields = Path(hit.chunk.source).suffix.lower() in JSON_SUFFIXES  # elsewhere "base: ..." is a list item's label
         for raw in hit.chunk.text.splitlines():
             bullet = bool(BULLET.match(raw))
             line = " ".join((FIELD.sub("", BULLET.sub("", raw)) if fields else BULLET.sub("", raw)).split())

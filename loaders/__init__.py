@@ -73,7 +73,8 @@ LOADERS: dict[str, Callable[..., Loaded]] = {
     ".json": _json,
     ".jsonl": _jsonl,
 }
-TEXT_SUFFIXES = {".html", ".htm", ".md", ".markdown", ".txt", ".json", ".jsonl"}
+JSON_SUFFIXES = {".json", ".jsonl"}  # read by loaders/jsonfile.py, whose fields become "key: value" lines
+TEXT_SUFFIXES = {".html", ".htm", ".md", ".markdown", ".txt", *JSON_SUFFIXES}
 
 
 def supported(path: Path) -> bool:

@@ -44,14 +44,18 @@ class Chunk:
         """Read by OCR (loaders/ocr.py): its words may hold recognition errors, so sources say so."""
         return self.category == "OCR"
 
-    def embed_text(self) -> str:
-        """What gets embedded and BM25-indexed: the title and section path give a chunk its context.
+    def heading(self) -> str:
+        """The chunk's title and section path: the context its text is read in.
 
         The title is left out when the section path already starts with it (a file's first
         heading is both), so it is not counted twice.
         """
         title = "" if self.section.startswith(self.title) else self.title
-        return "\n".join(x for x in (title, self.section, self.text) if x)
+        return "\n".join(x for x in (title, self.section) if x)
+
+    def embed_text(self) -> str:
+        """What gets embedded and BM25-indexed: the heading gives a chunk its context."""
+        return "\n".join(x for x in (self.heading(), self.text) if x)
 
     def metadata(self) -> dict:
         """Chroma metadata: flat scalars only, None left out."""

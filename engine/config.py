@@ -85,7 +85,9 @@ class SpanConfig:
     sentence_evidence_weight: float = setting(
         "x the share of the question's content words in the sentence, each weighted by its rarity (BM25's idf)", cli=False
     )
-    sentence_dense_weight: float = setting("x the cosine of the sentence's embedding with the question's", cli=False)
+    sentence_dense_weight: float = setting(
+        "x the cosine of the sentence's embedding (under its chunk's heading) with the question's", cli=False
+    )
     sentence_rank_weight: float = setting("x its chunk's rank (a penalty)", cli=False)
     sentence_length_weight: float = setting(
         "x its words beyond a quote's length, per quote length (engine/extract.py QUOTE_WORDS; a penalty)", cli=False

@@ -155,6 +155,18 @@ def test_rag_answers_are_read_out_of_their_sources_in_the_form_the_question_want
     assert '<document id="1"' in answerer.prepare("How is the adapter trained?", "rag").prompt
 
 
+def test_an_open_answers_sentences_are_embedded_under_their_chunks_heading(answerer, monkeypatch):
+    question = "How is the adapter trained?"
+    cls, seen = type(answerer.retriever.embedder), []
+    embed = cls.embed
+    monkeypatch.setattr(cls, "embed", lambda self, texts: seen.append(list(texts)) or embed(self, texts))
+    assert answerer.answer(question, "rag").form != "abstain"
+    asked, *sentences = seen[-1]
+    headings = {h.chunk.heading() for h in answerer.retrieve(question)}
+    assert asked == question and sentences and all(headings)
+    assert all(s.split("\n")[-1] and "\n".join(s.split("\n")[:-1]) in headings for s in sentences)
+
+
 def test_copy_decoding_only_writes_text_found_in_the_context(answerer):
     copying = answerer
     copying.rag_answer = "copy"

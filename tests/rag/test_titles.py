@@ -85,3 +85,4 @@ def test_the_title_heads_the_embedded_text_once():
     same = Chunk("c", "Text.", "/d/a.md", "h", "Install guide > Step 1", 0, 1, title="Install guide")
     assert same.embed_text() == "Install guide > Step 1\nText."  # the first heading is the section path's root already
     assert Chunk("c", "Text.", "/d/a.md", "h", "", 0, 1).embed_text() == "Text."
+    assert c.heading() == "Acme Form 10-K\nItem 7" and same.heading() == "Install guide > Step 1"

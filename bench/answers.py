@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--long", action="store_true", help="SQuAD dev questions, scored against the answer's sentence")
     ap.add_argument("--limit", type=int, default=200, help="--long: questions asked")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--k", type=int, default=2)
+    ap.add_argument("--k", type=int, default=None, help="chunks retrieved; default: configs/ask.yaml's k")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--sets", default="factoid,open", help="of the sample's: factoid, open")
     ap.add_argument("--show", type=int, default=0, help="print this many open answers per run")
@@ -125,7 +125,8 @@ def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) ->
     from ragtune.engine.config import AskConfig
     from ragtune.engine.generate import Engine
 
-    base_cfg = load_config(AskConfig, {"workdir": workdir, "model.model": model, "model.dtype": args.dtype, "k": args.k})
+    k = {"k": args.k} if args.k else {}
+    base_cfg = load_config(AskConfig, {"workdir": workdir, "model.model": model, "model.dtype": args.dtype, **k})
     print(f"\nmodel {model}: loading ...", flush=True)
     engine = Engine(base_cfg.model)
     answerer = Answerer(base_cfg, engine)
@@ -135,7 +136,7 @@ def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) ->
         f"(auto: {'generate' if score >= probe.PASS_MARK else 'spans'}), {_tokens_per_s(engine):.1f} tokens/s generated"
     )
     retriever = answerer.retriever
-    hits = {name: [retriever.search(q["question"], args.k) for q in qs] for name, qs in sets.items()}
+    hits = {name: [retriever.search(q["question"], base_cfg.k) for q in qs] for name, qs in sets.items()}
     print(
         f"\n{'run':<24} {'set':<8} {'n':>4} {'F1':>6} {'keys':>6} {'tokF1':>6} {'tokRec':>6} {'cited':>6} {'prec':>5} "
         f"{'keycit':>7} {'words':>6} {'<=3w':>5} {'p50 s':>6}"
@@ -152,7 +153,7 @@ def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) ->
                 "workdir": workdir,
                 "model.model": model,
                 "model.dtype": args.dtype,
-                "k": args.k,
+                **k,
                 "rag_answer": reader,
                 "decoding.max_new_tokens": 96,
             },

@@ -97,6 +97,10 @@ class SpanConfig:
         "x the share of the question's words in the document's own question it answers (an FAQ)", cli=False
     )
     sentence_list_weight: float = setting("added to a list item or a list's opening line when the question asks for a list", cli=False)
+    sentence_heading_weight: float = setting(
+        "x the share of the question's words, each weighted by its rarity, in the heading of the sentence's chunk (title and section path)",
+        cli=False,
+    )
     faq_match: float = setting(
         "a best sentence under a document's own question sharing at least this share of the question's words brings that whole answer (0: never)",
         cli=False,

@@ -36,6 +36,7 @@ class Sentence:
     intro: bool = False  # introduces a list: ends with ":"
     faq: float = 0.0  # the evidence of the document's own question it answers (an FAQ), if any
     block: int = -1  # which of its chunk's questions it answers: one answer is read whole
+    heading: float = 0.0  # the evidence of its chunk's heading: "Evaluation > Metrics" for "Which metrics ...?"
 
     @property
     def words(self) -> int:
@@ -55,6 +56,7 @@ def split_sentences(hits: list[Hit], question: str, weight=None) -> list[Sentenc
     out = []
     for h, hit in enumerate(hits):
         pos, block, faq, items, seen = 0, -1, 0.0, False, False
+        heading = _evidence(asked, _stems_of(nlp, hit.chunk.heading()))
         fields = Path(hit.chunk.source).suffix.lower() in JSON_SUFFIXES  # elsewhere "base: ..." is a list item's label
         for raw in hit.chunk.text.splitlines():
             bullet = bool(BULLET.match(raw))
@@ -70,7 +72,7 @@ def split_sentences(hits: list[Hit], question: str, weight=None) -> list[Sentenc
                 if (len(sent.split()) < 3 and not bullet) or sent.endswith("?"):  # a heading, a fragment, or a question: never an answer
                     continue
                 share = _evidence(asked, _stems_of(nlp, sent))
-                out.append(Sentence(sent, h, pos, share, bullet or implied, sent.endswith(":"), faq, block))
+                out.append(Sentence(sent, h, pos, share, bullet or implied, sent.endswith(":"), faq, block, heading))
                 pos += 1
             if line.endswith(":"):
                 items, seen = True, False
@@ -99,6 +101,7 @@ def rank(
             + cfg.sentence_evidence_weight * s.evidence
             + cfg.sentence_dense_weight * d
             + cfg.sentence_faq_weight * s.faq
+            + cfg.sentence_heading_weight * s.heading
             + (cfg.sentence_list_weight if is_list and (s.bullet or s.intro) else 0.0)
             - cfg.sentence_rank_weight * s.hit
             - cfg.sentence_length_weight * max(0, s.words - QUOTE_WORDS) / QUOTE_WORDS,

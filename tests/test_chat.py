@@ -8,7 +8,9 @@ import pytest
 
 from helpers import ingest_cfg
 from ragtune import cli
+from ragtune.core.config import load_config
 from ragtune.core.records import Answer, Citation
+from ragtune.engine.config import AskConfig
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +127,7 @@ def test_end_of_input_ends_the_chat_and_an_unavailable_mode_is_refused(workdir, 
     code = cli.main(["chat", "--workdir", str(workdir), "--model", str(tiny_model), "--mode", "base"])
     out, err = capsys.readouterr()
     assert code == 0
-    assert "mode base, k 2" in out.splitlines()
+    assert f"mode base, k {load_config(AskConfig).k}" in out.splitlines()  # the configured k
     refused = [line for line in err.splitlines() if line.startswith("ragtune: mode ft is unavailable:")]
     assert len(refused) == 1 and "adapter" in refused[0] and refused[0].endswith("; still base")
     assert err.splitlines()[-1] == "ragtune chat: 0 questions answered"

@@ -75,3 +75,19 @@ def test_an_open_answer_quotes_one_chunk_unless_told_otherwise():
     assert {s.hit for s in X.choose(ranked, sentences, False, both)} == {0, 1}
     one = load_config(SpanConfig, {"sentence_margin": 10.0})
     assert {s.hit for s in X.choose(ranked, sentences, False, one)} == {0}
+
+
+def test_a_chunk_whose_heading_holds_the_questions_words_is_preferred():
+    from dataclasses import replace
+
+    overview = "Synth writes pairs for every chunk, and the report counts them."
+    rules = "Each of the pairs must be grounded in its chunk, and near-duplicates are dropped."
+    hits = _hits(overview, rules)
+    hits[1] = replace(hits[1], chunk=replace(hits[1].chunk, section="Synthetic data > Filters"))
+    question = "Which filters does synth apply to the pairs?"
+    sentences = X.split_sentences(hits, question)
+    assert [s.heading for s in sentences] == [0.0, 2 / 4]  # of filters, synth, apply, pairs: "Filters", "Synth(etic)"
+    assert _answer(question, hits, is_list=False) == f"{rules} [2]"
+    no_heading = load_config(SpanConfig, {"sentence_heading_weight": 0.0})
+    ranked = X.rank(sentences, [0.0] * len(sentences), [0.0] * len(sentences), no_heading)
+    assert ranked[0][1].hit == 0  # without the heading, the sentence that shares more words wins

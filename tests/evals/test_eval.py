@@ -13,6 +13,14 @@ from helpers import ingest_cfg
 
 DATA = Path(__file__).parent / "data"  # report.json: a report as eval wrote it before the report was a record
 
+
+def default_k() -> int:
+    from ragtune.core.config import load_config
+    from ragtune.engine.config import AskConfig
+
+    return load_config(AskConfig).k
+
+
 QUESTIONS = [
     {"id": "a", "question": "Which command indexes documents?", "answers": ["ragtune ingest"], "doc": "01-overview.md", "type": "factoid"},
     {"id": "b", "question": "Where does all state live?", "answers": ["one work directory", "./.ragtune"], "type": "factoid"},
@@ -443,7 +451,7 @@ def test_the_summary_has_intervals_latency_and_perplexity_per_mode(report):
     assert report["summary"]["ft"]["gold_perplexity"] != report["summary"]["base"]["gold_perplexity"]
     keys = [(c["a"], c["b"]) for c in report["comparisons"]]
     assert keys[:2] == [("ft-rag", "rag"), ("ft", "base")] and len(keys) == 6
-    assert report["retrieval"]["k"] == 2 and 0 <= report["retrieval"]["hit_at_k"]["mean"] <= 100
+    assert report["retrieval"]["k"] == default_k() and 0 <= report["retrieval"]["hit_at_k"]["mean"] <= 100
     v = report["versions"]
     assert v["adapter"] and v["index"]["version"] and v["index"]["chunks"] > 0 and v["model_params"] > 0
 
@@ -502,7 +510,7 @@ def test_the_report_folder_holds_json_markdown_and_a_chart(report, tmp_path):
     assert saved["verdict"] == report["verdict"] and len(saved["per_question"]) == 5
     md = (out / "report.md").read_text()
     assert report["verdict"] in md and "## Error analysis" in md and "| ft-rag vs rag |" not in md  # key pairs are bold
-    assert "**ft-rag vs rag**" in md and "hit@2" in md
+    assert "**ft-rag vs rag**" in md and f"hit@{default_k()}" in md
     n = {t: next(iter(s.values()))["n"] for t, s in report["by_type"].items()}
     assert f"### Factoid questions ({n['factoid']})\n\n| mode | EM | F1 | contains | ROUGE-L |" in md
     assert (
@@ -597,7 +605,7 @@ def test_evaluate_report_returns_the_record_report_json_holds(tmp_path, workdir,
 
     qfile = write_questions(tmp_path / "q.jsonl", QUESTIONS[:2])
     report = evaluate_report(eval_cfg(workdir, tiny_model, questions=str(qfile), modes=["base", "rag"]))
-    assert isinstance(report, EvalReport) and report.modes == ["base", "rag"] and report.retrieval["k"] == 2
+    assert isinstance(report, EvalReport) and report.modes == ["base", "rag"] and report.retrieval["k"] == default_k()
     assert report.verdict.startswith("On these 2 questions ") and report.elapsed_s > 0
     saved = json.loads((R.write(report, tmp_path / "run") / "report.json").read_text())
     assert EvalReport.from_json(saved) == replace(report, config=saved["config"])  # the config's paths are written as strings

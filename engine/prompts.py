@@ -39,7 +39,7 @@ class PromptTemplates:
     examples: tuple[Example, ...] = field(default_factory=tuple)
     write_examples: tuple[Example, ...] = field(default_factory=tuple)  # for a model that writes: cited answers
     abstain: str = "I don't know"
-    adapter_examples: bool = False  # shown to the ft modes too (and so in the rows that train them)
+    adapter_examples: bool = True  # shown to the ft modes too; the rows that train them go without (synth/rows.py)
 
     def __post_init__(self):
         if self.order not in ("best_last", "best_first"):
@@ -117,8 +117,8 @@ def rag_messages(
 
 
 def shows_examples(t: PromptTemplates, adapter: bool) -> bool:
-    """A fine-tuned model learned the answer's shape from its rows, which synth renders the same
-    way: the worked examples would only cost it prompt tokens (256 of a one-chunk prompt's 537, SmolLM2)."""
+    """Whether a mode's prompt holds the worked examples: always, unless `adapter_examples` is off
+    for the ft modes (an adapter that learned the answer's shape from its rows can spare their tokens)."""
     return t.adapter_examples or not adapter
 
 

@@ -3,7 +3,8 @@
 Closed-book rows (question -> answer) teach `ft` what the documents say; RAFT rows (the oracle
 among hard distractors -> answer; Zhang et al. 2024) teach `ft-rag` to answer from retrieved
 context, rendered by the engine's own prompt builder so the adapter trains on the prompt it
-will see. A RAFT row is made to fit `max_tokens`, because the trainer cuts from the front and
+will see, less the worked examples: they would make each row half as long again, and a row
+teaches the answer's shape itself. A RAFT row is made to fit `max_tokens`, because the trainer cuts from the front and
 would take the instructions and the answer's sentence (docs/ft-rag.md, "What held ft-rag back").
 """
 
@@ -23,9 +24,7 @@ VERSION = 2  # of the rows' layout: RAFT rows carry their chunks for the reader 
 
 def closed_book_row(pair: Pair, t: P.PromptTemplates) -> dict:
     """A `ft` row: the question under the plain-prompting system prompt -> the answer."""
-    messages = P.base_messages(pair.question, t, examples=P.shows_examples(t, adapter=True)) + [
-        {"role": "assistant", "content": pair.answer}
-    ]
+    messages = P.base_messages(pair.question, t, examples=False) + [{"role": "assistant", "content": pair.answer}]
     return _row(pair, messages, "closed_book", oracle_in_context=False, chunks=0)
 
 
@@ -85,7 +84,7 @@ def _answer(pair: Pair, cot: bool) -> str:
 
 def _raft_messages(question: str, chunks: list[Chunk], t: P.PromptTemplates, answer: str) -> list[dict]:
     hits = [Hit(c, 1.0 / r, r) for r, c in enumerate(chunks, 1)]  # best first: unshuffled, the oracle goes last in the prompt
-    messages, _ = P.rag_messages(question, hits, t, len, NO_BUDGET, examples=P.shows_examples(t, adapter=True))
+    messages, _ = P.rag_messages(question, hits, t, len, NO_BUDGET, examples=False)
     return messages + [{"role": "assistant", "content": answer}]
 
 

@@ -316,12 +316,15 @@ def test_a_shared_prompt_prefix_is_run_once_and_scores_the_same(answerer):
     assert len(cache.entries) == 1  # both chunks' prompts reused one prefix pass
 
 
-def test_only_the_modes_without_an_adapter_see_the_worked_examples(workdir, tiny_model, adapter):
+def test_the_adapter_modes_see_the_worked_examples_unless_told_not_to(workdir, tiny_model, adapter):
     from ragtune.engine.answer import Answerer
 
     a = Answerer(ask_cfg(workdir, tiny_model, adapter=str(adapter)))
     example = a.templates.examples[0].question
     q = "How is the adapter trained?"
+    assert example in a.prepare(q, "rag").prompt and example in a.prepare(q, "ft-rag").prompt
+    assert all(example in p for p in a.prepare(q, "ft-rag").chunk_prompts)
+    a.templates = replace(a.templates, adapter_examples=False)
     assert example in a.prepare(q, "rag").prompt and example not in a.prepare(q, "ft-rag").prompt
     assert all(example not in p for p in a.prepare(q, "ft-rag").chunk_prompts)
 

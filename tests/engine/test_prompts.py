@@ -87,17 +87,17 @@ def test_base_prompts_leave_out_examples_that_need_a_document(t):
     assert len(rag) == 2 + 2 * len(t.examples)
 
 
-def test_the_ft_modes_and_their_training_rows_go_without_the_examples(t):
+def test_the_ft_modes_see_the_examples_and_their_training_rows_go_without(t):
     import random
     from dataclasses import replace
 
     from ragtune.core.records import Pair
     from ragtune.synth.rows import closed_book_row, raft_row
 
-    assert P.shows_examples(t, adapter=False) and not P.shows_examples(t, adapter=True)
-    assert P.shows_examples(replace(t, adapter_examples=True), adapter=True)
+    assert P.shows_examples(t, adapter=False) and P.shows_examples(t, adapter=True)
+    assert not P.shows_examples(replace(t, adapter_examples=False), adapter=True)
     assert len(P.rag_messages("q", [hit(1, "text")], t, words, 500, examples=False)[0]) == 2
-    # synth renders what the adapter will be shown: the system prompt, the document(s), the question
+    # synth renders what the adapter will be shown, the examples aside: the system prompt, the document(s), the question
     c = hit(1, "Rollo led the Normans.").chunk
     pair = Pair("p", "Who led the Normans?", "Rollo", c.id, c.source, None, "", "extractive", {}, "g", "original", "train", "", ())
     row = raft_row(pair, c, [], t, random.Random(0), 1.0, False, False)

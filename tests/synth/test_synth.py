@@ -471,7 +471,7 @@ def test_the_dataset_folder_changes_with_the_prompt_templates(tmp_path):
     cfg = synth_cfg(tmp_path, prompts=str(prompts))
     before = dataset_dir(cfg, "v1")
     assert dataset_dir(cfg, "v1") == before and dataset_dir(cfg, "v2") != before
-    prompts.write_text(prompts.read_text().replace("adapter_examples: false", "adapter_examples: true"))
+    prompts.write_text(prompts.read_text().replace("adapter_examples: true", "adapter_examples: false"))
     assert dataset_dir(cfg, "v1") != before  # the same settings, other templates: other rows, another folder
 
 

@@ -4,8 +4,9 @@ Closed-book rows (question -> answer) teach `ft` what the documents say; RAFT ro
 among hard distractors -> answer; Zhang et al. 2024) teach `ft-rag` to answer from retrieved
 context, rendered by the engine's own prompt builder so the adapter trains on the prompt it
 will see, less the worked examples: they would make each row half as long again, and a row
-teaches the answer's shape itself. A RAFT row is made to fit `max_tokens`, because the trainer cuts from the front and
-would take the instructions and the answer's sentence (docs/ft-rag.md, "What held ft-rag back").
+teaches the answer's shape itself. A RAFT row is made to fit `max_tokens`, because the trainer
+cuts from the front and would take the instructions and the answer's sentence (docs/ft-rag.md,
+"What held ft-rag back").
 """
 
 from __future__ import annotations

@@ -53,9 +53,13 @@ class Chunk:
         title = "" if self.section.startswith(self.title) else self.title
         return "\n".join(x for x in (title, self.section) if x)
 
+    def under_heading(self, text: str) -> str:
+        """`text` (the chunk's, or a sentence of it) after the chunk's heading, as it is embedded."""
+        return "\n".join(x for x in (self.heading(), text) if x)
+
     def embed_text(self) -> str:
         """What gets embedded and BM25-indexed: the heading gives a chunk its context."""
-        return "\n".join(x for x in (self.heading(), self.text) if x)
+        return self.under_heading(self.text)
 
     def metadata(self) -> dict:
         """Chroma metadata: flat scalars only, None left out."""

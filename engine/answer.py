@@ -383,8 +383,7 @@ class Answerer:
         if not sentences or max(s.evidence for s in sentences) == 0:
             return self._abstain()
         # a sentence is embedded under its chunk's heading, as chunks are: "EM and F1" under "Metrics"
-        headings = [hits[s.hit].chunk.heading() for s in sentences]
-        vectors = self.retriever.embedder.embed([question] + ["\n".join(x for x in (h, s.text) if x) for h, s in zip(headings, sentences)])
+        vectors = self.retriever.embedder.embed([question] + [hits[s.hit].chunk.under_heading(s.text) for s in sentences])
         vectors = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9)
         similarity = (vectors[1:] @ vectors[0]).tolist()
         head = [relevance[(s.hit, s.pos)] for s in sentences] if relevance else None

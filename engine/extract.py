@@ -72,7 +72,9 @@ def split_sentences(hits: list[Hit], question: str, weight=None) -> list[Sentenc
                 if (len(sent.split()) < 3 and not bullet) or sent.endswith("?"):  # a heading, a fragment, or a question: never an answer
                     continue
                 share = _evidence(asked, _stems_of(nlp, sent))
-                out.append(Sentence(sent, h, pos, share, bullet or implied, sent.endswith(":"), faq, block, heading))
+                out.append(
+                    Sentence(sent, h, pos, share, bullet=bullet or implied, intro=sent.endswith(":"), faq=faq, block=block, heading=heading)
+                )
                 pos += 1
             if line.endswith(":"):
                 items, seen = True, False

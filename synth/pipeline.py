@@ -169,8 +169,9 @@ def dataset_dir(cfg: SynthConfig, index_version: str) -> Path:
 
 def _identity(cfg: SynthConfig, index_version: str) -> dict:
     """What the dataset is made from: its settings, the index, and the prompt templates its rows
-    are rendered with (a template change makes other rows, so another folder)."""
-    templates = repr(_templates(cfg))
+    are rendered with (a template change makes other rows, so another folder). `adapter_examples`
+    is left out: it is read when answering, and rows never hold the examples (synth/rows.py)."""
+    templates = repr(replace(_templates(cfg), adapter_examples=False))
     return {
         "config": {k: v for k, v in to_dict(cfg).items() if k not in NOT_IDENTITY},
         "index_version": index_version,

@@ -472,6 +472,8 @@ def test_the_dataset_folder_changes_with_the_prompt_templates(tmp_path):
     before = dataset_dir(cfg, "v1")
     assert dataset_dir(cfg, "v1") == before and dataset_dir(cfg, "v2") != before
     prompts.write_text(prompts.read_text().replace("adapter_examples: true", "adapter_examples: false"))
+    assert dataset_dir(cfg, "v1") == before  # read when answering only: the rows are the same
+    prompts.write_text(prompts.read_text().replace("Answer with the shortest phrase", "Answer with the shortest span"))
     assert dataset_dir(cfg, "v1") != before  # the same settings, other templates: other rows, another folder
 
 

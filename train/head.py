@@ -3,9 +3,10 @@ to LoRA's.
 
 Each RAFT row of a dataset carries its oracle chunk and its hardest distractor (`reader`,
 synth/rows.py). The oracle gives the answer's span and sentence; the distractor, when it does not
-hold the answer, gives a chunk whose answer is the null token. One such example rides along with
-every batch the trainer runs, through the same model and adapter, so LoRA learns to read as well as
-to answer.
+hold the answer, gives a chunk whose answer is the null token. A few such examples ride along with
+each optimizer step (`head_examples`), through the same model and adapter, so LoRA learns to read as
+well as to answer. Each costs about one more row's forward and backward pass, so their number per
+step, not per micro-batch, sets the head's share of training time.
 """
 
 from __future__ import annotations
@@ -119,9 +120,10 @@ def exact(model, head: H.ReaderHead, tokenizer, examples: list[Example]) -> dict
     return {"eval_examples": n, "eval_exact": round(right / n, 4) if n else None}
 
 
-def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, seed: int, on_tokens, pad_to: int = 1):
-    """`base` (TRL's SFTTrainer) with the head's loss added to each training batch's, and the head's
-    weights in the optimizer. `on_tokens(n)` counts the tokens the head's examples put through the model."""
+def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, seed: int, on_tokens, pad_to: int = 1, per_step: int = 1):
+    """`base` (TRL's SFTTrainer) with the head's loss on `per_step` examples added to each optimizer
+    step's, spread over its first micro-batches, and the head's weights in the optimizer.
+    `on_tokens(n)` counts the tokens the head's examples put through the model."""
     rng = random.Random(seed)
 
     def cycle():
@@ -133,6 +135,9 @@ def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, 
     stream = cycle()
 
     class HeadTrainer(base):
+        micro_batches = 0  # training micro-batches so far; a step cut short at an epoch's end only shifts which one carries them
+        head_read = 0  # the head's examples read so far
+
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
             lr = self.args.learning_rate * LR_SCALE
@@ -143,21 +148,35 @@ def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, 
             out = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
             if not model.training:
                 return out
-            for _ in range(len(examples)):  # the next example whose answer is found (most are)
-                found = loss(model, head, tokenizer, next(stream), pad_to)
-                if found is not None:
-                    break
-            else:
+            accum = self.args.gradient_accumulation_steps
+            here = _share(per_step, accum, self.micro_batches % accum)
+            self.micro_batches += 1
+            losses = [found for found in (_next_loss(model) for _ in range(here)) if found is not None]
+            if not losses:
                 return out
-            extra, tokens = found
-            on_tokens(tokens)
+            on_tokens(sum(tokens for _, tokens in losses))
+            self.head_read += len(losses)
+            extra = sum(value for value, _ in losses) * accum / per_step  # the step's mean over its examples
             if _scaled_for_accumulation(self, num_items_in_batch):  # the LM loss already is; ours must match it
                 extra = extra / self.current_gradient_accumulation_steps
             if return_outputs:
                 return out[0] + extra, out[1]
             return out + extra
 
+    def _next_loss(model):
+        """The loss on the next example whose answer is found (most are); None if none is."""
+        for _ in range(len(examples)):
+            found = loss(model, head, tokenizer, next(stream), pad_to)
+            if found is not None:
+                return found
+        return None
+
     return HeadTrainer
+
+
+def _share(per_step: int, accum: int, i: int) -> int:
+    """How many of a step's `per_step` examples micro-batch `i` of its `accum` carries: the first ones carry more."""
+    return per_step // accum + (i < per_step % accum)
 
 
 def _scaled_for_accumulation(trainer, num_items_in_batch) -> bool:

@@ -188,9 +188,12 @@ def train(
     if examples:  # the reader head trains beside LoRA, its loss added to each batch's (train/head.py)
         torch.manual_seed(cfg.seed)
         head = H.ReaderHead(model.config.hidden_size)
-        if checkpoint is not None and (loaded := H.load(checkpoint)) is not None:
+        start = checkpoint if checkpoint is not None else init  # a head goes on from where it was, as LoRA does
+        if start is not None and (loaded := H.load(start)) is not None:
             head = loaded.train()
-        trainer_class = head_lib.trainer_class(SFTTrainer, head, examples, tokenizer, cfg.seed, watch.add_tokens, cfg.pad_to_multiple_of)
+        trainer_class = head_lib.trainer_class(
+            SFTTrainer, head, examples, tokenizer, cfg.seed, watch.add_tokens, cfg.pad_to_multiple_of, cfg.head_examples
+        )
         callbacks.append(_SaveHead(head))
     trainer = trainer_class(
         model=model,
@@ -229,7 +232,8 @@ def train(
     trainer.save_model(str(out))  # adapter_config.json + adapter_model.safetensors
     if head is not None:
         held_out = head_lib.read_examples(data / "eval.jsonl")
-        report.reader_head = {"examples": len(examples), **head_lib.exact(trainer.model.eval(), head.eval(), tokenizer, held_out)}
+        read = {"examples": len(examples), "read": trainer.head_read}
+        report.reader_head = {**read, **head_lib.exact(trainer.model.eval(), head.eval(), tokenizer, held_out)}
         H.save(head, out, report.reader_head)
     tokenizer.save_pretrained(str(out))  # with its chat template
     history = trainer.state.log_history
@@ -320,6 +324,7 @@ RUN_SETTINGS = (
     "group_by_length",
     "bf16",
     "reader_head",
+    "head_examples",
     "seed",
     "eval_steps",
     "eval_rows",

@@ -93,11 +93,26 @@ def test_training_moves_the_head_and_saves_it_and_without_it_there_is_none(tmp_p
     fresh = (torch.manual_seed(0), H.ReaderHead(head.hidden))[1]
     assert not torch.equal(head.span.weight, fresh.span.weight), "the head never moved"
     assert report.reader_head["examples"] == 16 and report.reader_head["eval_examples"] == 8
+    assert report.reader_head["read"] == 4, "one example an optimizer step (head_examples 1)"
     assert json.loads((out / "metrics.json").read_text())["reader_head"]["examples"] == 16
     assert json.loads((out / H.CONFIG).read_text())["format"] == H.FORMAT
 
     off = train(cfg_for(tmp_path, tiny_model, data, max_steps=1, reader_head=False, out=str(tmp_path / "plain")))
     assert H.load(Path(off.out)) is None and off.reader_head == {}
+
+    further = train(
+        cfg_for(tmp_path, tiny_model, data, max_steps=1, lr=1e-9, reader_head=True, init_adapter=str(out), out=str(tmp_path / "more"))
+    )
+    assert torch.allclose(H.load(Path(further.out)).span.weight, head.span.weight, atol=1e-6), "--init-adapter's head goes on training"
+
+
+def test_a_step_carries_head_examples_examples_over_its_micro_batches(tmp_path, tiny_model):
+    from ragtune.train.run import train
+
+    assert [head_lib._share(3, 2, i) for i in range(2)] == [2, 1] and [head_lib._share(1, 8, i) for i in range(8)] == [1] + [0] * 7
+    data = write_dataset(tmp_path / "data", rows(8) + raft_rows(8), raft_rows(4))
+    report = train(cfg_for(tmp_path, tiny_model, data, max_steps=2, batch_size=2, grad_accum=2, reader_head=True, head_examples=3))
+    assert report.reader_head["read"] == 6
 
 
 def test_a_cut_or_foreign_head_file_is_one_line_naming_the_adapter(tmp_path):

@@ -2,6 +2,7 @@
 
     python bench/synth.py              # 3 fresh runs; medians, the card's counts, 20 samples
     python bench/synth.py --runs 1
+    python bench/synth.py --runs 1 --cross-questions   # and the facts asked in another chunk's words
 
 The 8 articles in ../shared/eval/squad/docs are ingested into --workdir (skipped when
 unchanged); the questions are never read to synthesize, only afterwards, to count how many
@@ -29,6 +30,7 @@ def main() -> None:
     ap.add_argument("--workdir", default="/tmp/ragtune-bench-squad")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--cross-questions", action="store_true", help="synth --cross-questions (synth/cross.py)")
     args = ap.parse_args()
 
     from ragtune.core import offline
@@ -48,7 +50,7 @@ def main() -> None:
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
-            card = synthesize(load_config(SynthConfig, {"workdir": args.workdir, "out": out}))
+            card = synthesize(load_config(SynthConfig, {"workdir": args.workdir, "out": out, "cross_questions": args.cross_questions}))
             times.append(time.perf_counter() - t0)
             pairs = [json.loads(line) for line in (Path(out) / "pairs.jsonl").read_text().splitlines()]
         cards.append(card)

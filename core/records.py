@@ -259,7 +259,7 @@ class Pair:
     generator: str
     settings: dict  # the generator's settings (model, temperature, ...)
     group: str  # paraphrase group: "<chunk id>:<n>"; its pairs ask the same fact
-    kind: str  # original | paraphrase | noise
+    kind: str  # original | paraphrase | noise | cross (asked in another chunk's words: synth/cross.py)
     split: str  # train | eval
     evidence: str = ""
     distractors: tuple[str, ...] = ()  # chunk ids the retriever returned for the question, oracle excluded

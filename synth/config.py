@@ -39,6 +39,10 @@ class SynthConfig:
     seed: int = setting("seed of the split, the sampling and the noise")
     format: str = setting("also export the rows in this format (messages rows are always written)", choices=FORMATS)
     cot: bool = setting("RAFT answers open with the quoted supporting sentence")
+    cross_questions: bool = setting(
+        "also ask each train fact with the question of another chunk's fact that has the same answer (RAFT rows only), "
+        "so question and evidence share fewer words (synth/cross.py)"
+    )
     min_question_words: int = setting("questions shorter than this are dropped", cli=False)
     max_question_words: int = setting("questions longer than this are dropped", cli=False)
     max_answer_words: int = setting("answers longer than this are dropped: the span reader answers short spans", cli=False)

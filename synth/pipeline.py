@@ -39,6 +39,8 @@ from ragtune.rag.index import Index
 from ragtune.synth import filters, rows
 from ragtune.synth.augment import noisy
 from ragtune.synth.config import SynthConfig
+from ragtune.synth.cross import KIND as CROSS
+from ragtune.synth.cross import cross_pairs
 
 # Settings that do not change what the dataset holds: not part of its identity.
 NOT_IDENTITY = ("workdir", "out", "format", "batch_size", "concurrency", "timeout", "retries", "api_key_env")
@@ -108,7 +110,7 @@ def read_pairs(data: Path, limit: int | None = None) -> list[Pair]:
 
 
 def remove_pairs(data: Path, ids: list[str]) -> dict:
-    """Drop pairs (and their noisy copies) and their rows from a dataset, and keep them out.
+    """Drop pairs (and their noisy and cross copies) and their rows from a dataset, and keep them out.
 
     The ids go to removed.json, which every later `synthesize` into this folder honours, so
     re-running synth does not bring them back. Returns {"pairs": n, "rows": n} removed.
@@ -117,8 +119,9 @@ def remove_pairs(data: Path, ids: list[str]) -> dict:
     with FileLock(str(data / ".lock")):
         pairs = read_pairs(data)
         gone = {p.id for p in pairs} & set(ids)
-        dropped = {(p.group, p.answer) for p in pairs if p.id in gone and p.kind != "noise"}
-        gone |= {p.id for p in pairs if p.kind == "noise" and (p.group, p.answer) in dropped}
+        copies = ("noise", CROSS)
+        dropped = {(p.group, p.answer) for p in pairs if p.id in gone and p.kind not in copies}
+        gone |= {p.id for p in pairs if p.kind in copies and (p.group, p.answer) in dropped}
         _write_json(data / "removed.json", {"ids": sorted(_removed_ids(data) | gone)})
         left = [p for p in pairs if p.id not in gone]
         write_jsonl(data / "pairs.jsonl", [p.to_json() for p in left])
@@ -328,7 +331,8 @@ def _splits(cfg: SynthConfig, chunks: list[Chunk]) -> dict[str, str]:
 
 
 def _pairs(cfg: SynthConfig, keyed: list, by_id: dict[str, Chunk], splits: dict[str, str], gen: dict, progress) -> list[Pair]:
-    """A pair per kept draft, with its split and hard distractors; then the noisy copies."""
+    """A pair per kept draft, with its split and hard distractors; then the facts asked in another
+    sentence's words (synth/cross.py) and the noisy copies."""
     distractors = _distractors(cfg, keyed, progress)
     pairs = []
     for k in keyed:
@@ -351,7 +355,7 @@ def _pairs(cfg: SynthConfig, keyed: list, by_id: dict[str, Chunk], splits: dict[
                 tuple(distractors.get(k.group, ())),
             )
         )
-    return pairs + _noise(cfg, pairs)
+    return pairs + (cross_pairs(pairs, _pair_id) if cfg.cross_questions else []) + _noise(cfg, pairs)
 
 
 def _rows(cfg: SynthConfig, pairs: list[Pair], by_id: dict[str, Chunk]) -> dict[str, list[dict]]:
@@ -360,7 +364,8 @@ def _rows(cfg: SynthConfig, pairs: list[Pair], by_id: dict[str, Chunk]) -> dict[
     out = {"train": [], "eval": []}
     for p in pairs:
         rng = random.Random(f"{cfg.seed}:{p.id}")
-        out[p.split].append(rows.closed_book_row(p, templates))
+        if p.kind != CROSS:  # its question and answer are its partner's: the same closed-book row again
+            out[p.split].append(rows.closed_book_row(p, templates))
         oracle, others = by_id[p.chunk_id], [by_id[i] for i in p.distractors]
         if cfg.raft_context == "single":
             row = rows.single_chunk_row(p, oracle, others, templates, rng, cfg.oracle_p, cfg.cot)

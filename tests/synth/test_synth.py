@@ -212,6 +212,66 @@ def test_noise_changes_the_question_but_never_the_answer_words():
                 assert "Eiffel Tower" in out
 
 
+def _pair(pid, question, answer, chunk, evidence, split="train", kind="original"):
+    from ragtune.core.records import Pair
+
+    return Pair(pid, question, answer, chunk, "doc.md", None, "", "extractive", {}, f"{chunk}:0", kind, split, evidence, ("d1",))
+
+
+def test_a_fact_is_asked_again_in_the_words_of_another_chunks_fact_with_the_same_answer():
+    from ragtune.synth.cross import cross_pairs
+
+    p1 = _pair("p1", "Who set the base rate for an advertisement?", "CBS", "c1", "CBS set the base rate for a Super Bowl advertisement.")
+    p2 = _pair("p2", "What broadcast Super Bowl 50?", "CBS", "c2", "CBS broadcast Super Bowl 50 in the U.S.")  # shares "super", "bowl"
+    p3 = _pair("p3", "Who set up a network?", "CBS", "c3", "CBS set up a network.")  # shares one word ("set"): too few
+    p4 = _pair("p4", "Who set the rate?", "CBS", "c4", p1.evidence)  # the same sentence (overlapping chunks): never p1's partner
+    p5 = _pair("p5", "What aired the Super Bowl advertisement?", "CBS", "c5", "CBS aired the Super Bowl advertisement.", split="eval")
+    p6 = _pair("p6", "Who broadcast the Super Bowl?", "CBS", "c1", "CBS broadcast the Super Bowl advertisement.")  # p1's chunk
+    p7 = _pair("p7", "What broadcast Super Bowl 50 in 2016?", "CBS", "c2", "CBS broadcast Super Bowl 50.", kind="paraphrase")
+    p8 = _pair("p8", "How many teams played Super Bowl 50?", "two", "c7", "Two teams played Super Bowl 50 on CBS.")  # no name, no figure
+    p9 = _pair("p9", "How many teams played the Super Bowl?", "two", "c8", "Two teams played the Super Bowl on CBS.")
+    out = {(p.chunk_id, p.evidence): p for p in cross_pairs([p1, p2, p3, p4, p5, p6, p7, p8, p9], lambda c, q, a: f"{c}|{q}")}
+    cross = out["c1", p1.evidence]  # p1 asked with p2's question: the partner sharing most words, in another chunk
+    assert (cross.question, cross.kind, cross.answer, cross.split, cross.group, cross.distractors) == (
+        p2.question,
+        "cross",
+        "CBS",
+        "train",
+        p1.group,
+        p1.distractors,
+    )
+    assert cross.id == f"c1|{p2.question}"
+    asked = {k: p.question for k, p in out.items()}
+    assert asked == {
+        ("c1", p1.evidence): p2.question,
+        ("c2", p2.evidence): p6.question,  # "broadcast", "super", "bowl"; p4 shares two, p1 two
+        ("c4", p4.evidence): p6.question,  # "super", "bowl", "advertisement"
+        ("c1", p6.evidence): p2.question,  # three each with p2 and p4: the first
+    }, "p3 shares too few words, p5 is eval, p7 a paraphrase, p8 and p9 ask for neither a name nor a figure"
+
+
+def test_cross_questions_get_a_raft_row_and_no_closed_book_row(tmp_path):
+    from ragtune.synth.pipeline import synthesize
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tower.md").write_text(
+        "# The Eiffel Tower\n\nThe Eiffel Tower is a lattice tower in Paris. Its iron frame was designed by Gustave Eiffel in 1887.\n"
+    )
+    (docs / "statue.md").write_text(
+        "# The Statue of Liberty\n\nThe Statue of Liberty stands in New York Harbor. Its iron frame was designed by Gustave Eiffel for the statue.\n"
+    )
+    ingest(ingest_cfg(tmp_path / "w", [docs]))
+    card = synthesize(synth_cfg(tmp_path / "w", eval_fraction=0.0, cross_questions=True))
+    pairs, train = _read(card["path"], "pairs.jsonl"), _read(card["path"], "train.jsonl")
+    cross = [p for p in pairs if p["kind"] == "cross"]
+    assert len(cross) == 2 and card["pairs"]["by_kind"]["cross"] == 2  # "Gustave Eiffel", asked over the other chunk
+    asked = {(p["question"], p["answer"]): p["chunk_id"] for p in pairs if p["kind"] == "original" and p["split"] == "train"}
+    for p in cross:
+        assert p["split"] == "train" and asked[p["question"], p["answer"]] != p["chunk_id"]
+        assert [(r["kind"], r["reader"]["evidence"]) for r in train if r["pair_id"] == p["id"]] == [("raft", p["evidence"])]
+
+
 # RAFT rows ------------------------------------------------------------------------------------------------
 
 

@@ -280,4 +280,20 @@ def compare(a: dict, b: dict) -> list[str]:
             x, y = a["summary"][m][k]["mean"], b["summary"][m][k]["mean"]
             cells.append(f"{x:6.1f} -> {y:5.1f} ({y - x:+5.1f})")
         lines.append(f"{m:<8}" + "".join(f"{c:>22}" for c in cells))
+    return lines + _paired(a, b, both)
+
+
+def _paired(a: dict, b: dict, modes: list[str]) -> list[str]:
+    """Each mode's F1 change on the questions both runs asked, by paired bootstrap: two adapters
+    compared on the same questions are told apart far sooner than by their intervals."""
+    from ragtune.evals import stats
+
+    rows_a = {q["id"]: q["modes"] for q in a.get("per_question", [])}
+    pairs = [(rows_a[q["id"]], q["modes"]) for q in b.get("per_question", []) if q["id"] in rows_a]
+    lines = [f"paired on the {len(pairs)} questions both runs asked (b minus a, F1):"] if pairs else []
+    for m in modes:
+        scores = [(x[m]["f1"], y[m]["f1"]) for x, y in pairs if m in x and m in y]
+        if scores:
+            c = stats.compare([y for _, y in scores], [x for x, _ in scores])
+            lines.append(f"  {m:<8} {c.delta:+5.1f} [{c.low:+.1f}, {c.high:+.1f}], p = {c.p:.2g}")
     return lines

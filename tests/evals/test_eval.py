@@ -534,6 +534,13 @@ def test_compare_prints_the_deltas_of_two_runs(report):
     rag, x = next(line for line in lines if line.startswith("rag ")), report["summary"]["rag"]["f1"]["mean"]
     assert f"{x:6.1f} -> {x + 5:5.1f} ( +5.0)" in rag
     assert next(line for line in lines if line.startswith("base ")).count("( +0.0)") == 4
+    assert f"paired on the {len(report['per_question'])} questions both runs asked (b minus a, F1):" in lines
+    assert "  rag       +0.0 [+0.0, +0.0], p = 1" in lines  # the answers themselves did not change
+
+    first = b["per_question"][0]["modes"]["rag"]
+    first["f1"] += 50  # one question better by 50: the mean by 50 / n, and no longer certain to be zero
+    paired = next(line for line in R.compare(report, b) if line.startswith("  rag "))
+    assert paired.startswith(f"  rag      {50 / len(report['per_question']):+5.1f} [")
 
 
 def test_ft_modes_without_an_adapter_are_skipped_with_a_note(tmp_path, workdir, tiny_model):

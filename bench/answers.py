@@ -3,6 +3,7 @@
     python bench/answers.py                                   # the sample corpus, packaged model, span reader
     python bench/answers.py --model /tmp/ggufs/qwen.gguf --reader spans,generate
     python bench/answers.py --long --limit 200 --seed 0       # SQuAD dev: the answer's sentence as the reference
+    python bench/answers.py --long --adapter DIR              # and ft-rag with a trained adapter beside rag
 
 The sample corpus (sample/docs) is ingested into --workdir first (skipped when unchanged) and
 asked its 28 factoid questions (sample/questions.jsonl) and its open ones
@@ -46,6 +47,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=None, help="chunks retrieved; default: configs/ask.yaml's k")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--sets", default="factoid,open", help="of the sample's: factoid, open")
+    ap.add_argument("--adapter", help="also answer in ft-rag with this adapter, from the same chunks")
     ap.add_argument("--show", type=int, default=0, help="print this many open answers per run")
     args = ap.parse_args()
 
@@ -156,16 +158,17 @@ def _bench_model(model: str, args, workdir: str, sets: dict[str, list[dict]]) ->
                 **k,
                 "rag_answer": reader,
                 "decoding.max_new_tokens": 96,
+                **({"adapter": args.adapter} if args.adapter else {}),
             },
         )
         run = Answerer(cfg, engine, retriever)
-        for name, qs in sets.items():
-            answers = []
+        for mode, name in ((m, n) for m in ("rag", "ft-rag")[: 1 + bool(args.adapter)] for n in sets):
+            qs, answers = sets[name], []
             for q, h in zip(qs, hits[name]):
                 t0 = time.perf_counter()
-                a = run.answer_batch([q["question"]], "rag", hits=[h])[0]
+                a = run.answer_batch([q["question"]], mode, hits=[h])[0]
                 answers.append((a, time.perf_counter() - t0))
-            _print_row(f"{reader}", name, answers, qs)
+            _print_row(reader if mode == "rag" else f"{reader} ft-rag", name, answers, qs)
             if reader == "generate":
                 _print_attribution(answers)
             for (a, _), q in list(zip(answers, qs))[: args.show if name != "factoid" else 0]:

@@ -56,7 +56,7 @@ def self_train(cfg: TrainConfig, on_status: Callable[[str], None] | None = None,
         out = Path(report.out)
         data = out.parent / f"{out.name}-relabeled-{r}"
         status(f"self-training round {r}: the reader re-labels {report.data} (threshold {threshold:.2f}) ...")
-        done = relabel(Path(report.data), out, data, threshold, cfg)
+        done = relabel(Path(report.data), out, data, threshold, cfg, on_count=lambda n, total: status(f"  {n} of {total} read"))
         done.round, done.data = r, str(data)
         status(f"self-training round {r}: {done.changed} of {done.rows} labels changed; training on them ...")
         report = train(
@@ -71,8 +71,11 @@ def self_train(cfg: TrainConfig, on_status: Callable[[str], None] | None = None,
     return report, rounds
 
 
-def relabel(data: Path, adapter: Path, out: Path, threshold: float, cfg: TrainConfig) -> Round:
-    """A copy of dataset `data` in `out` whose train rows carry the reader's confident answers."""
+def relabel(
+    data: Path, adapter: Path, out: Path, threshold: float, cfg: TrainConfig, on_count: Callable[[int, int], None] | None = None
+) -> Round:
+    """A copy of dataset `data` in `out` whose train rows carry the reader's confident answers;
+    `on_count(done, total)` is called as each tenth of the rows is read (a pass over them takes minutes)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -87,11 +90,14 @@ def relabel(data: Path, adapter: Path, out: Path, threshold: float, cfg: TrainCo
     head = H.load(adapter)
     rows = [json.loads(line) for line in (data / "train.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     done, new = Round(0, threshold), {}
+    readable = sum("reader" in row for row in rows)
     with torch.inference_mode():
         for row in rows:
             if "reader" not in row:
                 continue
             done.rows += 1
+            if on_count and (done.rows % max(1, readable // 10) == 0 or done.rows == readable):
+                on_count(done.rows, readable)
             answer, p = best_span(H.read(model, head, tokenizer, row["question"], row["reader"]["context"]))
             if answer and p >= threshold and normalize(answer) != normalize(row["answer"]):
                 new[row["pair_id"]] = answer

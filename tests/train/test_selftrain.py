@@ -32,8 +32,10 @@ def test_rounds_relabel_confident_answers_and_train_further(tmp_path, tiny_model
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
 
     cfg = cfg_for(tmp_path, tiny_model, data, max_steps=2, reader_head=True, self_train=2, self_train_threshold=0.0)
-    report, rounds = selftrain.self_train(cfg)
+    said = []
+    report, rounds = selftrain.self_train(cfg, on_status=said.append)
     assert [r.round for r in rounds] == [0, 1, 2] and rounds[1].threshold == 0.0
+    assert [line for line in said if line.endswith(" read")][:8] == [f"  {n} of 8 read" for n in range(1, 9)]  # each tenth
     assert rounds[1].rows == 8 and rounds[1].changed > 0  # a random head disagrees with most labels, and p >= 0 always holds
     relabeled = [json.loads(x) for x in Path(rounds[1].data, "train.jsonl").read_text().splitlines()]
     changed = [r for r in relabeled if "relabeled_from" in r]

@@ -121,6 +121,11 @@ def train_summary(report: Any) -> str:
     head = getattr(report, "reader_head", None) or {}  # a run without a head, or a report written before heads
     exact = (
         f", reader head exact {100 * head['eval_exact']:.0f}% of {head['eval_examples']} held out"
+        + (
+            f" ({100 * head['eval_span_exact']:.0f}% of the {head['eval_spans']} answers)"
+            if head.get("eval_span_exact") is not None
+            else ""
+        )
         if head.get("eval_exact") is not None
         else ""
     )

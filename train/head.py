@@ -107,17 +107,27 @@ def loss(model, head: H.ReaderHead, tokenizer, ex: Example, pad_to: int = 1) -> 
 
 
 def exact(model, head: H.ReaderHead, tokenizer, examples: list[Example]) -> dict:
-    """The share of held-out examples whose likeliest span (or no-answer: Reading.best) is exactly the target's."""
-    right = n = 0
+    """The share of held-out examples whose likeliest span (or no-answer: Reading.best) is exactly the
+    target's, overall and apart: spans where the chunk holds the answer, no-answer where it does not.
+    Half the examples are distractors, so a head that always says "no answer" scores half overall."""
+    right = {True: 0, False: 0}
+    n = {True: 0, False: 0}
     with torch.inference_mode():
         for ex in examples[:EVAL_EXAMPLES]:
             t = target(H.reader_input(tokenizer, ex.question, ex.context), ex)
             if t is None:
                 continue
             first, last, _ = H.read(model, head, tokenizer, ex.question, ex.context).best()
-            right += (first, last) == (t.start, t.end)
-            n += 1
-    return {"eval_examples": n, "eval_exact": round(right / n, 4) if n else None}
+            right[bool(ex.answer)] += (first, last) == (t.start, t.end)
+            n[bool(ex.answer)] += 1
+    share = lambda r, k: round(r / k, 4) if k else None
+    return {
+        "eval_examples": n[True] + n[False],
+        "eval_exact": share(right[True] + right[False], n[True] + n[False]),
+        "eval_spans": n[True],
+        "eval_span_exact": share(right[True], n[True]),
+        "eval_no_answer_exact": share(right[False], n[False]),
+    }
 
 
 def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, seed: int, on_tokens, pad_to: int = 1, per_step: int = 1):

@@ -126,6 +126,8 @@ def test_synth_and_train_summaries():
     assert present.train_summary(run) == "9 of 30 steps (time budget), train loss 1.9312, eval loss 2.0100, 371 tokens/s"
     run.reader_head = {"examples": 64, "eval_exact": 0.36, "eval_examples": 50}
     assert present.train_summary(run).endswith("eval loss 2.0100, reader head exact 36% of 50 held out, 371 tokens/s")
+    run.reader_head |= {"eval_spans": 25, "eval_span_exact": 0.04}  # most of the 36% may be "no answer" said to distractors
+    assert present.train_summary(run).endswith("reader head exact 36% of 50 held out (4% of the 25 answers), 371 tokens/s")
     assert present.train_stopped(run, "adapters/run-1") == (
         "stopped at step 9 of 30; checkpoint in adapters/run-1: `ragtune train --resume --out adapters/run-1` continues it"
     )

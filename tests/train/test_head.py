@@ -93,6 +93,7 @@ def test_training_moves_the_head_and_saves_it_and_without_it_there_is_none(tmp_p
     fresh = (torch.manual_seed(0), H.ReaderHead(head.hidden))[1]
     assert not torch.equal(head.span.weight, fresh.span.weight), "the head never moved"
     assert report.reader_head["examples"] == 16 and report.reader_head["eval_examples"] == 8
+    assert report.reader_head["eval_spans"] == 4, "the held-out oracle examples; the other 4 are distractors"
     assert report.reader_head["read"] == 4, "one example an optimizer step (head_examples 1)"
     assert json.loads((out / "metrics.json").read_text())["reader_head"]["examples"] == 16
     assert json.loads((out / H.CONFIG).read_text())["format"] == H.FORMAT

@@ -40,6 +40,16 @@ def dataset(workdir):
     return card, _read(card["path"], "pairs.jsonl")
 
 
+def _ingested(tmp_path, files: dict[str, str]) -> Path:
+    """A work dir holding these documents, ingested."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in files.items():
+        (docs / name).write_text(text)
+    ingest(ingest_cfg(tmp_path / "w", [docs]))
+    return tmp_path / "w"
+
+
 def _read(folder, name):
     from pathlib import Path
 
@@ -253,16 +263,15 @@ def test_a_fact_is_asked_again_in_the_words_of_another_chunks_fact_with_the_same
 def test_cross_questions_get_a_raft_row_and_no_closed_book_row(tmp_path):
     from ragtune.synth.pipeline import synthesize
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "tower.md").write_text(
-        "# The Eiffel Tower\n\nThe Eiffel Tower is a lattice tower in Paris. Its iron frame was designed by Gustave Eiffel in 1887.\n"
+    workdir = _ingested(
+        tmp_path,
+        {
+            "tower.md": "# The Eiffel Tower\n\nThe Eiffel Tower is a lattice tower in Paris. Its iron frame was designed by Gustave Eiffel in 1887.\n",
+            "statue.md": "# The Statue of Liberty\n\nThe Statue of Liberty stands in New York Harbor. "
+            "Its iron frame was designed by Gustave Eiffel for the statue.\n",
+        },
     )
-    (docs / "statue.md").write_text(
-        "# The Statue of Liberty\n\nThe Statue of Liberty stands in New York Harbor. Its iron frame was designed by Gustave Eiffel for the statue.\n"
-    )
-    ingest(ingest_cfg(tmp_path / "w", [docs]))
-    card = synthesize(synth_cfg(tmp_path / "w", eval_fraction=0.0, cross_questions=True))
+    card = synthesize(synth_cfg(workdir, eval_fraction=0.0, cross_questions=True))
     pairs, train = _read(card["path"], "pairs.jsonl"), _read(card["path"], "train.jsonl")
     cross = [p for p in pairs if p["kind"] == "cross"]
     assert len(cross) == 2 and card["pairs"]["by_kind"]["cross"] == 2  # "Gustave Eiffel", asked over the other chunk
@@ -446,17 +455,15 @@ def test_a_re_run_is_safe_and_an_interrupted_run_resumes(workdir, dataset, monke
 def test_boilerplate_chunks_are_not_asked_about_but_may_be_distractors(tmp_path):
     from ragtune.synth.pipeline import synthesize
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "results.md").write_text(
-        "# Acme results\n\nAcme sold 300 trucks in Ohio in 2023. The plant in Toledo opened in 1998 and employs 450 workers.\n"
+    workdir = _ingested(
+        tmp_path,
+        {
+            "results.md": "# Acme results\n\nAcme sold 300 trucks in Ohio in 2023. The plant in Toledo opened in 1998 and employs 450 workers.\n",
+            "cover.md": "# Cover\n\nIndicate by check mark whether the registrant has filed all reports required by Section 13 in 2023. "
+            "Acme employs 300 people in Ohio.\n",
+        },
     )
-    (docs / "cover.md").write_text(
-        "# Cover\n\nIndicate by check mark whether the registrant has filed all reports required by Section 13 in 2023. "
-        "Acme employs 300 people in Ohio.\n"
-    )
-    ingest(ingest_cfg(tmp_path / "w", [docs]))
-    card = synthesize(synth_cfg(tmp_path / "w", eval_fraction=0.0, distractors=1))
+    card = synthesize(synth_cfg(workdir, eval_fraction=0.0, distractors=1))
     pairs = _read(card["path"], "pairs.jsonl")
     assert card["chunks"]["total"] == 1 and card["chunks"]["boilerplate"] == 1
     assert pairs and {p["source"].rsplit("/", 1)[-1] for p in pairs} == {"results.md"}

@@ -146,7 +146,7 @@ def trainer_class(base, head: H.ReaderHead, examples: list[Example], tokenizer, 
 
     class HeadTrainer(base):
         micro_batches = 0  # training micro-batches so far; a step cut short at an epoch's end only shifts which one carries them
-        head_read = 0  # the head's examples read so far
+        head_read = 0  # the head's examples this process read (a resumed run counts from its resume)
 
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)

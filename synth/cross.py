@@ -7,9 +7,9 @@ chunk that has the same answer, found as a retriever would find it: the partner 
 shares the most content words with this fact's sentence, at least two. "What broadcast Super Bowl
 50 in the U.S.?" -> "CBS", over the chunk that says "CBS broadcast special episodes of its late
 night talk shows as its lead-out programs for Super Bowl 50". Only a name or a figure is paired:
-"two" or "the city" has partners that say something else entirely. The answer and its sentence stay this fact's, so the reader must
-find the answer by its kind and its neighbours rather than by the question's words (Fabbri et al.
-2020: +14% relative F1 for an unsupervised reader).
+"two" or "the city" has partners that say something else entirely. The answer and its sentence
+stay this fact's, so the reader must find the answer by its kind and its neighbours rather than
+by the question's words (Fabbri et al. 2020: +14% relative F1 for an unsupervised reader).
 
 Only train facts are paired, with train partners: an eval question must not reach the training rows.
 On a folder of documents such partners are few (docs/ft-rag.md): Fabbri et al. retrieved them from
@@ -30,42 +30,35 @@ MIN_SHARED = 2  # content words the two sentences share; at 1, most partners are
 
 def cross_pairs(pairs: list[Pair], pair_id) -> list[Pair]:
     """A pair of kind "cross" for each train original with a partner; `pair_id(chunk_id, question, answer)` names it."""
-    originals = [p for p in pairs if p.split == "train" and p.kind == "original" and _specific(p.answer)]
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    originals = [p for p in pairs if p.split == "train" and p.kind == "original" and _specific(p.answer, STOP_WORDS)]
     by_answer: dict[str, list[Pair]] = defaultdict(list)
     for p in originals:
         by_answer[normalize(p.answer)].append(p)
+    # partners share the answer, so each sentence's words are counted once, the answer's left out
+    words = {p.id: set(normalize(p.evidence).split()) - STOP_WORDS - set(normalize(p.answer).split()) for p in originals}
     out = []
     for p in originals:
-        partner = _partner(p, by_answer[normalize(p.answer)])
+        partner = _partner(p, by_answer[normalize(p.answer)], words)
         if partner is not None:
             out.append(replace(p, id=pair_id(p.chunk_id, partner.question, p.answer), question=partner.question, kind=KIND))
     return out
 
 
-def _partner(p: Pair, same_answer: list[Pair]) -> Pair | None:
+def _partner(p: Pair, same_answer: list[Pair], words: dict[str, set[str]]) -> Pair | None:
     """Of the facts with p's answer in other chunks and other sentences, the one whose sentence
     shares most content words with p's (at least MIN_SHARED; the first on ties)."""
-    words = content_words(p.evidence, p.answer)
     best, shared = None, MIN_SHARED - 1
     for q in same_answer:
         if q.chunk_id == p.chunk_id or normalize(q.evidence) == normalize(p.evidence):  # overlapping chunks repeat a sentence
             continue
-        n = len(words & content_words(q.evidence, p.answer))
+        n = len(words[p.id] & words[q.id])
         if n > shared:
             best, shared = q, n
     return best
 
 
-def _specific(answer: str) -> bool:
+def _specific(answer: str, stop_words) -> bool:
     """A name or a figure: a digit, or a capitalised word that is not a stop word ("The")."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    return any(c.isdigit() for c in answer) or any(w[:1].isupper() and w.lower() not in STOP_WORDS for w in answer.split())
-
-
-def content_words(text: str, answer: str = "") -> set[str]:
-    """The text's words, normalized as SQuAD does, that are neither spaCy's stop words nor the answer's."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    skip = set(normalize(answer).split())
-    return {w for w in normalize(text).split() if w not in STOP_WORDS and w not in skip}
+    return any(c.isdigit() for c in answer) or any(w[:1].isupper() and w.lower() not in stop_words for w in answer.split())

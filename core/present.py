@@ -119,16 +119,11 @@ def train_summary(report: Any) -> str:
     eval_loss = f", eval loss {report.eval_loss:.4f}" if report.eval_loss is not None else ""
     train_loss = f"{report.train_loss:.4f}" if report.train_loss is not None else "n/a"
     head = getattr(report, "reader_head", None) or {}  # a run without a head, or a report written before heads
-    exact = (
-        f", reader head exact {100 * head['eval_exact']:.0f}% of {head['eval_examples']} held out"
-        + (
-            f" ({100 * head['eval_span_exact']:.0f}% of the {head['eval_spans']} answers)"
-            if head.get("eval_span_exact") is not None
-            else ""
-        )
-        if head.get("eval_exact") is not None
-        else ""
-    )
+    exact = ""
+    if head.get("eval_exact") is not None:
+        exact = f", reader head exact {100 * head['eval_exact']:.0f}% of {head['eval_examples']} held out"
+    if head.get("eval_span_exact") is not None:
+        exact += f" ({100 * head['eval_span_exact']:.0f}% of the {head['eval_spans']} answers)"
     return f"{steps}, train loss {train_loss}{eval_loss}{exact}, {report.tokens_per_s:.0f} tokens/s"
 
 

@@ -4,7 +4,7 @@ states of the model with its adapter.
 The span reader ranks a chunk's candidate spans by the model's likelihood of each as the answer.
 An extractive QA model reads instead: the question comes first, so every token of the chunk has
 seen it, and a small trained layer scores where the answer starts and ends (Lewis et al. 2019
-trained such a reader on synthetic questions). The head trains with LoRA on the synthetic pairs
+trained such a reader on synthetic questions). The head trains beside LoRA on the synthetic pairs
 (train/run.py), is saved in the adapter folder beside it, and loads with it; an adapter without
 one reads as before. What it adds: docs/ft-rag.md.
 """

@@ -44,9 +44,7 @@ class TrainConfig:
     reader_head: bool = setting(
         "train a reader head (span and sentence scores on the hidden states) beside LoRA, on the RAFT rows' chunks; saved with the adapter"
     )
-    head_examples: int = setting(
-        "reader-head examples per optimizer step; each costs about one more row's forward and backward pass", low=1
-    )
+    head_examples: int = setting("reader-head examples per optimizer step; each costs about one more row's forward pass", low=1)
     self_train: int = setting(
         "rounds of self-training after training: the reader head re-labels the training questions where it is confident, then the adapter trains further",
         low=0,

@@ -4,9 +4,10 @@ to LoRA's.
 Each RAFT row of a dataset carries its oracle chunk and its hardest distractor (`reader`,
 synth/rows.py). The oracle gives the answer's span and sentence; the distractor, when it does not
 hold the answer, gives a chunk whose answer is the null token. A few such examples ride along with
-each optimizer step (`head_examples`), through the same model and adapter, so LoRA learns to read as
-well as to answer. Each costs about one more row's forward and backward pass, so their number per
-step, not per micro-batch, sets the head's share of training time.
+each optimizer step (`head_examples`), read through the same model and adapter but with no gradient
+into them: trained jointly, the head's loss pulled LoRA off its answers (docs/ft-rag.md). Each
+costs about one more row's forward pass, so their number per step, not per micro-batch, sets the
+head's share of training time.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def target(inp: H.ReaderInput, ex: Example) -> Target | None:
 def loss(model, head: H.ReaderHead, tokenizer, ex: Example, pad_to: int = 1) -> tuple[torch.Tensor, int] | None:
     """The head's loss on one example (start and end cross-entropy over the chunk's tokens and the null
     token, plus each token's sentence relevance), and the tokens it read; None if its answer is not found.
+    Its gradient reaches the head's weights only, never the model's or the adapter's.
     The input is padded at its end to a multiple of `pad_to`, as the trainer's batches are (configs/train.yaml
     pad_to_multiple_of): a causal model's earlier tokens never see the padding."""
     import torch.nn.functional as F
@@ -92,7 +94,8 @@ def loss(model, head: H.ReaderHead, tokenizer, ex: Example, pad_to: int = 1) -> 
     if t is None:
         return None
     ids = inp.ids + [tokenizer.pad_token_id or 0] * (-len(inp.ids) % pad_to)
-    h = H.decoder(model)(input_ids=torch.tensor([ids], device=head.span.weight.device)).last_hidden_state
+    with torch.no_grad():  # the head learns to read the adapter's states; LoRA learns from the LM loss alone
+        h = H.decoder(model)(input_ids=torch.tensor([ids], device=head.span.weight.device)).last_hidden_state
     start, end, relevance = head(h.to(head.span.weight.dtype))  # the head stays in fp32 beside bf16 base weights
     allowed = torch.tensor([inp.null] + list(range(inp.first, len(inp.ids))))
     where = {tok: i for i, tok in enumerate(allowed.tolist())}

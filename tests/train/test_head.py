@@ -81,6 +81,21 @@ def test_a_reading_scores_spans_by_where_they_are(tokenizer):
     assert reading.no_answer < -20
 
 
+def test_the_heads_loss_trains_the_head_alone_never_the_adapter(tiny_model, tokenizer):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    model.train()
+    head = H.ReaderHead(model.config.hidden_size)
+    ex = head_lib.Example("When was the tower completed?", CHUNK, "1889", "It was completed in 1889 for the World's Fair.")
+    value, _ = head_lib.loss(model, head, tokenizer, ex)
+    value.backward()
+    lora = [p for name, p in model.named_parameters() if "lora_" in name]
+    assert lora and all(p.grad is None for p in lora), "the head's loss reached LoRA"
+    assert head.span.weight.grad is not None and head.span.weight.grad.abs().sum() > 0
+
+
 def test_training_moves_the_head_and_saves_it_and_without_it_there_is_none(tmp_path, tiny_model):
     import torch
 

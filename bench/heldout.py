@@ -27,6 +27,16 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=1000)
     args = ap.parse_args()
 
+    rest = untouched()
+    keep = set(rest[: args.limit])
+    rows = [r for r in map(json.loads, SQUAD.read_text(encoding="utf-8").splitlines()) if r and r["id"] in keep]
+    Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    print(f"{len(rows)} of the {len(rest)} questions that neither report nor tune -> {args.out}")
+
+
+def untouched() -> list[str]:
+    """The ids of SQuAD dev's questions outside the reported 200 and the tuning 150, in the order
+    this script draws from (bench/head_probe.py takes those after the first 1,000)."""
     from ragtune.evals.questions import read_questions, sample
 
     everything = read_questions(SQUAD)
@@ -35,10 +45,7 @@ def main() -> None:
     tuning = {q.id for q in sample(pool, 150, 1).questions}
     rest = [q.id for q in pool.questions if q.id not in tuning]
     random.Random(2).shuffle(rest)
-    keep = set(rest[: args.limit])
-    rows = [r for r in map(json.loads, SQUAD.read_text(encoding="utf-8").splitlines()) if r and r["id"] in keep]
-    Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    print(f"{len(rows)} of the {len(rest)} questions that neither report nor tune -> {args.out}")
+    return rest
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python bench/head_probe.py --workdir /tmp/sq --data /tmp/sq/datasets/plain
 
-`ragtune train --reader-head` trains the head (engine/head.py) jointly with LoRA, one example an
+`ragtune train --reader-head` trains the head (engine/head.py) beside LoRA, one example an
 optimizer step, so a 30-minute run shows it a few hundred examples. This probe asks whether more
 would help: the model's states for every reader example of the dataset (train/head.py
 `read_examples`) are computed once, with the model frozen, and the head is fitted on them for

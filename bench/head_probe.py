@@ -41,8 +41,10 @@ def main() -> None:
     ap.add_argument("--workdir", required=True, help="holds the SQuAD index")
     ap.add_argument("--data", required=True, help="a dataset folder synthesized from it (train.jsonl, eval.jsonl)")
     ap.add_argument("--adapter", default=None, help="read the states of the model with this adapter (default: the model alone)")
-    ap.add_argument("--layers", default="15,22,30", help="the decoder layers whose states the head reads (30: the last, normed)")
-    ap.add_argument("--shares", default="0.25,0.5,1", help="shares of the training examples, one fit each")
+    ap.add_argument(
+        "--layers", type=_numbers(int), default="15,22,30", help="the decoder layers whose states the head reads (30: the last, normed)"
+    )
+    ap.add_argument("--shares", type=_numbers(float), default="0.25,0.5,1", help="shares of the training examples, one fit each")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--no-answer-weight", type=float, default=0.3, help="the loss weight of a distractor (no-answer) example")
     ap.add_argument("--probe", type=int, default=400, help="SQuAD questions read over their oracle chunk")
@@ -60,20 +62,27 @@ def main() -> None:
     from ragtune.train.head import Example
 
     torch.manual_seed(0)
+    data = Path(args.data)
+    synthetic = {"synthetic eval": T.read_examples(data / "eval.jsonl"), "train": T.read_examples(data / "train.jsonl")}
+    if not synthetic["train"]:
+        sys.exit(
+            f"--data {data}: no reader examples in train.jsonl (it needs a dataset from `ragtune synth`, whose RAFT rows carry their chunks)"
+        )
+    # eval's own settings (bf16 where the CPU has it); the span reader's engine also gives the head its states
     ask = load_config(EvalConfig, {"workdir": args.workdir, **({"ask.adapter": args.adapter} if args.adapter else {})}).ask
     answerer = Answerer(ask)
+    depth = answerer.engine.model.config.num_hidden_layers
+    if not all(0 <= layer <= depth for layer in args.layers):
+        sys.exit(f"--layers {','.join(map(str, args.layers))}: the model has layers 0 (the embeddings) to {depth}")
     probe = _probe_questions(answerer, args.probe)
+    if not probe:
+        sys.exit(f"--workdir {args.workdir}: no indexed chunk holds a SQuAD answer: run `ragtune ingest ../shared/eval/squad/docs` there")
     mode = "ft-rag" if args.adapter else "rag"
     reader_f1 = _span_reader_f1(answerer, mode, probe)
-    model, tokenizer = _model(ask.model, args.adapter)
-    layers = [int(x) for x in args.layers.split(",")]
-    data = Path(args.data)
-    sets = {
-        "squad": [Example(q, " ".join(chunk.text.split()), golds[0]) for q, chunk, golds in probe],
-        "synthetic eval": T.read_examples(data / "eval.jsonl"),
-        "train": T.read_examples(data / "train.jsonl"),
-    }
-    states = {name: _states(model, tokenizer, examples, layers, name) for name, examples in sets.items()}
+    sets = {"squad": [Example(q, " ".join(chunk.text.split()), golds[0]) for q, chunk, golds in probe], **synthetic}
+    engine = answerer.engine
+    with engine.using(args.adapter is not None):
+        states = {name: _states(engine.model, engine.tokenizer, examples, args.layers, name) for name, examples in sets.items()}
     answers = [golds for (_, _, golds), kept in zip(probe, states["squad"].kept) if kept]
     train = states.pop("train")
     mean, std = train.standardizer()
@@ -85,12 +94,12 @@ def main() -> None:
     print(
         f"{'share':>6} {'examples':>8} {'fit s':>6} {'synth span exact':>17} {'synth no-answer':>16} {'SQuAD F1 free':>14} {'among candidates':>17} {'candidates best':>16}"
     )
-    for share in map(float, args.shares.split(",")):
+    for share in args.shares:
         items = list(train.items)
         random.Random(0).shuffle(items)
         items = items[: int(share * len(items))]
         t0 = time.perf_counter()
-        head = _fit(items, mean, std, len(layers) * train.hidden, args.epochs, args.no_answer_weight)
+        head = _fit(items, mean, std, len(args.layers) * train.hidden, args.epochs, args.no_answer_weight)
         fit_s = time.perf_counter() - t0
         synth = _synthetic_scores(head, states["synthetic eval"].items, mean, std)
         squad = _squad_scores(head, states["squad"].items, answers, mean, std)
@@ -100,26 +109,14 @@ def main() -> None:
         )
 
 
-def _model(cfg, adapter: str | None):
-    """The model (and adapter) the head reads, frozen."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _numbers(kind):
+    """An argparse type: comma-separated numbers of `kind` (a bad one is argparse's one-line error)."""
 
-    from ragtune.engine import model as model_lib
+    def parse(text: str) -> list:
+        return [kind(x) for x in text.split(",")]
 
-    path = model_lib.resolve(cfg)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if _bf16() else torch.float32)
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
-    return model.eval(), AutoTokenizer.from_pretrained(path)
-
-
-def _bf16() -> bool:
-    from ragtune.core.cpu import cpu_has_bf16
-
-    return cpu_has_bf16()
+    parse.__name__ = kind.__name__ + " list"
+    return parse
 
 
 def _probe_questions(answerer, limit: int) -> list:
@@ -220,11 +217,11 @@ def _reading(head, h, inp, mean, std):
 
 
 def _fit(items: list, mean, std, features: int, epochs: int, no_answer_weight: float):
-    """engine/head.py's head on the standardized states: start and end cross-entropy, AdamW, linear decay."""
+    """engine/head.py's head on the standardized states: train/head.py's span loss, AdamW, linear decay."""
     import torch
-    import torch.nn.functional as F
 
     from ragtune.engine.head import ReaderHead
+    from ragtune.train import head as T
 
     head = ReaderHead(features)
     opt = torch.optim.AdamW(head.parameters(), lr=3e-3, weight_decay=0.01)
@@ -238,12 +235,7 @@ def _fit(items: list, mean, std, features: int, epochs: int, no_answer_weight: f
             loss = 0.0
             for h, inp, t, ex in items[k : k + batch]:
                 start, end, _ = head(_standardized(h, mean, std))
-                allowed = [inp.null] + list(range(inp.first, len(inp.ids)))
-                start, end = start[0, allowed], end[0, allowed]
-                one = F.cross_entropy(start[None], torch.tensor([allowed.index(t.start)])) + F.cross_entropy(
-                    end[None], torch.tensor([allowed.index(t.end)])
-                )
-                loss = loss + one / 2 * (1.0 if ex.answer else no_answer_weight)
+                loss = loss + T.span_loss(start, end, inp, t) / 2 * (1.0 if ex.answer else no_answer_weight)
             (loss / batch).backward()
             opt.step()
             sched.step()

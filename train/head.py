@@ -97,16 +97,24 @@ def loss(model, head: H.ReaderHead, tokenizer, ex: Example, pad_to: int = 1) -> 
     with torch.no_grad():  # the head learns to read the adapter's states; LoRA learns from the LM loss alone
         h = H.decoder(model)(input_ids=torch.tensor([ids], device=head.span.weight.device)).last_hidden_state
     start, end, relevance = head(h.to(head.span.weight.dtype))  # the head stays in fp32 beside bf16 base weights
-    allowed = torch.tensor([inp.null] + list(range(inp.first, len(inp.ids))))
-    where = {tok: i for i, tok in enumerate(allowed.tolist())}
-    span = F.cross_entropy(start[:, allowed].float(), torch.tensor([where[t.start]])) + F.cross_entropy(
-        end[:, allowed].float(), torch.tensor([where[t.end]])
-    )
+    span = span_loss(start, end, inp, t)
     labels = torch.zeros(len(inp.ids) - inp.first)
     if t.sentence:
         labels[t.sentence[0] - inp.first : t.sentence[1] - inp.first + 1] = 1.0
     sentence = F.binary_cross_entropy_with_logits(relevance[0, inp.first : len(inp.ids)].float(), labels)
     return span / 2 + sentence, len(inp.ids)
+
+
+def span_loss(start: torch.Tensor, end: torch.Tensor, inp: H.ReaderInput, t: Target) -> torch.Tensor:
+    """Start and end cross-entropy over the chunk's tokens and the null token; `start` and `end` are
+    the head's logits over `inp`'s tokens (1, tokens), padding after them allowed."""
+    import torch.nn.functional as F
+
+    allowed = torch.tensor([inp.null] + list(range(inp.first, len(inp.ids))))
+    where = {tok: i for i, tok in enumerate(allowed.tolist())}
+    return F.cross_entropy(start[:, allowed].float(), torch.tensor([where[t.start]])) + F.cross_entropy(
+        end[:, allowed].float(), torch.tensor([where[t.end]])
+    )
 
 
 def exact(model, head: H.ReaderHead, tokenizer, examples: list[Example]) -> dict:
